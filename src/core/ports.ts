@@ -1,0 +1,77 @@
+// The interfaces the core needs from the outside world, and their contract.
+// Stores are checked against this contract by test/store/conformance.ts.
+
+import type { KeyRingSnapshot, RevocationScope, StoredKey, TokenRecord } from './types.js';
+
+/** Wall-clock time in milliseconds since the Unix epoch. Injected so tests can freeze it. */
+export interface Clock {
+  now(): number;
+}
+
+/** Cryptographically secure random bytes. Injected so tests can make them predictable. */
+export interface Randomness {
+  bytes(length: number): Uint8Array;
+}
+
+/**
+ * Where tokens, revocations and the key ring live. Every method either
+ * completes or rejects with a StoreUnavailableError; none may answer from a
+ * guess. Implementations: store/memory, store/redis.
+ *
+ * Layout rule (Redis Cluster): no single call may need keys from two hash
+ * slots; calls that touch several keys are made of single-slot steps whose
+ * order gives the guarantee.
+ */
+export interface Store {
+  /**
+   * The highest revocation sequence number handed out so far (0 if none).
+   * Every revokeScope that returned before this call began has a number at or
+   * below the answer.
+   */
+  revocationSequence(): Promise<number>;
+
+  /** Saves a token record; the store may forget it after record.expiresAt. */
+  putToken(record: TokenRecord): Promise<void>;
+
+  /** The record saved under tokenId, or undefined if none (or it was deleted). */
+  getToken(tokenId: string): Promise<TokenRecord | undefined>;
+
+  /** Forgets a token record. Deleting an unknown id succeeds. */
+  deleteToken(tokenId: string): Promise<void>;
+
+  /**
+   * Revokes every token of a scope issued so far: takes the next revocation
+   * sequence number and raises the scope's mark to it (never lowers it). The
+   * mark is kept for at least keepForMs, after which every token it covered
+   * has expired. Resolves with the number taken, once the change is durable.
+   */
+  revokeScope(scope: RevocationScope, value: string, keepForMs: number): Promise<number>;
+
+  /**
+   * The highest mark among the given scopes (0 when none has one). A token
+   * whose record.sequence is below it is revoked.
+   */
+  revocationMark(scopes: ReadonlyArray<readonly [RevocationScope, string]>): Promise<number>;
+
+  /** The key ring and its version ({ version: 0, keys: [] } when never written). */
+  readKeyRing(): Promise<KeyRingSnapshot>;
+
+  /**
+   * Replaces the key ring if its version is still expectedVersion, making the
+   * version expectedVersion + 1. Resolves false, changing nothing, if another
+   * writer got there first.
+   */
+  writeKeyRing(expectedVersion: number, keys: StoredKey[]): Promise<boolean>;
+
+  /**
+   * Records the fingerprint of the master secret on first use and answers
+   * whether it matches the one recorded, so replicas started with different
+   * master secrets refuse to run instead of failing token by token.
+   */
+  checkSecretFingerprint(fingerprint: string): Promise<boolean>;
+
+  /** Resolves when the store answers; rejects with StoreUnavailableError otherwise. */
+  ping(): Promise<void>;
+
+  close(): Promise<void>;
+}

@@ -1,0 +1,145 @@
+// Domain types shared by the core, the stores and the transports. Times are
+// milliseconds since the Unix epoch throughout.
+
+export type JsonValue = null | boolean | number | string | JsonValue[] | JsonObject;
+export interface JsonObject {
+  [key: string]: JsonValue;
+}
+
+export type TokenFormat = 'opaque' | 'jwt';
+
+export const SIGNING_ALGORITHMS = ['EdDSA', 'ES256', 'ES384', 'RS256', 'PS256'] as const;
+export type SigningAlgorithm = (typeof SIGNING_ALGORITHMS)[number];
+
+export function isSigningAlgorithm(value: string): value is SigningAlgorithm {
+  return (SIGNING_ALGORITHMS as readonly string[]).includes(value);
+}
+
+/**
+ * What the store keeps for every token, opaque or JWT, under its token id.
+ * It holds nothing secret: the id of an opaque token is a keyed hash of it.
+ */
+export interface TokenRecord {
+  tokenId: string;
+  format: TokenFormat;
+  subject: string;
+  /** '' when the token has no client. */
+  clientId: string;
+  audience: string[];
+  scopes: string[];
+  /** '' when the token has no session. */
+  sessionId: string;
+  claims: JsonObject;
+  issuedAt: number;
+  expiresAt: number;
+  /**
+   * The store's revocation sequence read when Issue began. A subject, client
+   * or session revocation numbered above it covers the token; one numbered at
+   * or below it came first and does not. No wall clock takes part.
+   */
+  sequence: number;
+}
+
+export type RevocationScope = 'subject' | 'client' | 'session';
+
+export type RevokeTarget =
+  | { kind: 'token'; token: string }
+  | { kind: 'tokenId'; tokenId: string }
+  | { kind: RevocationScope; value: string };
+
+export interface IssueInput {
+  subject: string;
+  clientId?: string;
+  audience?: string[];
+  scopes?: string[];
+  /** Lifetime in milliseconds; undefined means the configured default. */
+  ttlMs?: number;
+  format?: TokenFormat;
+  claims?: JsonObject;
+  sessionId?: string;
+}
+
+export interface IssuedToken {
+  token: string;
+  tokenId: string;
+  format: TokenFormat;
+  issuedAt: number;
+  expiresAt: number;
+}
+
+export interface IntrospectInput {
+  token: string;
+  audience?: string;
+  requiredScopes?: string[];
+}
+
+/** Why a token is not active. For logs and metrics only: never sent to the caller. */
+export type InactiveReason =
+  | 'malformed'
+  | 'unknown'
+  | 'expired'
+  | 'not_yet_valid'
+  | 'revoked'
+  | 'bad_signature'
+  | 'unknown_key'
+  | 'wrong_audience'
+  | 'missing_scope'
+  | 'caller_audience';
+
+export interface ActiveToken {
+  active: true;
+  tokenId: string;
+  format: TokenFormat;
+  subject: string;
+  clientId: string;
+  audience: string[];
+  scopes: string[];
+  sessionId: string;
+  claims: JsonObject;
+  issuedAt: number;
+  expiresAt: number;
+  issuer: string;
+}
+
+export interface InactiveToken {
+  active: false;
+  reason: InactiveReason;
+  /** Set when the token was well formed enough to name one; for logs. */
+  tokenId?: string;
+}
+
+export type Introspection = ActiveToken | InactiveToken;
+
+export type KeyState = 'active' | 'retiring';
+
+/** A public JWK as jose exports it. */
+export type PublicJwk = JsonObject;
+
+/** One signing key as the store keeps it: the private part sealed. */
+export interface StoredKey {
+  kid: string;
+  algorithm: SigningAlgorithm;
+  state: KeyState;
+  createdAt: number;
+  /** Set once the key stops signing: when it leaves the ring. */
+  retiresAt?: number;
+  publicJwk: PublicJwk;
+  /** The private JWK, encrypted under the key-encryption key (base64). */
+  sealedPrivateKey: string;
+}
+
+export interface KeyRingSnapshot {
+  /** 0 when no ring was ever written. Every write increases it. */
+  version: number;
+  keys: StoredKey[];
+}
+
+/** A key as ListKeys shows it: public parts only. */
+export interface PublicKeyInfo {
+  kid: string;
+  algorithm: SigningAlgorithm;
+  state: KeyState;
+  createdAt: number;
+  retiresAt?: number;
+  publicJwk: PublicJwk;
+}
