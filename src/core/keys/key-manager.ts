@@ -1,0 +1,142 @@
+// Keeps this replica's copy of the key ring current and makes changes to the
+// shared one. Every change is a compare-and-set on the ring's version, so two
+// replicas rotating at once make one new key, not two.
+import { KeyRingError } from '../errors.js';
+import type { Clock, Randomness, Store } from '../ports.js';
+import type { PublicKeyInfo, SigningAlgorithm, StoredKey } from '../types.js';
+import {
+  generateStoredKey,
+  isRetired,
+  loadKeyRing,
+  publicKeyInfo,
+  ringAfterRotation,
+  type KeyRing,
+  type SigningKey,
+  type VerificationKey,
+} from './key-ring.js';
+
+export interface KeyManagerOptions {
+  store: Store;
+  clock: Clock;
+  randomness: Randomness;
+  keyEncryptionKey: Uint8Array;
+  defaultAlgorithm: SigningAlgorithm;
+  /** How long a key verifies after it stops signing: the longest token lifetime plus clock skew. */
+  verifyForMs: number;
+  /** Shortest pause between two reloads caused by tokens naming an unknown kid. */
+  unknownKidReloadMs: number;
+}
+
+const MAX_WRITE_ATTEMPTS = 8;
+
+export interface KeyManager {
+  /** Loads the ring, making the first key when there is none. */
+  load(): Promise<void>;
+  /** Reloads the ring when another replica changed it, and drops keys past retirement. */
+  refresh(): Promise<void>;
+  loaded(): boolean;
+  signingKey(): SigningKey;
+  /** The key for a kid; reloads the ring (rate-limited) when the kid is unknown, as after a rotation elsewhere. */
+  verificationKey(kid: string): Promise<VerificationKey | undefined>;
+  /** Synchronous lookup in the loaded ring only. */
+  knownKey(kid: string): VerificationKey | undefined;
+  rotate(algorithm?: SigningAlgorithm): Promise<PublicKeyInfo[]>;
+  list(): PublicKeyInfo[];
+}
+
+export function createKeyManager(options: KeyManagerOptions): KeyManager {
+  const { store, clock } = options;
+  let ring: KeyRing | undefined;
+  let lastUnknownKidReload = -Infinity;
+  let reloading: Promise<void> | undefined;
+
+  async function apply(version: number, keys: StoredKey[]): Promise<void> {
+    if (ring !== undefined && ring.version === version) return;
+    ring = await loadKeyRing({ version, keys }, options.keyEncryptionKey);
+  }
+
+  /** Applies change to the latest ring until the compare-and-set goes through. */
+  async function change(next: (keys: readonly StoredKey[], now: number) => Promise<StoredKey[] | undefined>): Promise<void> {
+    for (let attempt = 0; attempt < MAX_WRITE_ATTEMPTS; attempt++) {
+      const snapshot = await store.readKeyRing();
+      const keys = await next(snapshot.keys, clock.now());
+      if (keys === undefined) {
+        await apply(snapshot.version, snapshot.keys);
+        return;
+      }
+      if (await store.writeKeyRing(snapshot.version, keys)) {
+        await apply(snapshot.version + 1, keys);
+        return;
+      }
+    }
+    throw new KeyRingError('the key ring kept changing under this replica; try again');
+  }
+
+  async function reload(): Promise<void> {
+    reloading ??= (async () => {
+      try {
+        const snapshot = await store.readKeyRing();
+        if (snapshot.keys.some((key) => isRetired(key, clock.now()))) {
+          // Drop retired keys: whichever replica sees them first does it.
+          await change(async (keys, now) => {
+            const kept = keys.filter((key) => !isRetired(key, now));
+            return kept.length === keys.length ? undefined : kept;
+          });
+        } else {
+          await apply(snapshot.version, snapshot.keys);
+        }
+      } finally {
+        reloading = undefined;
+      }
+    })();
+    return reloading;
+  }
+
+  const manager: KeyManager = {
+    async load() {
+      await change(async (keys, now) =>
+        keys.length > 0
+          ? undefined
+          : [await generateStoredKey(options.defaultAlgorithm, now, options.keyEncryptionKey, options.randomness)],
+      );
+      await reload();
+    },
+
+    refresh: reload,
+
+    loaded: () => ring !== undefined,
+
+    signingKey() {
+      if (ring === undefined) throw new KeyRingError('the key ring is not loaded yet');
+      return ring.signing;
+    },
+
+    knownKey: (kid) => ring?.verifying.get(kid),
+
+    async verificationKey(kid) {
+      const known = ring?.verifying.get(kid);
+      if (known !== undefined) return known;
+      const now = clock.now();
+      if (now - lastUnknownKidReload < options.unknownKidReloadMs) return undefined;
+      lastUnknownKidReload = now;
+      await reload();
+      return ring?.verifying.get(kid);
+    },
+
+    async rotate(algorithm) {
+      await change(async (keys, now) => {
+        const current = keys.find((key) => key.state === 'active');
+        const chosen = algorithm ?? current?.algorithm ?? options.defaultAlgorithm;
+        const fresh = await generateStoredKey(chosen, now, options.keyEncryptionKey, options.randomness);
+        return ringAfterRotation(keys, fresh, now, options.verifyForMs);
+      });
+      return manager.list();
+    },
+
+    list() {
+      const now = clock.now();
+      return (ring?.stored ?? []).filter((key) => !isRetired(key, now)).map(publicKeyInfo);
+    },
+  };
+  return manager;
+}

@@ -1,0 +1,225 @@
+// The token service: issue, introspect, revoke and the key ring, given its
+// ports. It knows nothing of gRPC, HTTP, Redis or logging.
+//
+// Revocation is ordered by the store's revocation sequence, not by clocks:
+// Issue reads the sequence before it mints, and a subject, client or session
+// revocation takes the next number. A token is revoked when a mark on one of
+// its scopes is above the number it was issued under. So a token issued
+// before a revocation began is covered, one whose Issue began after it
+// returned is not, whatever the replicas' clocks say.
+import { KeyRingError } from './errors.js';
+import { isWellFormedOpaqueToken, mintOpaqueToken, OPAQUE_PREFIX, opaqueTokenId } from './formats/opaque.js';
+import { jwtKeyId, looksLikeJwt, signAccessToken, verifyAccessToken } from './formats/jwt.js';
+import { createKeyManager } from './keys/key-manager.js';
+import type { Clock, Randomness, Store } from './ports.js';
+import type { DerivedSecrets } from './secrets.js';
+import { systemClock, systemRandomness } from './system.js';
+import type {
+  InactiveReason,
+  InactiveToken,
+  IntrospectInput,
+  Introspection,
+  IssuedToken,
+  IssueInput,
+  PublicKeyInfo,
+  RevocationScope,
+  RevokeTarget,
+  SigningAlgorithm,
+  TokenRecord,
+} from './types.js';
+import { LIMITS, validateIssue, validateRevokeTarget } from './validation.js';
+
+export interface TokenServiceOptions {
+  store: Store;
+  clock?: Clock;
+  randomness?: Randomness;
+  secrets: DerivedSecrets;
+  /** The "iss" of every token. */
+  issuer: string;
+  defaultTtlMs: number;
+  maxTtlMs: number;
+  clockSkewMs: number;
+  /** Algorithm of the first key, and of rotations that name none. */
+  keyAlgorithm: SigningAlgorithm;
+  /** How often the key ring is re-read from the store. */
+  keyRefreshMs: number;
+  /** Largest extra-claims object, as JSON bytes. */
+  maxClaimsBytes?: number;
+  /** Told of failures in background work (key ring refresh), which has no caller to tell. */
+  onBackgroundError?: (error: unknown, task: string) => void;
+}
+
+export interface TokenService {
+  /** Checks the master secret against the store, loads or creates the key ring and keeps it fresh. */
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  /** Whether the key ring is loaded, so every call can be served. */
+  ready(): boolean;
+  issue(input: IssueInput): Promise<IssuedToken>;
+  /** Never throws for a bad token: the answer is inactive, with a reason for logs and metrics only. */
+  introspect(input: IntrospectInput): Promise<Introspection>;
+  revoke(target: RevokeTarget): Promise<void>;
+  rotateKeys(algorithm?: SigningAlgorithm): Promise<PublicKeyInfo[]>;
+  listKeys(): Promise<PublicKeyInfo[]>;
+}
+
+const DEFAULT_MAX_CLAIMS_BYTES = 8_192;
+const TOKEN_ID_BYTES = 16;
+
+function inactive(reason: InactiveReason, tokenId?: string): InactiveToken {
+  return tokenId === undefined ? { active: false, reason } : { active: false, reason, tokenId };
+}
+
+function toWholeSeconds(ms: number): number {
+  return Math.floor(ms / 1000) * 1000;
+}
+
+function scopesOf(record: TokenRecord): Array<readonly [RevocationScope, string]> {
+  const scopes: Array<readonly [RevocationScope, string]> = [['subject', record.subject]];
+  if (record.clientId) scopes.push(['client', record.clientId]);
+  if (record.sessionId) scopes.push(['session', record.sessionId]);
+  return scopes;
+}
+
+export function createTokenService(options: TokenServiceOptions): TokenService {
+  const { store, secrets, issuer } = options;
+  const clock = options.clock ?? systemClock;
+  const randomness = options.randomness ?? systemRandomness;
+  // A token lives at most maxTtl; clocks may disagree by skew. Past both, nothing a key or a mark covers is alive.
+  const coverMs = options.maxTtlMs + options.clockSkewMs;
+  const limits = {
+    defaultTtlMs: options.defaultTtlMs,
+    maxTtlMs: options.maxTtlMs,
+    maxClaimsBytes: options.maxClaimsBytes ?? DEFAULT_MAX_CLAIMS_BYTES,
+  };
+  const keys = createKeyManager({
+    store,
+    clock,
+    randomness,
+    keyEncryptionKey: secrets.keyEncryptionKey,
+    defaultAlgorithm: options.keyAlgorithm,
+    verifyForMs: coverMs,
+    unknownKidReloadMs: Math.min(250, options.keyRefreshMs),
+  });
+  let refreshTimer: NodeJS.Timeout | undefined;
+
+  /** The record a token refers to, or why there is none. */
+  async function findRecord(token: string): Promise<TokenRecord | InactiveToken> {
+    if (token.length === 0 || token.length > LIMITS.tokenLength) return inactive('malformed');
+    if (token.startsWith(OPAQUE_PREFIX)) {
+      if (!isWellFormedOpaqueToken(token)) return inactive('malformed');
+      const tokenId = opaqueTokenId(token, secrets.tokenHashKey);
+      const record = await store.getToken(tokenId);
+      return record?.format === 'opaque' ? record : inactive('unknown', tokenId);
+    }
+    if (!looksLikeJwt(token)) return inactive('malformed');
+    const kid = jwtKeyId(token);
+    if (kid === undefined) return inactive('malformed');
+    const check = await verifyAccessToken(token, await keys.verificationKey(kid), { issuer, now: clock.now() });
+    if (!check.ok) return inactive(check.reason);
+    const record = await store.getToken(check.tokenId);
+    return record?.format === 'jwt' && record.subject === check.subject ? record : inactive('unknown', check.tokenId);
+  }
+
+  /** Whether a stored token is active now and fits what the caller demands. */
+  async function decide(record: TokenRecord, input: IntrospectInput): Promise<Introspection> {
+    if (clock.now() >= record.expiresAt) return inactive('expired', record.tokenId);
+    if (input.audience && !record.audience.includes(input.audience)) return inactive('wrong_audience', record.tokenId);
+    if (input.requiredScopes?.some((scope) => !record.scopes.includes(scope))) return inactive('missing_scope', record.tokenId);
+    // Last, because it is the one step that may cost a store round trip.
+    if (record.sequence < (await store.revocationMark(scopesOf(record)))) return inactive('revoked', record.tokenId);
+    return {
+      active: true,
+      tokenId: record.tokenId,
+      format: record.format,
+      subject: record.subject,
+      clientId: record.clientId,
+      audience: record.audience,
+      scopes: record.scopes,
+      sessionId: record.sessionId,
+      claims: record.claims,
+      issuedAt: record.issuedAt,
+      expiresAt: record.expiresAt,
+      issuer,
+    };
+  }
+
+  return {
+    async start() {
+      if (!(await store.checkSecretFingerprint(secrets.fingerprint))) {
+        throw new KeyRingError('the store was set up under another master key; every replica must use the same TALLY_MASTER_KEY');
+      }
+      await keys.load();
+      refreshTimer = setInterval(() => {
+        keys.refresh().catch((error: unknown) => options.onBackgroundError?.(error, 'key ring refresh'));
+      }, options.keyRefreshMs);
+      refreshTimer.unref();
+    },
+
+    async stop() {
+      clearInterval(refreshTimer);
+    },
+
+    ready: () => keys.loaded(),
+
+    async issue(input) {
+      const request = validateIssue(input, limits);
+      // Read before minting: a revocation that returned before this point has a number at or below it.
+      const sequence = await store.revocationSequence();
+      const issuedAt = toWholeSeconds(clock.now());
+      const expiresAt = toWholeSeconds(issuedAt + request.ttlMs);
+      let token: string;
+      let tokenId: string;
+      if (request.format === 'jwt') {
+        tokenId = Buffer.from(randomness.bytes(TOKEN_ID_BYTES)).toString('base64url');
+        token = await signAccessToken({ ...request, issuer, tokenId, issuedAt, expiresAt, extra: request.claims }, keys.signingKey());
+      } else {
+        token = mintOpaqueToken(randomness);
+        tokenId = opaqueTokenId(token, secrets.tokenHashKey);
+      }
+      await store.putToken({
+        tokenId,
+        format: request.format,
+        subject: request.subject,
+        clientId: request.clientId,
+        audience: request.audience,
+        scopes: request.scopes,
+        sessionId: request.sessionId,
+        claims: request.claims,
+        issuedAt,
+        expiresAt,
+        sequence,
+      });
+      return { token, tokenId, format: request.format, issuedAt, expiresAt };
+    },
+
+    async introspect(input) {
+      const found = await findRecord(input.token);
+      return 'active' in found ? found : decide(found, input);
+    },
+
+    async revoke(target) {
+      const valid = validateRevokeTarget(target);
+      switch (valid.kind) {
+        case 'token': {
+          // Expired, forged and malformed tokens name no record: nothing to revoke.
+          const { tokenId } = await findRecord(valid.token);
+          if (tokenId !== undefined) await store.deleteToken(tokenId);
+          return;
+        }
+        case 'tokenId':
+          await store.deleteToken(valid.tokenId);
+          return;
+        default:
+          await store.revokeScope(valid.kind, valid.value, coverMs);
+      }
+    },
+
+    rotateKeys: (algorithm) => keys.rotate(algorithm),
+
+    async listKeys() {
+      await keys.refresh();
+      return keys.list();
+    },
+  };
+}

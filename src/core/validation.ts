@@ -1,0 +1,111 @@
+// Checks on what callers ask the core to do. Each failure names the field at
+// fault (in proto snake_case, as callers see it) and never echoes a token.
+import { InvalidArgumentError } from './errors.js';
+import type { IssueInput, JsonObject, RevokeTarget, TokenFormat } from './types.js';
+
+export interface IssueLimits {
+  defaultTtlMs: number;
+  maxTtlMs: number;
+  maxClaimsBytes: number;
+}
+
+export const LIMITS = {
+  identifierLength: 256,
+  audiences: 32,
+  scopes: 64,
+  scopeLength: 128,
+  /** Longer than any token Tally mints, with room for large extra claims in JWTs. */
+  tokenLength: 16_384,
+  tokenIdLength: 64,
+} as const;
+
+/** Claim names with a meaning of their own in JWTs (RFC 7519, RFC 9068) or RFC 7662 answers. */
+const RESERVED_CLAIMS = new Set([
+  'iss', 'sub', 'aud', 'exp', 'nbf', 'iat', 'jti', 'client_id', 'scope', 'sid',
+  'typ', 'cnf', 'act', 'may_act', 'active', 'token_type', 'username', 'auth_time',
+]);
+
+// RFC 6749 §3.3 scope-token: printable ASCII but space, double quote and backslash.
+const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]+$/;
+// Letters, digits, '-', '_': the shape of every token id Tally hands out.
+const TOKEN_ID = /^[A-Za-z0-9_-]+$/;
+
+// Control characters would let an identifier forge log lines or headers.
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\u0000-\u001f\u007f]/;
+
+function identifier(field: string, value: string | undefined, required: boolean): string {
+  const text = value ?? '';
+  if (text === '') {
+    if (required) throw new InvalidArgumentError(field, 'is required');
+    return '';
+  }
+  if (text.length > LIMITS.identifierLength) throw new InvalidArgumentError(field, `must be at most ${LIMITS.identifierLength} characters`);
+  if (CONTROL.test(text)) throw new InvalidArgumentError(field, 'must not contain control characters');
+  if (!text.isWellFormed()) throw new InvalidArgumentError(field, 'must be valid Unicode');
+  return text;
+}
+
+export interface ValidIssue {
+  subject: string;
+  clientId: string;
+  audience: string[];
+  scopes: string[];
+  sessionId: string;
+  ttlMs: number;
+  format: TokenFormat;
+  claims: JsonObject;
+}
+
+export function validateIssue(input: IssueInput, limits: IssueLimits): ValidIssue {
+  const subject = identifier('subject', input.subject, true);
+  const clientId = identifier('client_id', input.clientId, false);
+  const sessionId = identifier('session_id', input.sessionId, false);
+
+  const audience = [...new Set(input.audience ?? [])];
+  if (audience.length > LIMITS.audiences) throw new InvalidArgumentError('audience', `must name at most ${LIMITS.audiences} audiences`);
+  audience.forEach((entry) => identifier('audience', entry, true));
+
+  const scopes = [...new Set(input.scopes ?? [])];
+  if (scopes.length > LIMITS.scopes) throw new InvalidArgumentError('scopes', `must hold at most ${LIMITS.scopes} scopes`);
+  for (const scope of scopes) {
+    if (scope.length > LIMITS.scopeLength) throw new InvalidArgumentError('scopes', `each scope must be at most ${LIMITS.scopeLength} characters`);
+    if (!SCOPE_TOKEN.test(scope)) throw new InvalidArgumentError('scopes', 'a scope must be printable ASCII without spaces, quotes or backslashes (RFC 6749 §3.3)');
+  }
+
+  const ttlMs = input.ttlMs ?? limits.defaultTtlMs;
+  // Token times are whole seconds (JWT NumericDate), so shorter would expire at once.
+  if (!Number.isFinite(ttlMs) || ttlMs < 1000) throw new InvalidArgumentError('ttl', 'must be at least 1s');
+  if (ttlMs > limits.maxTtlMs) throw new InvalidArgumentError('ttl', `must be at most ${limits.maxTtlMs / 1000}s`);
+
+  const claims = input.claims ?? {};
+  for (const name of Object.keys(claims)) {
+    if (RESERVED_CLAIMS.has(name)) throw new InvalidArgumentError('claims', `"${name}" is a registered claim and cannot be set`);
+  }
+  if (Buffer.byteLength(JSON.stringify(claims)) > limits.maxClaimsBytes) {
+    throw new InvalidArgumentError('claims', `must be at most ${limits.maxClaimsBytes} bytes as JSON`);
+  }
+
+  return { subject, clientId, audience, scopes, sessionId, ttlMs, format: input.format ?? 'opaque', claims };
+}
+
+export function validateRevokeTarget(target: RevokeTarget): RevokeTarget {
+  switch (target.kind) {
+    case 'token':
+      if (target.token === '') throw new InvalidArgumentError('token', 'is required');
+      if (target.token.length > LIMITS.tokenLength) throw new InvalidArgumentError('token', `must be at most ${LIMITS.tokenLength} characters`);
+      return target;
+    case 'tokenId':
+      if (target.tokenId === '') throw new InvalidArgumentError('token_id', 'is required');
+      if (target.tokenId.length > LIMITS.tokenIdLength || !TOKEN_ID.test(target.tokenId)) {
+        throw new InvalidArgumentError('token_id', 'is not a token id');
+      }
+      return target;
+    case 'subject':
+      return { kind: 'subject', value: identifier('subject', target.value, true) };
+    case 'client':
+      return { kind: 'client', value: identifier('client_id', target.value, true) };
+    case 'session':
+      return { kind: 'session', value: identifier('session_id', target.value, true) };
+  }
+}
