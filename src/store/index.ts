@@ -1,0 +1,18 @@
+import type { Clock, Store } from '../core/ports.js';
+import { createMemoryStore } from './memory/memory-store.js';
+import { createRedisStore, type RedisStoreOptions } from './redis/redis-store.js';
+
+export { createMemoryStore } from './memory/memory-store.js';
+export { createRedisStore, DEFAULT_COMMAND_TIMEOUT_MS, type RedisStoreOptions } from './redis/redis-store.js';
+export { RedisUrlError } from './redis/connection-url.js';
+
+export interface StoreConfig extends Omit<RedisStoreOptions, 'url'> {
+  /** Unset or empty: the in-memory store (nothing shared, nothing kept). */
+  redisUrl?: string;
+  clock?: Clock;
+}
+
+export function createStore({ redisUrl, ...options }: StoreConfig): Store {
+  if (redisUrl === undefined || redisUrl === '') return createMemoryStore({ clock: options.clock });
+  return createRedisStore({ ...options, url: redisUrl });
+}

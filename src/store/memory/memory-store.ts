@@ -1,0 +1,130 @@
+// The reference store: one process, nothing shared, nothing kept across a
+// restart. It defines what the conformance suite expects of every store.
+
+import { StoreUnavailableError } from '../../core/errors.js';
+import type { Clock, Store } from '../../core/ports.js';
+import type { KeyRingSnapshot, RevocationScope, StoredKey, TokenRecord } from '../../core/types.js';
+import { checkKeepForMs } from '../keep-for.js';
+
+export interface MemoryStoreOptions {
+  clock?: Clock;
+  /** How often expired records and marks are dropped; lookups ignore them in between. */
+  sweepIntervalMs?: number;
+}
+
+interface Mark {
+  sequence: number;
+  keptUntil: number;
+}
+
+const DEFAULT_SWEEP_INTERVAL_MS = 60_000;
+
+export function createMemoryStore(options: MemoryStoreOptions = {}): Store {
+  const clock = options.clock ?? { now: () => Date.now() };
+  const tokens = new Map<string, TokenRecord>();
+  const marks = new Map<string, Mark>();
+  let sequence = 0;
+  let keyRing: KeyRingSnapshot = { version: 0, keys: [] };
+  let secretFingerprint: string | undefined;
+  let closed = false;
+
+  const isExpired = (record: TokenRecord) => clock.now() > record.expiresAt;
+  const isLapsed = (mark: Mark) => clock.now() > mark.keptUntil;
+  // Scope names hold no NUL, so the pair maps to exactly one string.
+  const markKey = (scope: RevocationScope, value: string) => `${scope}\u0000${value}`;
+
+  function sweep(): void {
+    for (const [tokenId, record] of tokens) if (isExpired(record)) tokens.delete(tokenId);
+    for (const [key, mark] of marks) if (isLapsed(mark)) marks.delete(key);
+  }
+  const sweeper = setInterval(sweep, options.sweepIntervalMs ?? DEFAULT_SWEEP_INTERVAL_MS);
+  // The sweep is housekeeping; it must never be the reason a process stays up.
+  sweeper.unref();
+
+  // Async so that a closed store rejects like an unreachable Redis does.
+  async function open(): Promise<void> {
+    if (closed) throw new StoreUnavailableError('the token store is closed');
+  }
+
+  return {
+    async revocationSequence() {
+      await open();
+      return sequence;
+    },
+
+    async putToken(record) {
+      await open();
+      // Copies on the way in and out, so callers cannot change what is stored,
+      // as with any store that serialises.
+      tokens.set(record.tokenId, structuredClone(record));
+    },
+
+    async getToken(tokenId) {
+      await open();
+      const record = tokens.get(tokenId);
+      if (record === undefined) return undefined;
+      if (isExpired(record)) {
+        tokens.delete(tokenId);
+        return undefined;
+      }
+      return structuredClone(record);
+    },
+
+    async deleteToken(tokenId) {
+      await open();
+      tokens.delete(tokenId);
+    },
+
+    async revokeScope(scope, value, keepForMs) {
+      checkKeepForMs(keepForMs);
+      await open();
+      sequence += 1;
+      const key = markKey(scope, value);
+      const existing = marks.get(key);
+      const live = existing !== undefined && !isLapsed(existing) ? existing : undefined;
+      marks.set(key, {
+        sequence: Math.max(live?.sequence ?? 0, sequence),
+        // A shorter keep must not cut short what an earlier revocation promised.
+        keptUntil: Math.max(live?.keptUntil ?? 0, clock.now() + keepForMs),
+      });
+      return sequence;
+    },
+
+    async revocationMark(scopes) {
+      await open();
+      let highest = 0;
+      for (const [scope, value] of scopes) {
+        const mark = marks.get(markKey(scope, value));
+        if (mark !== undefined && !isLapsed(mark)) highest = Math.max(highest, mark.sequence);
+      }
+      return highest;
+    },
+
+    async readKeyRing() {
+      await open();
+      return structuredClone(keyRing);
+    },
+
+    async writeKeyRing(expectedVersion: number, keys: StoredKey[]) {
+      await open();
+      if (keyRing.version !== expectedVersion) return false;
+      keyRing = { version: expectedVersion + 1, keys: structuredClone(keys) };
+      return true;
+    },
+
+    async checkSecretFingerprint(fingerprint) {
+      await open();
+      secretFingerprint ??= fingerprint;
+      return secretFingerprint === fingerprint;
+    },
+
+    async ping() {
+      await open();
+    },
+
+    async close() {
+      closed = true;
+      clearInterval(sweeper);
+    },
+  };
+}
