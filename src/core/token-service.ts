@@ -23,6 +23,7 @@ import type {
   IssueInput,
   PublicKeyInfo,
   RevocationScope,
+  RevokeOptions,
   RevokeTarget,
   SigningAlgorithm,
   TokenRecord,
@@ -58,7 +59,7 @@ export interface TokenService {
   issue(input: IssueInput): Promise<IssuedToken>;
   /** Never throws for a bad token: the answer is inactive, with a reason for logs and metrics only. */
   introspect(input: IntrospectInput): Promise<Introspection>;
-  revoke(target: RevokeTarget): Promise<void>;
+  revoke(target: RevokeTarget, options?: RevokeOptions): Promise<void>;
   rotateKeys(algorithm?: SigningAlgorithm): Promise<PublicKeyInfo[]>;
   listKeys(): Promise<PublicKeyInfo[]>;
 }
@@ -72,6 +73,10 @@ function inactive(reason: InactiveReason, tokenId?: string): InactiveToken {
 
 function toWholeSeconds(ms: number): number {
   return Math.floor(ms / 1000) * 1000;
+}
+
+function namesOneOf(record: TokenRecord, audiences: readonly string[] | undefined): boolean {
+  return audiences === undefined || record.audience.some((audience) => audiences.includes(audience));
 }
 
 function scopesOf(record: TokenRecord): Array<readonly [RevocationScope, string]> {
@@ -123,6 +128,7 @@ export function createTokenService(options: TokenServiceOptions): TokenService {
 
   /** Whether a stored token is active now and fits what the caller demands. */
   async function decide(record: TokenRecord, input: IntrospectInput): Promise<Introspection> {
+    if (!namesOneOf(record, input.callerAudiences)) return inactive('caller_audience', record.tokenId);
     if (clock.now() >= record.expiresAt) return inactive('expired', record.tokenId);
     if (input.audience && !record.audience.includes(input.audience)) return inactive('wrong_audience', record.tokenId);
     if (input.requiredScopes?.some((scope) => !record.scopes.includes(scope))) return inactive('missing_scope', record.tokenId);
@@ -198,18 +204,25 @@ export function createTokenService(options: TokenServiceOptions): TokenService {
       return 'active' in found ? found : decide(found, input);
     },
 
-    async revoke(target) {
+    async revoke(target, revokeOptions = {}) {
       const valid = validateRevokeTarget(target);
+      const { callerAudiences } = revokeOptions;
       switch (valid.kind) {
         case 'token': {
           // Expired, forged and malformed tokens name no record: nothing to revoke.
-          const { tokenId } = await findRecord(valid.token);
-          if (tokenId !== undefined) await store.deleteToken(tokenId);
+          const found = await findRecord(valid.token);
+          if ('active' in found || !namesOneOf(found, callerAudiences)) return;
+          await store.deleteToken(found.tokenId);
           return;
         }
-        case 'tokenId':
+        case 'tokenId': {
+          if (callerAudiences !== undefined) {
+            const record = await store.getToken(valid.tokenId);
+            if (record === undefined || !namesOneOf(record, callerAudiences)) return;
+          }
           await store.deleteToken(valid.tokenId);
           return;
+        }
         default:
           await store.revokeScope(valid.kind, valid.value, coverMs);
       }

@@ -71,6 +71,17 @@ export interface IntrospectInput {
   token: string;
   audience?: string;
   requiredScopes?: string[];
+  /**
+   * The asking caller's own audiences, when it is limited to them: a token
+   * naming none of them is inactive to it (RFC 7662 §4), so a caller cannot
+   * scan for tokens meant for others.
+   */
+  callerAudiences?: readonly string[];
+}
+
+export interface RevokeOptions {
+  /** As for introspection: a limited caller can only revoke tokens naming one of its audiences. */
+  callerAudiences?: readonly string[];
 }
 
 /** Why a token is not active. For logs and metrics only: never sent to the caller. */

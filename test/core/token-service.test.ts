@@ -311,3 +311,26 @@ describe('keys', () => {
     expect(keys[0]!.sealedPrivateKey).not.toMatch(/"d"/);
   });
 });
+
+describe('callers limited to their audiences', () => {
+  it('see tokens naming one of their audiences and nothing else', async () => {
+    const { service } = await replica();
+    const ours = await service.issue({ subject: 'alice', audience: ['orders', 'shared'] });
+    const theirs = await service.issue({ subject: 'alice', audience: ['billing'] });
+    const nobodys = await service.issue({ subject: 'alice' });
+    expect((await service.introspect({ token: ours.token, callerAudiences: ['orders'] })).active).toBe(true);
+    expect(await service.introspect({ token: theirs.token, callerAudiences: ['orders'] })).toMatchObject({ active: false, reason: 'caller_audience' });
+    expect(await service.introspect({ token: nobodys.token, callerAudiences: ['orders'] })).toMatchObject({ active: false, reason: 'caller_audience' });
+  });
+
+  it('can revoke only tokens naming one of their audiences, by value or by id', async () => {
+    const { service } = await replica();
+    const theirs = await service.issue({ subject: 'alice', audience: ['billing'] });
+    const ours = await service.issue({ subject: 'alice', audience: ['orders'] });
+    await service.revoke({ kind: 'token', token: theirs.token }, { callerAudiences: ['orders'] });
+    await service.revoke({ kind: 'tokenId', tokenId: theirs.tokenId }, { callerAudiences: ['orders'] });
+    expect((await service.introspect({ token: theirs.token })).active).toBe(true);
+    await service.revoke({ kind: 'tokenId', tokenId: ours.tokenId }, { callerAudiences: ['orders'] });
+    expect((await service.introspect({ token: ours.token })).active).toBe(false);
+  });
+});
