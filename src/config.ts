@@ -1,0 +1,323 @@
+// Every setting Tally reads, in one documented object: `--help`, the README
+// table and start-up validation all come from SETTINGS, so they cannot drift
+// apart. Values come only from TALLY_* environment variables; a bad value stops
+// start-up with a message that names the variable.
+
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { parseRedisUrl as parseRedisTarget } from './store/redis/connection-url.js';
+import { isSigningAlgorithm, SIGNING_ALGORITHMS, type SigningAlgorithm } from './core/types.js';
+
+interface Setting<T> {
+  env: string;
+  /** As the operator would write it; undefined when unset means "not configured". */
+  default: string | undefined;
+  description: string;
+  /** Never echo the value in an error message. */
+  secret?: boolean;
+  parse(raw: string): T;
+}
+
+function required<T>(setting: Setting<T> & { default: string }): Setting<T> {
+  return setting;
+}
+
+function optional<T>(setting: Omit<Setting<T>, 'default'>): Setting<T | undefined> {
+  return { ...setting, default: undefined };
+}
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+const DURATION_UNITS_MS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** Parses `500ms`, `90s`, `15m`, `1h`, `1d` and sums such as `1h30m`. A bare number has no unit and is refused. */
+export function parseDuration(raw: string): number {
+  const text = raw.trim();
+  const part = /(\d+(?:\.\d+)?)(ms|s|m|h|d)/y;
+  let total = 0;
+  let position = 0;
+  while (position < text.length) {
+    part.lastIndex = position;
+    const match = part.exec(text);
+    if (match === null) {
+      throw new Error('expected a duration such as 500ms, 90s, 15m, 1h or 1h30m');
+    }
+    total += Number(match[1]) * (DURATION_UNITS_MS[match[2] as string] as number);
+    position = part.lastIndex;
+  }
+  if (text.length === 0) throw new Error('expected a duration such as 500ms, 90s, 15m, 1h or 1h30m');
+  if (!Number.isSafeInteger(Math.round(total))) throw new Error('the duration is too long');
+  return Math.round(total);
+}
+
+function positiveDuration(raw: string): number {
+  const milliseconds = parseDuration(raw);
+  if (milliseconds <= 0) throw new Error('must be longer than zero');
+  return milliseconds;
+}
+
+function parsePort(raw: string): number {
+  if (!/^\d+$/.test(raw.trim())) throw new Error('expected a TCP port number (0 to 65535)');
+  const port = Number(raw);
+  if (port > 65_535) throw new Error('expected a TCP port number (0 to 65535)');
+  return port;
+}
+
+function parseHost(raw: string): string {
+  const host = raw.trim();
+  if (host === '' || (isIP(host) === 0 && !/^[A-Za-z0-9.-]+$/.test(host))) {
+    throw new Error('expected an IP address or a host name');
+  }
+  return host;
+}
+
+const BYTE_UNITS: Record<string, number> = { '': 1, B: 1, KiB: 1024, MiB: 1024 * 1024 };
+// gRPC length-prefixes messages with 32 bits; far below that is already absurd for tokens.
+const MAXIMUM_MESSAGE_BYTES = 64 * 1024 * 1024;
+
+export function parseByteSize(raw: string): number {
+  const match = /^(\d+)\s*(B|KiB|MiB)?$/.exec(raw.trim());
+  if (match === null) throw new Error('expected a size in bytes such as 65536, 64KiB or 1MiB');
+  const bytes = Number(match[1]) * (BYTE_UNITS[match[2] ?? ''] as number);
+  if (bytes < 1024 || bytes > MAXIMUM_MESSAGE_BYTES) throw new Error('must be between 1KiB and 64MiB');
+  return bytes;
+}
+
+/** Standard or URL-safe base64 of at least 32 bytes. */
+export function parseMasterKey(raw: string): Uint8Array {
+  const text = raw.trim();
+  if (!/^[A-Za-z0-9+/_-]+={0,2}$/.test(text)) throw new Error('expected base64 of at least 32 random bytes');
+  const bytes = Buffer.from(text.replace(/-/g, '+').replace(/_/g, '/'), 'base64');
+  if (bytes.length < 32) {
+    throw new Error(`decodes to ${bytes.length} bytes; at least 32 random bytes are needed (e.g. \`openssl rand -base64 32\`)`);
+  }
+  return new Uint8Array(bytes);
+}
+
+function parseMasterKeyFile(raw: string): Uint8Array {
+  let contents: string;
+  try {
+    contents = readFileSync(raw.trim(), 'utf8');
+  } catch (error) {
+    throw new Error(`cannot read the file: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+  }
+  return parseMasterKey(contents);
+}
+
+function parseRedisUrl(raw: string): string {
+  const url = raw.trim();
+  // The store's own parser: what it accepts is exactly what works. Its
+  // messages never repeat the URL, which may hold a password.
+  parseRedisTarget(url);
+  return url;
+}
+
+function parseAlgorithm(raw: string): SigningAlgorithm {
+  const value = raw.trim();
+  if (!isSigningAlgorithm(value)) throw new Error(`expected one of ${SIGNING_ALGORITHMS.join(', ')}`);
+  return value;
+}
+
+function parseLogLevel(raw: string): LogLevel {
+  const value = raw.trim().toLowerCase();
+  const level = LOG_LEVELS.find((candidate) => candidate === value);
+  if (level === undefined) throw new Error(`expected one of ${LOG_LEVELS.join(', ')}`);
+  return level;
+}
+
+function parseIssuer(raw: string): string {
+  const value = raw.trim();
+  if (value === '') throw new Error('must not be empty');
+  return value;
+}
+
+export const SETTINGS = {
+  host: required({
+    env: 'TALLY_HOST',
+    default: '0.0.0.0',
+    description:
+      'Address both ports bind to. All interfaces by default so a container is reachable; callers are still checked on every call.',
+    parse: parseHost,
+  }),
+  grpcPort: required({
+    env: 'TALLY_GRPC_PORT',
+    default: '50051',
+    description: 'Port for gRPC: TokenService, grpc.health.v1.Health and server reflection. 0 picks a free port.',
+    parse: parsePort,
+  }),
+  httpPort: required({
+    env: 'TALLY_HTTP_PORT',
+    default: '8080',
+    description: 'Port for HTTP: TokenService over Connect and gRPC-Web, /healthz and /readyz. 0 picks a free port.',
+    parse: parsePort,
+  }),
+  redisUrl: optional({
+    env: 'TALLY_REDIS_URL',
+    description:
+      'Redis for tokens, revocations and keys: redis://, rediss://, redis+sentinel://host:port,.../master or redis+cluster://host:port,... Unset: an in-memory store that nothing shares and that is lost on exit.',
+    secret: true,
+    parse: parseRedisUrl,
+  }),
+  redisCommandTimeoutMs: required({
+    env: 'TALLY_REDIS_COMMAND_TIMEOUT',
+    default: '1s',
+    description: 'How long one Redis command may take before the call fails as UNAVAILABLE.',
+    parse: positiveDuration,
+  }),
+  masterKey: optional({
+    env: 'TALLY_MASTER_KEY',
+    description:
+      'Base64 of at least 32 random bytes; token hashing and key encryption keys derive from it. Required with Redis; in memory a random one is made.',
+    secret: true,
+    parse: parseMasterKey,
+  }),
+  masterKeyFromFile: optional({
+    env: 'TALLY_MASTER_KEY_FILE',
+    description: 'A file holding TALLY_MASTER_KEY (e.g. a mounted secret). Set this or TALLY_MASTER_KEY, not both.',
+    parse: parseMasterKeyFile,
+  }),
+  issuer: required({
+    env: 'TALLY_ISSUER',
+    default: 'tally',
+    description: 'The issuer named in tokens (the JWT "iss"). Set it to the URL your clients know Tally by.',
+    parse: parseIssuer,
+  }),
+  defaultTtlMs: required({
+    env: 'TALLY_TOKEN_TTL',
+    default: '1h',
+    description: 'Lifetime of a token whose Issue request sets no ttl.',
+    parse: positiveDuration,
+  }),
+  maxTtlMs: required({
+    env: 'TALLY_MAX_TOKEN_TTL',
+    default: '24h',
+    description: 'Longest lifetime Issue accepts; old signing keys are kept this long plus the clock skew.',
+    parse: positiveDuration,
+  }),
+  clockSkewMs: required({
+    env: 'TALLY_CLOCK_SKEW',
+    default: '60s',
+    description: 'Tolerance for clocks that disagree when checking JWT times.',
+    parse: parseDuration,
+  }),
+  keyAlgorithm: required({
+    env: 'TALLY_KEY_ALGORITHM',
+    default: 'EdDSA',
+    description: `Algorithm of the first signing key and of rotations that name none: ${SIGNING_ALGORITHMS.join(', ')}.`,
+    parse: parseAlgorithm,
+  }),
+  keyRefreshMs: required({
+    env: 'TALLY_KEY_REFRESH_INTERVAL',
+    default: '1s',
+    description: 'How often the key ring is re-read, so a rotation on another replica is seen within this time.',
+    parse: positiveDuration,
+  }),
+  healthCheckIntervalMs: required({
+    env: 'TALLY_HEALTH_CHECK_INTERVAL',
+    default: '1s',
+    description: 'How often the store is pinged to decide readiness (gRPC health and /readyz).',
+    parse: positiveDuration,
+  }),
+  maxMessageBytes: required({
+    env: 'TALLY_MAX_MESSAGE_BYTES',
+    default: '64KiB',
+    description: 'Largest request or response message on either port; larger ones fail with RESOURCE_EXHAUSTED.',
+    parse: parseByteSize,
+  }),
+  shutdownTimeoutMs: required({
+    env: 'TALLY_SHUTDOWN_TIMEOUT',
+    default: '10s',
+    description: 'On SIGTERM or SIGINT, how long in-flight calls may take to finish before the process stops anyway.',
+    parse: positiveDuration,
+  }),
+  logLevel: required({
+    env: 'TALLY_LOG_LEVEL',
+    default: 'info',
+    description: `Least severe log level written: ${LOG_LEVELS.join(', ')}.`,
+    parse: parseLogLevel,
+  }),
+};
+
+type Settings = typeof SETTINGS;
+type ParsedSettings = { [Name in keyof Settings]: ReturnType<Settings[Name]['parse']> };
+
+export interface Config extends Omit<ParsedSettings, 'masterKey' | 'masterKeyFromFile'> {
+  /** From TALLY_MASTER_KEY or TALLY_MASTER_KEY_FILE; undefined when neither is set (memory store only). */
+  masterKey: Uint8Array | undefined;
+}
+
+/** Start-up refused: every problem found, each naming its variable. */
+export class ConfigError extends Error {
+  readonly problems: string[];
+
+  constructor(problems: string[]) {
+    super(`invalid configuration:\n  ${problems.join('\n  ')}`);
+    this.name = 'ConfigError';
+    this.problems = problems;
+  }
+}
+
+export type Environment = Readonly<Record<string, string | undefined>>;
+
+export function loadConfig(environment: Environment): Config {
+  const problems: string[] = [];
+  const parsed: Record<string, unknown> = {};
+  for (const [name, setting] of Object.entries(SETTINGS) as [keyof Settings, Setting<unknown>][]) {
+    const given = environment[setting.env];
+    const raw = given === undefined || given === '' ? setting.default : given;
+    if (raw === undefined) {
+      parsed[name] = undefined;
+      continue;
+    }
+    try {
+      parsed[name] = setting.parse(raw);
+    } catch (error) {
+      const shown = setting.secret === true ? '' : ` (got ${JSON.stringify(raw)})`;
+      problems.push(`${setting.env}: ${(error as Error).message}${shown}`);
+    }
+  }
+  const settings = parsed as ParsedSettings;
+  const keyGivenTwice =
+    (environment[SETTINGS.masterKey.env] ?? '') !== '' && (environment[SETTINGS.masterKeyFromFile.env] ?? '') !== '';
+  if (keyGivenTwice) {
+    problems.push(`${SETTINGS.masterKey.env} and ${SETTINGS.masterKeyFromFile.env}: set one of them, not both`);
+  }
+  const masterKey = settings.masterKey ?? settings.masterKeyFromFile;
+  const masterKeyProblem = problems.some((problem) => problem.startsWith('TALLY_MASTER_KEY'));
+  if (settings.redisUrl !== undefined && masterKey === undefined && !masterKeyProblem) {
+    problems.push(
+      `${SETTINGS.masterKey.env}: required with ${SETTINGS.redisUrl.env}, so that every replica and restart derives the same keys (or set ${SETTINGS.masterKeyFromFile.env})`,
+    );
+  }
+  if (settings.defaultTtlMs !== undefined && settings.maxTtlMs !== undefined && settings.defaultTtlMs > settings.maxTtlMs) {
+    problems.push(`${SETTINGS.defaultTtlMs.env}: must not be longer than ${SETTINGS.maxTtlMs.env}`);
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  const { masterKey: _fromVariable, masterKeyFromFile: _fromFile, ...rest } = settings;
+  return { ...rest, masterKey };
+}
+
+/** The `--help` text. */
+export function renderHelp(): string {
+  const lines = [
+    'Usage: tally [--help]',
+    '',
+    'Tally mints, introspects and revokes access tokens over gRPC, Connect and gRPC-Web.',
+    'Every setting is an environment variable:',
+    '',
+  ];
+  for (const setting of Object.values(SETTINGS) as Setting<unknown>[]) {
+    const fallback = setting.default === undefined ? 'unset' : `default ${setting.default}`;
+    lines.push(`  ${setting.env} (${fallback})`, `      ${setting.description}`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+/** The README's settings table, in Markdown. */
+export function renderSettingsTable(): string {
+  const rows = (Object.values(SETTINGS) as Setting<unknown>[]).map(
+    (setting) => `| \`${setting.env}\` | ${setting.default === undefined ? '(unset)' : `\`${setting.default}\``} | ${setting.description.replace(/\|/g, '\\|')} |`,
+  );
+  return ['| Variable | Default | Meaning |', '|---|---|---|', ...rows, ''].join('\n');
+}

@@ -1,0 +1,238 @@
+// The composition root: configuration → store → token service → both servers,
+// and the way back down on SIGTERM or SIGINT. The only file that knows every
+// part; nothing imports it.
+
+import { randomBytes } from 'node:crypto';
+import { ConfigError, loadConfig, renderHelp, renderSettingsTable, type Config } from './config.js';
+import { KeyRingError } from './core/errors.js';
+import type { Store } from './core/ports.js';
+import { deriveSecrets } from './core/secrets.js';
+import { createTokenService, type TokenService } from './core/token-service.js';
+import { createLogger, type Logger } from './log.js';
+import { createStore } from './store/index.js';
+import { createCallLogger } from './transport/call-log.js';
+import { createGrpcServer, type GrpcServer } from './transport/grpc/server.js';
+import { createHttpServer, type HttpServer } from './transport/http/server.js';
+import { createReadiness, type Readiness } from './transport/readiness.js';
+import { createTokenServiceHandlers } from './transport/service.js';
+
+interface Running {
+  logger: Logger;
+  config: Config;
+  store: Store;
+  tokens: TokenService;
+  readiness: Readiness;
+  grpcServer: GrpcServer;
+  httpServer: HttpServer;
+  /** Settles when the token service has started, or start-up was abandoned. */
+  started: Promise<void>;
+  stopStarting(): void;
+}
+
+const START_RETRY_MAX_DELAY_MS = 5_000;
+
+function throttled(interval: number, log: (error: Error) => void): (error: Error) => void {
+  let last = 0;
+  return (error) => {
+    if (Date.now() - last < interval) return;
+    last = Date.now();
+    log(error);
+  };
+}
+
+function masterKeyOf(config: Config, logger: Logger): Uint8Array {
+  if (config.masterKey !== undefined) return config.masterKey;
+  logger.warn(
+    'TALLY_MASTER_KEY is not set: using a random master key for this process only; tokens cannot outlive it',
+  );
+  return new Uint8Array(randomBytes(32));
+}
+
+/**
+ * Starts the token service, retrying while the store does not answer, so a
+ * Tally started before its Redis comes up by itself. A store set up under
+ * another master key is not transient: that stops the process.
+ */
+async function startTokenService(tokens: TokenService, logger: Logger, cancelled: () => boolean): Promise<void> {
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      await tokens.start();
+      return;
+    } catch (error) {
+      if (error instanceof KeyRingError || cancelled()) throw error;
+      const delay = Math.min(START_RETRY_MAX_DELAY_MS, 250 * 2 ** Math.min(attempt, 5));
+      logger.warn({ err: error, attempt, retry_in_ms: delay }, 'the token service could not start; retrying');
+      await new Promise((resolve) => setTimeout(resolve, delay));
+      if (cancelled()) throw error;
+    }
+  }
+}
+
+async function start(config: Config, logger: Logger): Promise<Running> {
+  if (config.redisUrl === undefined) {
+    logger.warn(
+      'TALLY_REDIS_URL is not set: tokens, revocations and keys live in this process only; nothing is shared with other replicas and everything is lost when it exits',
+    );
+  }
+  const store = createStore({
+    redisUrl: config.redisUrl,
+    commandTimeoutMs: config.redisCommandTimeoutMs,
+    onConnectionError: throttled(10_000, (error) => logger.warn({ err: error }, 'Redis connection error')),
+  });
+  const tokens = createTokenService({
+    store,
+    secrets: deriveSecrets(masterKeyOf(config, logger)),
+    issuer: config.issuer,
+    defaultTtlMs: config.defaultTtlMs,
+    maxTtlMs: config.maxTtlMs,
+    clockSkewMs: config.clockSkewMs,
+    keyAlgorithm: config.keyAlgorithm,
+    keyRefreshMs: config.keyRefreshMs,
+    onBackgroundError: (error, task) => logger.warn({ err: error, task }, 'background work failed'),
+  });
+  const readiness = createReadiness({
+    ping: () => store.ping(),
+    keyRingLoaded: () => tokens.ready(),
+    intervalMs: config.healthCheckIntervalMs,
+    pingTimeoutMs: config.redisCommandTimeoutMs,
+    logger,
+  });
+  const handlers = createTokenServiceHandlers(tokens);
+  const logCall = createCallLogger(logger);
+  const grpcServer = createGrpcServer({ handlers, readiness, logCall, maxMessageBytes: config.maxMessageBytes });
+  const httpServer = createHttpServer({ handlers, readiness, logCall, logger, maxMessageBytes: config.maxMessageBytes });
+
+  // Listening before the store answers: probes can say "alive, not ready"
+  // instead of the connection being refused while Redis comes up.
+  const [grpcPort, httpPort] = await Promise.all([
+    grpcServer.listen(config.host, config.grpcPort),
+    httpServer.listen(config.host, config.httpPort),
+  ]);
+  logger.info({ host: config.host, grpc_port: grpcPort, http_port: httpPort }, 'listening');
+
+  let stopping = false;
+  const started = startTokenService(tokens, logger, () => stopping).then(async () => {
+    await readiness.start();
+    logger.info({ serving: readiness.serving() }, 'token service started');
+  });
+  return {
+    logger,
+    config,
+    store,
+    tokens,
+    readiness,
+    grpcServer,
+    httpServer,
+    started,
+    stopStarting: () => {
+      stopping = true;
+    },
+  };
+}
+
+/** Resolves with the exit code: 0 when everything finished within the timeout. */
+async function stop(running: Running): Promise<number> {
+  const { logger, readiness } = running;
+  const deadline = Date.now() + running.config.shutdownTimeoutMs;
+  const remaining = () => Math.max(0, deadline - Date.now());
+  running.stopStarting();
+  // First tell the probes, so traffic moves elsewhere, then stop taking calls.
+  readiness.drain();
+  const [grpcClean, httpClean] = await Promise.all([
+    running.grpcServer.shutdown(remaining()),
+    running.httpServer.shutdown(remaining()),
+  ]);
+  readiness.stop();
+  await running.tokens.stop();
+  const storeClosed = await Promise.race([
+    running.store.close().then(
+      () => true,
+      (error: unknown) => {
+        logger.warn({ err: error }, 'closing the store failed');
+        return false;
+      },
+    ),
+    new Promise<boolean>((resolve) => setTimeout(() => resolve(false), remaining()).unref()),
+  ]);
+  const clean = grpcClean && httpClean && storeClosed;
+  if (clean) logger.info('stopped');
+  else logger.warn({ grpc_clean: grpcClean, http_clean: httpClean, store_closed: storeClosed }, 'stopped after cutting calls that did not finish in time');
+  return clean ? 0 : 1;
+}
+
+function exit(logger: Logger | undefined, code: number): never {
+  logger?.flush();
+  process.exit(code);
+}
+
+async function main(argv: readonly string[]): Promise<void> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(renderHelp());
+    return;
+  }
+  if (argv.includes('--settings-table')) {
+    process.stdout.write(renderSettingsTable());
+    return;
+  }
+  if (argv.length > 0) {
+    process.stderr.write(`unknown argument ${JSON.stringify(argv[0])}; settings are TALLY_* environment variables (see --help)\n`);
+    process.exit(2);
+  }
+
+  let config: Config;
+  try {
+    config = loadConfig(process.env);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    process.stderr.write(`tally: ${error.message}\n`);
+    process.exit(1);
+  }
+  const logger = createLogger({ level: config.logLevel });
+
+  // Handlers catch everything a request can cause, so reaching here is a bug:
+  // logged, and the process drains rather than dying mid-call.
+  process.on('unhandledRejection', (reason) => logger.error({ err: reason }, 'unhandled promise rejection'));
+
+  let running: Running;
+  try {
+    running = await start(config, logger);
+  } catch (error) {
+    logger.fatal({ err: error }, 'start-up failed');
+    exit(logger, 1);
+  }
+
+  let stopping: Promise<number> | undefined;
+  const shutdown = (reason: string, code: number) => {
+    if (stopping !== undefined) {
+      logger.warn({ reason }, 'stopping at once: asked again while draining');
+      exit(logger, 1);
+    }
+    logger.info({ reason, timeout_ms: config.shutdownTimeoutMs }, 'draining');
+    // The last word if a step hangs: never outlive the timeout by much.
+    setTimeout(() => {
+      logger.error('shutdown did not finish in time; exiting');
+      exit(logger, 1);
+    }, config.shutdownTimeoutMs + 1_000).unref();
+    stopping = stop(running).then(
+      (result) => exit(logger, Math.max(result, code)),
+      (error: unknown) => {
+        logger.error({ err: error }, 'shutdown failed');
+        return exit(logger, 1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM', 0));
+  process.on('SIGINT', () => shutdown('SIGINT', 0));
+  process.on('uncaughtException', (error) => {
+    logger.fatal({ err: error }, 'uncaught exception');
+    shutdown('uncaught exception', 1);
+  });
+
+  running.started.catch((error: unknown) => {
+    if (stopping !== undefined) return;
+    logger.fatal({ err: error }, 'the token service cannot start');
+    shutdown('start-up failed', 1);
+  });
+}
+
+await main(process.argv.slice(2));

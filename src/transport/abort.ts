@@ -1,0 +1,29 @@
+// A call whose deadline passed or whose client went away should stop holding
+// its handler. The core calls are short and cannot be interrupted halfway, so
+// the handler stops waiting instead: a started write still completes (that is
+// what a gRPC deadline means: the outcome is unknown to the caller).
+
+import { Code, ConnectError } from '@connectrpc/connect';
+
+function abortError(signal: AbortSignal): ConnectError {
+  return signal.reason instanceof ConnectError ? signal.reason : new ConnectError('the call was cancelled', Code.Canceled);
+}
+
+/** Starts the work unless the call is already over, and stops waiting for it when the call ends. */
+export async function untilAborted<T>(signal: AbortSignal, start: () => Promise<T>): Promise<T> {
+  if (signal.aborted) throw abortError(signal);
+  const work = start();
+  let onAbort: (() => void) | undefined;
+  const aborted = new Promise<never>((_resolve, reject) => {
+    onAbort = () => reject(abortError(signal));
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+  try {
+    return await Promise.race([work, aborted]);
+  } finally {
+    if (onAbort !== undefined) signal.removeEventListener('abort', onAbort);
+    // Nobody may see a late failure; keep it from becoming an unhandled rejection.
+    work.catch(() => {});
+    aborted.catch(() => {});
+  }
+}

@@ -1,0 +1,47 @@
+// One log line per call on either port: method, status, duration, caller and
+// the token's id when known. Never a token: the record has no field for one,
+// and log.ts redacts token paths besides.
+
+import { Code, type ConnectError } from '@connectrpc/connect';
+import type { Logger } from '../log.js';
+import type { CallDetails } from './call-details.js';
+import { codeName, isServerFault } from './errors.js';
+
+export interface CallRecord {
+  /** `tally.v1.TokenService/Issue` */
+  method: string;
+  protocol: string;
+  /** 0 for success. */
+  code: Code | 0;
+  durationMs: number;
+  details: CallDetails;
+  error?: ConnectError;
+}
+
+export type CallLogger = (record: CallRecord) => void;
+
+export function createCallLogger(logger: Logger): CallLogger {
+  return (record) => {
+    const line: Record<string, unknown> = {
+      method: record.method,
+      protocol: record.protocol,
+      code: codeName(record.code),
+      duration_ms: Math.round(record.durationMs * 1000) / 1000,
+      caller: record.details.caller,
+    };
+    if (record.details.tokenId !== undefined) line.token_id = record.details.tokenId;
+    if (record.details.inactiveReason !== undefined) line.inactive_reason = record.details.inactiveReason;
+    const error = record.error;
+    if (error === undefined) {
+      logger.info(line, 'call');
+    } else if (isServerFault(error)) {
+      // The cause is what an operator needs; the caller only saw "internal error".
+      logger.error({ ...line, err: error.cause ?? error }, 'call failed');
+    } else if (record.code === Code.Unavailable) {
+      // The store or key ring let us down; why is worth a warning.
+      logger.warn({ ...line, error: error.rawMessage, err: error.cause }, 'call failed');
+    } else {
+      logger.info({ ...line, error: error.rawMessage }, 'call');
+    }
+  };
+}

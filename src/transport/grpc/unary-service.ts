@@ -1,0 +1,153 @@
+// Runs Connect-style unary handlers (ServiceImpl) on @grpc/grpc-js, so the
+// handlers in ../service.ts serve both ports. The grpc-js service definition is
+// built from the protobuf-es descriptor: path `/<package.Service>/<Method>`,
+// protobuf-es for the bytes. Connect's Code numbers are the gRPC status
+// numbers, so a ConnectError becomes a gRPC status as it is.
+
+import * as grpc from '@grpc/grpc-js';
+import {
+  create,
+  fromBinary,
+  toBinary,
+  type DescMessage,
+  type DescMethodUnary,
+  type DescService,
+  type MessageInitShape,
+  type MessageShape,
+} from '@bufbuild/protobuf';
+import {
+  Code,
+  ConnectError,
+  createContextValues,
+  createHandlerContext,
+  type HandlerContext,
+  type ServiceImpl,
+} from '@connectrpc/connect';
+import { callDetailsKey, type CallDetails } from '../call-details.js';
+import type { CallLogger } from '../call-log.js';
+import { toConnectError } from '../errors.js';
+
+type UnaryHandler = (
+  request: MessageShape<DescMessage>,
+  context: HandlerContext,
+) => Promise<MessageInitShape<DescMessage>> | MessageInitShape<DescMessage>;
+
+export interface AdaptedService {
+  definition: grpc.ServiceDefinition;
+  implementation: grpc.UntypedServiceImplementation;
+}
+
+export interface AdaptOptions {
+  logCall: CallLogger;
+}
+
+/** Unary methods only: Tally's own services have no streams. */
+export function adaptUnaryService<Service extends DescService>(
+  service: Service,
+  handlers: ServiceImpl<Service>,
+  options: AdaptOptions,
+): AdaptedService {
+  const definition: Record<string, grpc.MethodDefinition<Buffer, Uint8Array>> = {};
+  const implementation: grpc.UntypedServiceImplementation = {};
+  for (const method of service.methods) {
+    if (method.methodKind !== 'unary') {
+      throw new Error(`${service.typeName}/${method.name}: only unary methods can be adapted`);
+    }
+    const handler = (handlers as Record<string, unknown>)[method.localName] as UnaryHandler;
+    definition[method.name] = {
+      path: `/${service.typeName}/${method.name}`,
+      requestStream: false,
+      responseStream: false,
+      // Parsing happens in the handler: grpc-js answers INTERNAL for a
+      // deserializer that throws, and a malformed request is the caller's fault.
+      requestDeserialize: (bytes: Buffer) => bytes,
+      requestSerialize: (bytes: Uint8Array) => Buffer.from(bytes),
+      responseSerialize: (bytes: Uint8Array) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength),
+      responseDeserialize: (bytes: Buffer) => bytes,
+    };
+    implementation[method.name] = createUnaryCallHandler(service, method as DescMethodUnary, handler, options);
+  }
+  return { definition, implementation };
+}
+
+function createUnaryCallHandler(
+  service: DescService,
+  method: DescMethodUnary,
+  handler: UnaryHandler,
+  options: AdaptOptions,
+): grpc.handleUnaryCall<Buffer, Uint8Array> {
+  const methodName = `${service.typeName}/${method.name}`;
+  return (call, callback) => {
+    const started = performance.now();
+    const details: CallDetails = { caller: call.getPeer() };
+    const cancellation = new AbortController();
+    const timeoutMs = remainingMs(call.getDeadline());
+    const context = createHandlerContext({
+      service,
+      method,
+      protocolName: 'grpc',
+      requestMethod: 'POST',
+      url: call.getPath(),
+      timeoutMs,
+      requestSignal: cancellation.signal,
+      requestHeader: headersFromMetadata(call.metadata),
+      contextValues: createContextValues().set(callDetailsKey, details),
+    });
+    const onCancelled = () => {
+      const expired = timeoutMs !== undefined && context.timeoutMs()! <= 0;
+      cancellation.abort(
+        expired
+          ? new ConnectError('the deadline was exceeded', Code.DeadlineExceeded)
+          : new ConnectError('the call was cancelled', Code.Canceled),
+      );
+    };
+    call.once('cancelled', onCancelled);
+
+    const finish = (error: ConnectError | undefined, response?: Uint8Array) => {
+      call.off('cancelled', onCancelled);
+      context.abort();
+      options.logCall({
+        method: methodName,
+        protocol: 'grpc',
+        code: error?.code ?? 0,
+        durationMs: performance.now() - started,
+        details,
+        error,
+      });
+      if (error === undefined) {
+        callback(null, response);
+      } else {
+        callback(Object.assign(new Error(error.rawMessage), { code: error.code as number, details: error.rawMessage }));
+      }
+    };
+
+    let request: MessageShape<DescMessage>;
+    try {
+      request = fromBinary(method.input, call.request);
+    } catch (cause) {
+      finish(new ConnectError('the request message could not be parsed', Code.InvalidArgument, undefined, undefined, cause));
+      return;
+    }
+    Promise.resolve()
+      .then(() => handler(request, context))
+      .then(
+        (result) => finish(undefined, toBinary(method.output, create(method.output, result))),
+        (error: unknown) => finish(toConnectError(error)),
+      );
+  };
+}
+
+/** Milliseconds left until a grpc-js deadline, or undefined when the call has none. */
+function remainingMs(deadline: grpc.Deadline): number | undefined {
+  const at = deadline instanceof Date ? deadline.getTime() : deadline;
+  return Number.isFinite(at) ? Math.max(0, at - Date.now()) : undefined;
+}
+
+function headersFromMetadata(metadata: grpc.Metadata): Headers {
+  const headers = new Headers();
+  for (const [key, value] of Object.entries(metadata.getMap())) {
+    // Binary metadata has no use in the handlers yet; Headers only holds text.
+    if (typeof value === 'string') headers.append(key, value);
+  }
+  return headers;
+}

@@ -1,0 +1,167 @@
+// The HTTP port: tally.v1.TokenService over the Connect protocol (JSON and
+// binary) and gRPC-Web through connect-node, and plain HTTP routes beside it.
+// Plain gRPC is left to the gRPC port: it needs HTTP/2 trailers, and grpc-js
+// serves it faster.
+
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Code, ConnectError, createContextKey, createContextValues, type Interceptor } from '@connectrpc/connect';
+import { connectNodeAdapter } from '@connectrpc/connect-node';
+import { TokenService } from '../../gen/tally/v1/token_service_pb.js';
+import type { Logger } from '../../log.js';
+import { callDetailsKey, type CallDetails } from '../call-details.js';
+import type { CallLogger } from '../call-log.js';
+import { toConnectError } from '../errors.js';
+import type { Readiness } from '../readiness.js';
+import type { TokenServiceHandlers } from '../service.js';
+import { createProbeRoutes } from './probes.js';
+import { createRouter, type Route } from './router.js';
+
+export interface HttpServerOptions {
+  handlers: TokenServiceHandlers;
+  readiness: Readiness;
+  logCall: CallLogger;
+  logger: Logger;
+  maxMessageBytes: number;
+  /** More plain HTTP routes (OAuth endpoints, JWKS, metrics). */
+  routes?: Route[];
+}
+
+export interface HttpServer {
+  listen(host: string, port: number): Promise<number>;
+  /** As GrpcServer.shutdown: stop accepting, let running calls finish, cut the rest after timeoutMs. */
+  shutdown(timeoutMs: number): Promise<boolean>;
+}
+
+interface CallOutcome {
+  error?: ConnectError;
+  handled: boolean;
+}
+
+const callOutcomeKey = createContextKey<CallOutcome | undefined>(undefined, { description: 'tally call outcome' });
+
+/**
+ * Core errors become statuses here, before connect-node sees them: it would
+ * otherwise pass an unknown error's own message to the client.
+ */
+const recordOutcome: Interceptor = (next) => async (request) => {
+  const outcome = request.contextValues.get(callOutcomeKey);
+  try {
+    const response = await next(request);
+    if (outcome !== undefined) outcome.handled = true;
+    return response;
+  } catch (thrown) {
+    const error = toConnectError(thrown);
+    if (outcome !== undefined) Object.assign(outcome, { handled: true, error });
+    throw error;
+  }
+};
+
+// For failures connect-node answers before any handler runs (a body too large,
+// a malformed message): the status it wrote is all there is to go on.
+const CODE_OF_HTTP_STATUS: Record<number, Code> = {
+  400: Code.InvalidArgument,
+  401: Code.Unauthenticated,
+  403: Code.PermissionDenied,
+  404: Code.Unimplemented,
+  408: Code.DeadlineExceeded,
+  409: Code.Aborted,
+  413: Code.ResourceExhausted,
+  415: Code.InvalidArgument,
+  429: Code.ResourceExhausted,
+  499: Code.Canceled,
+  501: Code.Unimplemented,
+  503: Code.Unavailable,
+  504: Code.DeadlineExceeded,
+};
+
+function codeWritten(response: ServerResponse): Code | 0 {
+  const grpcStatus = Number(response.getHeader('grpc-status') ?? Number.NaN);
+  if (Number.isInteger(grpcStatus)) return grpcStatus as Code | 0;
+  if (response.statusCode < 300) return 0;
+  return CODE_OF_HTTP_STATUS[response.statusCode] ?? Code.Internal;
+}
+
+function protocolOf(request: IncomingMessage): string {
+  const contentType = request.headers['content-type'] ?? '';
+  return contentType.startsWith('application/grpc-web') ? 'grpc-web' : 'connect';
+}
+
+function peerOf(request: IncomingMessage): string {
+  const { remoteAddress, remotePort } = request.socket;
+  return remoteAddress?.includes(':') === true ? `[${remoteAddress}]:${remotePort}` : `${remoteAddress}:${remotePort}`;
+}
+
+export function createHttpServer(options: HttpServerOptions): HttpServer {
+  const pending = new WeakMap<IncomingMessage, { details: CallDetails; outcome: CallOutcome }>();
+  const connectHandler = connectNodeAdapter({
+    routes: (router) => router.service(TokenService, options.handlers),
+    grpc: false,
+    readMaxBytes: options.maxMessageBytes,
+    writeMaxBytes: options.maxMessageBytes,
+    interceptors: [recordOutcome],
+    contextValues: (request) => {
+      const call = pending.get(request as IncomingMessage);
+      return createContextValues()
+        .set(callDetailsKey, call?.details)
+        .set(callOutcomeKey, call?.outcome);
+    },
+  });
+
+  let draining = false;
+
+  const rpc = (request: IncomingMessage, response: ServerResponse) => {
+    const started = performance.now();
+    const call = { details: { caller: peerOf(request) }, outcome: { handled: false } as CallOutcome };
+    pending.set(request, call);
+    response.once('close', () => {
+      const error = call.outcome.error;
+      const code = call.outcome.handled ? (error?.code ?? 0) : codeWritten(response);
+      options.logCall({
+        method: (request.url ?? '/').split('?', 1)[0]!.slice(1),
+        protocol: protocolOf(request),
+        code,
+        durationMs: performance.now() - started,
+        details: call.details,
+        error: error ?? (code === 0 ? undefined : new ConnectError('rejected by the protocol handler', code)),
+      });
+    });
+    // While draining, each answer closes its connection, so idle keep-alive
+    // connections do not hold the shutdown open.
+    if (draining) response.setHeader('connection', 'close');
+    connectHandler(request, response);
+  };
+
+  const routes = [...createProbeRoutes(options.readiness), ...(options.routes ?? [])];
+  const server: Server = createServer(
+    createRouter(routes, rpc, (error) => options.logger.error({ err: error }, 'an HTTP route failed')),
+  );
+
+  return {
+    listen(host, port) {
+      return new Promise((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(port, host, () => {
+          server.off('error', reject);
+          resolve((server.address() as AddressInfo).port);
+        });
+      });
+    },
+    shutdown(timeoutMs) {
+      draining = true;
+      return new Promise((resolve) => {
+        const sweep = setInterval(() => server.closeIdleConnections(), 50);
+        const timer = setTimeout(() => {
+          clearInterval(sweep);
+          server.closeAllConnections();
+          resolve(false);
+        }, timeoutMs);
+        server.close(() => {
+          clearInterval(sweep);
+          clearTimeout(timer);
+          resolve(true);
+        });
+      });
+    },
+  };
+}

@@ -1,0 +1,196 @@
+// The proto ⇄ core mapping, written once: both servers (grpc-js on the gRPC
+// port, connect-node on the HTTP port) run these handlers. Each one turns a
+// request message into a core call and the result into a response message;
+// core errors pass through untouched and become statuses in errors.ts.
+
+import type { HandlerContext, ServiceImpl } from '@connectrpc/connect';
+import type { MessageInitShape } from '@bufbuild/protobuf';
+import type { Duration } from '@bufbuild/protobuf/wkt';
+import { timestampFromMs } from '@bufbuild/protobuf/wkt';
+import { InvalidArgumentError } from '../core/errors.js';
+import type { TokenService } from '../core/token-service.js';
+import {
+  isSigningAlgorithm,
+  SIGNING_ALGORITHMS,
+  type KeyState as CoreKeyState,
+  type PublicKeyInfo,
+  type RevokeTarget,
+  type TokenFormat as CoreTokenFormat,
+} from '../core/types.js';
+import {
+  KeyState,
+  TokenFormat,
+  TokenService as TokenServiceDescriptor,
+  type KeySchema,
+  type RevokeRequest,
+} from '../gen/tally/v1/token_service_pb.js';
+import { callDetailsOf } from './call-details.js';
+import { untilAborted } from './abort.js';
+
+export type TokenServiceHandlers = ServiceImpl<typeof TokenServiceDescriptor>;
+
+export function createTokenServiceHandlers(tokens: TokenService): TokenServiceHandlers {
+  return {
+    async issue(request, context) {
+      const issued = await untilAborted(context.signal, () =>
+        tokens.issue({
+          subject: request.subject,
+          clientId: nonEmpty(request.clientId),
+          audience: request.audience,
+          scopes: request.scopes,
+          ttlMs: request.ttl === undefined ? undefined : durationToMs(request.ttl, 'ttl'),
+          format: formatFromProto(request.format),
+          claims: request.claims,
+          sessionId: nonEmpty(request.sessionId),
+        }),
+      );
+      recordTokenId(context, issued.tokenId);
+      return {
+        token: issued.token,
+        tokenId: issued.tokenId,
+        format: formatToProto(issued.format),
+        issuedAt: timestampFromMs(issued.issuedAt),
+        expiresAt: timestampFromMs(issued.expiresAt),
+      };
+    },
+
+    async introspect(request, context) {
+      const result = await untilAborted(context.signal, () =>
+        tokens.introspect({
+          token: request.token,
+          audience: nonEmpty(request.audience),
+          requiredScopes: request.requiredScopes.length > 0 ? request.requiredScopes : undefined,
+        }),
+      );
+      const details = callDetailsOf(context.values);
+      if (!result.active) {
+        if (details !== undefined) {
+          details.tokenId = result.tokenId;
+          details.inactiveReason = result.reason;
+        }
+        // Nothing but the verdict: the reason is for our log, not for the caller.
+        return { active: false };
+      }
+      recordTokenId(context, result.tokenId);
+      return {
+        active: true,
+        tokenId: result.tokenId,
+        format: formatToProto(result.format),
+        subject: result.subject,
+        clientId: result.clientId,
+        audience: result.audience,
+        scopes: result.scopes,
+        issuedAt: timestampFromMs(result.issuedAt),
+        expiresAt: timestampFromMs(result.expiresAt),
+        issuer: result.issuer,
+        claims: result.claims,
+        sessionId: result.sessionId,
+      };
+    },
+
+    async revoke(request, context) {
+      const target = revokeTargetFromProto(request.target);
+      if (target.kind === 'tokenId') recordTokenId(context, target.tokenId);
+      await untilAborted(context.signal, () => tokens.revoke(target));
+      return {};
+    },
+
+    async rotateKeys(request, context) {
+      const algorithm = request.algorithm.trim();
+      if (algorithm !== '' && !isSigningAlgorithm(algorithm)) {
+        throw new InvalidArgumentError('algorithm', `must be one of ${SIGNING_ALGORITHMS.join(', ')}, or empty`);
+      }
+      const keys = await untilAborted(context.signal, () =>
+        tokens.rotateKeys(algorithm === '' ? undefined : algorithm),
+      );
+      return { keys: keys.map(keyToProto) };
+    },
+
+    async listKeys(_request, context) {
+      const keys = await untilAborted(context.signal, () => tokens.listKeys());
+      return { keys: keys.map(keyToProto) };
+    },
+  };
+}
+
+function recordTokenId(context: HandlerContext, tokenId: string): void {
+  const details = callDetailsOf(context.values);
+  if (details !== undefined) details.tokenId = tokenId;
+}
+
+function nonEmpty(value: string): string | undefined {
+  return value === '' ? undefined : value;
+}
+
+// Beyond this a lifetime is nonsense anyway, and milliseconds stay exact in a double.
+const MAXIMUM_DURATION_SECONDS = 10n ** 11n;
+
+/** Duration → milliseconds, refusing what no lifetime can be. Sub-millisecond parts are dropped. */
+export function durationToMs(duration: Duration, field: string): number {
+  const { seconds, nanos } = duration;
+  if (seconds < 0n || nanos < 0) throw new InvalidArgumentError(field, 'must not be negative');
+  if (nanos > 999_999_999) throw new InvalidArgumentError(field, 'nanos must be below one second');
+  if (seconds > MAXIMUM_DURATION_SECONDS) throw new InvalidArgumentError(field, 'is too long');
+  return Number(seconds) * 1000 + Math.floor(nanos / 1_000_000);
+}
+
+function formatFromProto(format: TokenFormat): CoreTokenFormat | undefined {
+  switch (format) {
+    case TokenFormat.UNSPECIFIED:
+      return undefined;
+    case TokenFormat.OPAQUE:
+      return 'opaque';
+    case TokenFormat.JWT:
+      return 'jwt';
+    default:
+      // Open enums: a newer client can send a number this server does not know.
+      throw new InvalidArgumentError('format', 'unknown token format');
+  }
+}
+
+function formatToProto(format: CoreTokenFormat): TokenFormat {
+  return format === 'jwt' ? TokenFormat.JWT : TokenFormat.OPAQUE;
+}
+
+const REVOKE_FIELD_NAMES = {
+  token: 'token',
+  tokenId: 'token_id',
+  subject: 'subject',
+  clientId: 'client_id',
+  sessionId: 'session_id',
+} as const;
+
+export function revokeTargetFromProto(target: RevokeRequest['target']): RevokeTarget {
+  if (target.case === undefined) {
+    throw new InvalidArgumentError('target', 'set one of token, token_id, subject, client_id or session_id');
+  }
+  if (target.value === '') throw new InvalidArgumentError(REVOKE_FIELD_NAMES[target.case], 'must not be empty');
+  switch (target.case) {
+    case 'token':
+      return { kind: 'token', token: target.value };
+    case 'tokenId':
+      return { kind: 'tokenId', tokenId: target.value };
+    case 'subject':
+      return { kind: 'subject', value: target.value };
+    case 'clientId':
+      return { kind: 'client', value: target.value };
+    case 'sessionId':
+      return { kind: 'session', value: target.value };
+  }
+}
+
+const KEY_STATES: Record<CoreKeyState, KeyState> = {
+  active: KeyState.ACTIVE,
+  retiring: KeyState.RETIRING,
+};
+
+function keyToProto(key: PublicKeyInfo): MessageInitShape<typeof KeySchema> {
+  return {
+    kid: key.kid,
+    algorithm: key.algorithm,
+    state: KEY_STATES[key.state],
+    createdAt: timestampFromMs(key.createdAt),
+    retiresAt: key.retiresAt === undefined ? undefined : timestampFromMs(key.retiresAt),
+    publicJwk: key.publicJwk,
+  };
+}
