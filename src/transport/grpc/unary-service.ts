@@ -70,6 +70,8 @@ export function adaptUnaryService<Service extends DescService>(
   return { definition, implementation };
 }
 
+const DEADLINE_TOLERANCE_MS = 50;
+
 function createUnaryCallHandler(
   service: DescService,
   method: DescMethodUnary,
@@ -94,7 +96,9 @@ function createUnaryCallHandler(
       contextValues: createContextValues().set(callDetailsKey, details),
     });
     const onCancelled = () => {
-      const expired = timeoutMs !== undefined && context.timeoutMs()! <= 0;
+      // A client that enforces its own deadline resets the stream a moment
+      // before the deadline passes here, so "nearly expired" counts as expired.
+      const expired = timeoutMs !== undefined && context.timeoutMs()! <= DEADLINE_TOLERANCE_MS;
       cancellation.abort(
         expired
           ? new ConnectError('the deadline was exceeded', Code.DeadlineExceeded)
