@@ -3,6 +3,7 @@
 
 import { StoreUnavailableError } from '../../core/errors.js';
 import type { Clock, Store } from '../../core/ports.js';
+import { systemClock } from '../../core/system.js';
 import type { KeyRingSnapshot, RevocationScope, StoredKey, TokenRecord } from '../../core/types.js';
 import { checkKeepForMs } from '../keep-for.js';
 
@@ -20,7 +21,7 @@ interface Mark {
 const DEFAULT_SWEEP_INTERVAL_MS = 60_000;
 
 export function createMemoryStore(options: MemoryStoreOptions = {}): Store {
-  const clock = options.clock ?? { now: () => Date.now() };
+  const clock = options.clock ?? systemClock;
   const tokens = new Map<string, TokenRecord>();
   const marks = new Map<string, Mark>();
   let sequence = 0;

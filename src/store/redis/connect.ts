@@ -26,6 +26,10 @@ export function createRedisClient(target: RedisTarget, settings: ClientSettings)
     password: target.password,
     commandTimeout: settings.commandTimeoutMs,
     connectTimeout: Math.max(settings.commandTimeoutMs, 1000),
+    // A connection that has owed replies this long is dropped and remade: a
+    // server gone without a reset (host lost, moved by failover) would
+    // otherwise hold it until TCP keep-alive gives up, many minutes later.
+    socketTimeout: Math.max(5 * settings.commandTimeoutMs, 5000),
     maxRetriesPerRequest: 0,
     // A command whose connection broke may or may not have run; the caller
     // decides whether to try again, not the driver behind its back.

@@ -23,6 +23,7 @@
 
 import { StoreUnavailableError } from '../../core/errors.js';
 import type { Clock, Store } from '../../core/ports.js';
+import { systemClock } from '../../core/system.js';
 import type { KeyRingSnapshot, StoredKey, TokenRecord } from '../../core/types.js';
 import { checkKeepForMs } from '../keep-for.js';
 import { parseRedisUrl } from './connection-url.js';
@@ -49,7 +50,7 @@ const DEFAULT_RECONNECT_MAX_DELAY_MS = 1000;
 
 export function createRedisStore(options: RedisStoreOptions): Store {
   const commandTimeoutMs = options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
-  const clock = options.clock ?? { now: () => Date.now() };
+  const clock = options.clock ?? systemClock;
   const keys = createKeyNames(options.keyPrefix ?? DEFAULT_KEY_PREFIX);
   const client = createRedisClient(parseRedisUrl(options.url), {
     commandTimeoutMs,
@@ -119,7 +120,7 @@ export function createRedisStore(options: RedisStoreOptions): Store {
       call(async () => {
         // Relative to our clock, so a Redis clock that is off does not shorten
         // or stretch a token's life; +1 keeps it through expiresAt itself.
-        const timeToLive = record.expiresAt - clock.now() + 1;
+        const timeToLive = Math.ceil(record.expiresAt - clock.now()) + 1;
         const key = keys.token(record.tokenId);
         if (timeToLive <= 0) await client.del(key);
         else await client.set(key, JSON.stringify(record), 'PX', timeToLive);
