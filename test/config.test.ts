@@ -1,0 +1,162 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig, parseDuration, renderHelp, renderSettingsTable, SETTINGS } from '../src/config.js';
+
+const KEY = Buffer.alloc(32, 1).toString('base64');
+
+function problemsOf(environment: Record<string, string>): string[] {
+  try {
+    loadConfig(environment);
+  } catch (error) {
+    if (error instanceof ConfigError) return error.problems;
+    throw error;
+  }
+  throw new Error('the configuration was accepted');
+}
+
+describe('loadConfig', () => {
+  it('gives the documented defaults when nothing is set', () => {
+    expect(loadConfig({})).toEqual({
+      host: '0.0.0.0',
+      grpcPort: 50051,
+      httpPort: 8080,
+      redisUrl: undefined,
+      redisCommandTimeoutMs: 1_000,
+      masterKey: undefined,
+      issuer: 'tally',
+      defaultTtlMs: 3_600_000,
+      maxTtlMs: 86_400_000,
+      clockSkewMs: 60_000,
+      keyAlgorithm: 'EdDSA',
+      keyRefreshMs: 1_000,
+      healthCheckIntervalMs: 1_000,
+      maxMessageBytes: 65_536,
+      shutdownTimeoutMs: 10_000,
+      logLevel: 'info',
+    });
+  });
+
+  it('reads every TALLY_* variable', () => {
+    const config = loadConfig({
+      TALLY_HOST: '127.0.0.1',
+      TALLY_GRPC_PORT: '6000',
+      TALLY_HTTP_PORT: '0',
+      TALLY_REDIS_URL: 'redis://127.0.0.1:6379/2',
+      TALLY_MASTER_KEY: KEY,
+      TALLY_TOKEN_TTL: '15m',
+      TALLY_MAX_TOKEN_TTL: '1h30m',
+      TALLY_CLOCK_SKEW: '500ms',
+      TALLY_KEY_ALGORITHM: 'ES256',
+      TALLY_MAX_MESSAGE_BYTES: '1MiB',
+      TALLY_LOG_LEVEL: 'DEBUG',
+    });
+    expect(config).toMatchObject({
+      host: '127.0.0.1',
+      grpcPort: 6000,
+      httpPort: 0,
+      redisUrl: 'redis://127.0.0.1:6379/2',
+      defaultTtlMs: 900_000,
+      maxTtlMs: 5_400_000,
+      clockSkewMs: 500,
+      keyAlgorithm: 'ES256',
+      maxMessageBytes: 1_048_576,
+      logLevel: 'debug',
+    });
+    expect(Buffer.from(config.masterKey!).toString('base64')).toBe(KEY);
+  });
+
+  it('reads the master key from TALLY_MASTER_KEY_FILE, trailing newline and all', () => {
+    const directory = mkdtempSync(join(tmpdir(), 'tally-config-'));
+    const file = join(directory, 'master-key');
+    writeFileSync(file, `${KEY}\n`);
+    expect(Buffer.from(loadConfig({ TALLY_MASTER_KEY_FILE: file }).masterKey!).toString('base64')).toBe(KEY);
+  });
+
+  describe('refuses a bad value, naming the variable', () => {
+    it.each([
+      ['TALLY_GRPC_PORT', 'abc'],
+      ['TALLY_GRPC_PORT', '70000'],
+      ['TALLY_HTTP_PORT', '-1'],
+      ['TALLY_HOST', 'not a host!'],
+      ['TALLY_TOKEN_TTL', '60'],
+      ['TALLY_TOKEN_TTL', '0s'],
+      ['TALLY_TOKEN_TTL', '1 hour'],
+      ['TALLY_MAX_TOKEN_TTL', '-5m'],
+      ['TALLY_CLOCK_SKEW', 'soon'],
+      ['TALLY_KEY_ALGORITHM', 'HS256'],
+      ['TALLY_KEY_REFRESH_INTERVAL', '0ms'],
+      ['TALLY_REDIS_COMMAND_TIMEOUT', '1x'],
+      ['TALLY_MAX_MESSAGE_BYTES', '12'],
+      ['TALLY_MAX_MESSAGE_BYTES', '1GiB'],
+      ['TALLY_SHUTDOWN_TIMEOUT', 'forever'],
+      ['TALLY_LOG_LEVEL', 'loud'],
+      ['TALLY_REDIS_URL', 'http://example.com'],
+      ['TALLY_MASTER_KEY', 'c2hvcnQ='],
+      ['TALLY_MASTER_KEY', 'not base64 at all!'],
+      ['TALLY_MASTER_KEY_FILE', '/nonexistent/master-key'],
+      ['TALLY_ISSUER', '   '],
+    ])('%s=%j', (variable, value) => {
+      const environment: Record<string, string> = { [variable]: value };
+      if (variable === 'TALLY_REDIS_URL') environment.TALLY_MASTER_KEY = KEY;
+      const problems = problemsOf(environment);
+      expect(problems).toHaveLength(1);
+      expect(problems[0]!.startsWith(`${variable}:`)).toBe(true);
+    });
+  });
+
+  it('never repeats a secret value in its message', () => {
+    const [problem] = problemsOf({ TALLY_MASTER_KEY: 'c2VjcmV0LXRvby1zaG9ydA==' });
+    expect(problem).not.toContain('c2VjcmV0');
+    const [redisProblem] = problemsOf({ TALLY_REDIS_URL: 'ftp://user:hunter2@host', TALLY_MASTER_KEY: KEY });
+    expect(redisProblem).not.toContain('hunter2');
+  });
+
+  it('requires a master key with Redis', () => {
+    expect(problemsOf({ TALLY_REDIS_URL: 'redis://127.0.0.1:6379' })).toEqual([expect.stringMatching(/^TALLY_MASTER_KEY: required with TALLY_REDIS_URL/)]);
+  });
+
+  it('refuses both TALLY_MASTER_KEY and TALLY_MASTER_KEY_FILE', () => {
+    const directory = mkdtempSync(join(tmpdir(), 'tally-config-'));
+    const file = join(directory, 'master-key');
+    writeFileSync(file, KEY);
+    expect(problemsOf({ TALLY_MASTER_KEY: KEY, TALLY_MASTER_KEY_FILE: file })).toEqual([
+      expect.stringMatching(/^TALLY_MASTER_KEY and TALLY_MASTER_KEY_FILE: set one/),
+    ]);
+  });
+
+  it('refuses a default lifetime longer than the maximum', () => {
+    expect(problemsOf({ TALLY_TOKEN_TTL: '2d', TALLY_MAX_TOKEN_TTL: '1d' })).toEqual([expect.stringMatching(/^TALLY_TOKEN_TTL: /)]);
+  });
+
+  it('reports every bad variable at once', () => {
+    expect(problemsOf({ TALLY_GRPC_PORT: 'abc', TALLY_HTTP_PORT: 'def' })).toHaveLength(2);
+  });
+});
+
+describe('parseDuration', () => {
+  it.each([
+    ['500ms', 500],
+    ['90s', 90_000],
+    ['15m', 900_000],
+    ['1h', 3_600_000],
+    ['1d', 86_400_000],
+    ['1h30m', 5_400_000],
+    ['1.5s', 1_500],
+  ])('%s is %i ms', (text, milliseconds) => {
+    expect(parseDuration(text)).toBe(milliseconds);
+  });
+});
+
+describe('--help and the README table', () => {
+  it('list every setting with its default', () => {
+    const help = renderHelp();
+    const table = renderSettingsTable();
+    for (const setting of Object.values(SETTINGS)) {
+      expect(help).toContain(setting.env);
+      expect(table).toContain(`\`${setting.env}\``);
+      if (setting.default !== undefined) expect(help).toContain(`default ${setting.default}`);
+    }
+  });
+});
