@@ -2,7 +2,7 @@
 // h2load, on this machine, in one run. With arguments, only the rows whose names
 // contain one of them run (the baseline always does, or no ratio means anything).
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { killAllProcessesNow, stopAllProcesses } from './lib/child-processes.js';
@@ -41,8 +41,11 @@ async function main(): Promise<number> {
     const outcomes: RowOutcome[] = [];
     for (const row of selected) {
       console.log(`measuring: ${row.name}`);
+      // Other work on the machine skews a row; the load average beside it says how much there was.
+      const loadBefore = loadavg()[0] ?? 0;
       try {
-        outcomes.push({ row, measurement: await row.measure(context) });
+        const measurement = await row.measure(context);
+        outcomes.push({ row, measurement: { ...measurement, notes: [...measurement.notes, `load average ${loadBefore.toFixed(2)} before the row`] } });
       } catch (error) {
         // Other rows still run: one broken comparison should not hide the rest.
         console.error(`row "${row.name}" failed: ${(error as Error).stack ?? String(error)}`);

@@ -47,7 +47,7 @@ export function createBenchContext(projectRoot: string, scratchDirectory: string
     const [{ url }, { entry, note }] = await Promise.all([redis(), tallyEntry()]);
     const target = await startTally({ projectRoot, redisUrl: url, scratchDirectory }, entry);
     stops.push(() => target.process.stop());
-    startedWith.set('tally', `${target.commandLine} (${note}; gRPC ${target.grpcAddress}, HTTP ${target.httpOrigin})`);
+    startedWith.set('tally', `${target.commandLine} (${note}; default log level, one line per call, to a file; gRPC ${target.grpcAddress}, HTTP ${target.httpOrigin})`);
     return target;
   });
   const opaqueToken = once(async () => {

@@ -28,12 +28,14 @@ export function benchIssueRequest(format: TokenFormat = TokenFormat.OPAQUE): Iss
 /** An active IntrospectResponse shaped like Tally's answer for benchIssueRequest(). */
 export function bareIntrospectResponseBytes(): Uint8Array {
   const request = benchIssueRequest();
-  const now = Date.now();
+  // Whole seconds, as token times are: nanoseconds would add bytes Tally does not send.
+  const now = Math.floor(Date.now() / 1_000) * 1_000;
   return toBinary(
     IntrospectResponseSchema,
     create(IntrospectResponseSchema, {
       active: true,
-      tokenId: 'Zm9yIGEgdG9rZW4gaWQgb2YgYWJvdXQgdGhpcyBzaXplLg',
+      // 128 bits in base64url, like an opaque token's id.
+      tokenId: 'AAECAwQFBgcICQoLDA0ODw',
       format: request.format,
       subject: request.subject,
       clientId: request.clientId,
@@ -41,7 +43,7 @@ export function bareIntrospectResponseBytes(): Uint8Array {
       scopes: request.scopes,
       issuedAt: timestampFromMs(now),
       expiresAt: timestampFromMs(now + 3_600_000),
-      issuer: 'https://tally.internal',
+      issuer: 'tally',
     }),
   );
 }

@@ -12,7 +12,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isRunning, type StartedProcess } from './child-processes.js';
 import { grpcFrame, grpcRequestHeaders, parseGrpcFrames, postGrpcBody } from './grpc-wire.js';
-import { h2loadArguments, runH2load } from './h2load.js';
+import { h2loadArguments, runH2load, type H2loadResult } from './h2load.js';
 import type { BenchContext } from './context.js';
 import type { Measurement } from './row.js';
 
@@ -25,6 +25,8 @@ export interface GrpcUnaryLoad {
   /** Throws when a decoded answer is not the one the row expects. */
   readonly checkAnswer: (message: Buffer) => void;
   readonly server: StartedProcess;
+  /** A server-side check after the load; returns a note for the report, throws on a wrong answer. */
+  readonly afterLoad?: (load: H2loadResult) => Promise<string>;
 }
 
 export async function measureGrpcUnary(context: BenchContext, load: GrpcUnaryLoad): Promise<Measurement> {
@@ -65,6 +67,7 @@ export async function measureGrpcUnary(context: BenchContext, load: GrpcUnaryLoa
 
   const after = await expectOkAnswer(origin, load, body, 'after the load');
   if (!after.equals(before)) throw new Error(`${load.slug}: the answer after the load differs from the one before it`);
+  const serverNote = await load.afterLoad?.(result);
 
   return {
     callsPerSecond: result.requestsPerSecond,
@@ -73,7 +76,11 @@ export async function measureGrpcUnary(context: BenchContext, load: GrpcUnaryLoa
     requests: requests.succeeded,
     // The body file is gone after the run; its name says what it held.
     command: `h2load ${h2loadArguments({ ...h2loadRequest, bodyPath: `${load.slug}.body` }, context.settings.durationSeconds).map(shellQuote).join(' ')}`,
-    notes: [`request body ${body.length} B, response body ${before.length} B (gRPC frames)`, `p50/p99 over ${result.latency.samples} logged requests`],
+    notes: [
+      `request body ${body.length} B, response body ${before.length} B (gRPC frames)`,
+      `p50/p99 over ${result.latency.samples} logged requests`,
+      ...(serverNote === undefined ? [] : [serverNote]),
+    ],
   };
 }
 

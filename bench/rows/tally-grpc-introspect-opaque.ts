@@ -3,6 +3,7 @@ import { IntrospectRequestSchema, IntrospectResponseSchema } from '../../src/gen
 import { benchIssueRequest, introspectPath } from '../lib/fixtures.js';
 import { measureGrpcUnary } from '../lib/measure-grpc-unary.js';
 import type { Row } from '../lib/row.js';
+import { summarizeCallLog } from '../lib/tally-call-log.js';
 
 export const tallyGrpcIntrospectOpaque: Row = {
   name: 'Tally gRPC Introspect, opaque, no cache',
@@ -23,6 +24,21 @@ export const tallyGrpcIntrospectOpaque: Row = {
         }
       },
       server: tally.process,
+      afterLoad: async (load) => {
+        const log = await summarizeCallLog(tally.process.logPath, 'TokenService/Introspect');
+        if (log === undefined) return "Tally's call log had no Introspect lines to cross-check";
+        // h2load resets the streams still in flight when each of its runs ends; those
+        // calls are logged as canceled, at most one per stream slot per run.
+        const { canceled = 0, ...failures } = log.failures;
+        const inFlightLimit = 2 * context.settings.connections * context.settings.streamsPerConnection;
+        if (Object.keys(failures).length > 0 || Object.keys(log.inactive).length > 0 || canceled > inFlightLimit) {
+          throw new Error(`Tally's call log shows failed or inactive Introspect calls: ${JSON.stringify(log)}`);
+        }
+        if (log.calls < load.statusCodes['2xx']) {
+          throw new Error(`Tally logged ${log.calls} Introspect calls, fewer than the ${load.statusCodes['2xx']} answers h2load counted`);
+        }
+        return `Tally's call log: ${log.calls} Introspect calls (warm-up included), all ok and active but ${canceled} canceled by h2load stopping`;
+      },
     });
   },
 };
