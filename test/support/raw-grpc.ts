@@ -7,6 +7,12 @@ import { connect, constants, type ClientHttp2Session } from 'node:http2';
 export interface RawGrpcCall {
   /** Sends the message (length-prefixed) and ends the request. */
   send(message: Uint8Array): void;
+  /**
+   * Resolves once the server has the request's headers: after the stream's
+   * HEADERS frame went out, a PING is answered only after it was handled,
+   * since one HTTP/2 connection's frames are handled in order.
+   */
+  accepted: Promise<void>;
   /** Resolves with grpc-status and the response message bytes once the server ends the stream. */
   result: Promise<{ status: number; message: string; body: Buffer }>;
 }
@@ -21,6 +27,12 @@ export function startRawGrpcCall(address: string, path: string, headers: Record<
     te: 'trailers',
     ...headers,
   });
+  const accepted = new Promise<void>((resolve, reject) => {
+    stream.once('ready', () => {
+      session.ping((error) => (error === null ? resolve() : reject(error)));
+    });
+  });
+  accepted.catch(() => {});
   const chunks: Buffer[] = [];
   let responseHeaders: Record<string, unknown> = {};
   stream.on('response', (received) => {
@@ -45,6 +57,7 @@ export function startRawGrpcCall(address: string, path: string, headers: Record<
   });
   return {
     session,
+    accepted,
     send(message) {
       const frame = Buffer.alloc(5 + message.length);
       frame.writeUInt32BE(message.length, 1);

@@ -1,0 +1,35 @@
+// Clients for a running Tally on both ports: the independent grpc-js client
+// on the gRPC port, Connect (JSON) and gRPC-Web on the HTTP port.
+
+import { createClient, type Client } from '@connectrpc/connect';
+import { createConnectTransport, createGrpcWebTransport } from '@connectrpc/connect-node';
+import { TokenService } from '../../src/gen/tally/v1/token_service_pb.js';
+import { createGrpcTestClient, type GrpcTestClient } from './grpc-client.js';
+
+export interface TallyClients {
+  grpc: GrpcTestClient;
+  connect: Client<typeof TokenService>;
+  connectBinary: Client<typeof TokenService>;
+  grpcWeb: Client<typeof TokenService>;
+  close(): void;
+}
+
+export function createTallyClients(target: { grpcAddress: string; httpUrl: string }): TallyClients {
+  const grpc = createGrpcTestClient(target.grpcAddress);
+  return {
+    grpc,
+    connect: createClient(TokenService, createConnectTransport({ baseUrl: target.httpUrl, httpVersion: '1.1' })),
+    connectBinary: createClient(
+      TokenService,
+      createConnectTransport({ baseUrl: target.httpUrl, httpVersion: '1.1', useBinaryFormat: true }),
+    ),
+    grpcWeb: createClient(TokenService, createGrpcWebTransport({ baseUrl: target.httpUrl, httpVersion: '1.1' })),
+    close: () => grpc.close(),
+  };
+}
+
+/** The "kid" in a JWT's protected header. */
+export function kidOf(jwt: string): string {
+  const [header] = jwt.split('.');
+  return (JSON.parse(Buffer.from(header!, 'base64url').toString()) as { kid: string }).kid;
+}
