@@ -24,6 +24,9 @@ const settings: LoadSettings = {
 // Past this the bench gives up and stops everything: a hung server must not hang CI or a shell.
 const overallLimitMilliseconds = 180_000;
 
+// Set by a signal or the time limit, so the loop starts no row while everything is being stopped.
+let stopping = false;
+
 const projectRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const resultsPath = join(projectRoot, 'bench', 'results', 'latest.md');
 
@@ -40,6 +43,7 @@ async function main(): Promise<number> {
 
     const outcomes: RowOutcome[] = [];
     for (const row of selected) {
+      if (stopping) break;
       console.log(`measuring: ${row.name}`);
       // Other work on the machine skews a row; the load average beside it says how much there was.
       const loadBefore = loadavg()[0] ?? 0;
@@ -72,11 +76,13 @@ async function main(): Promise<number> {
 process.once('exit', killAllProcessesNow);
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, () => {
+    stopping = true;
     console.error(`\n${signal}: stopping every process the bench started`);
     void stopAllProcesses().finally(() => process.exit(130));
   });
 }
 const limit = setTimeout(() => {
+  stopping = true;
   console.error(`the bench did not finish within ${overallLimitMilliseconds / 1_000} s; stopping`);
   void stopAllProcesses().finally(() => process.exit(1));
 }, overallLimitMilliseconds);
