@@ -124,3 +124,20 @@ describe.each(TRANSPORTS)('TokenService over $name on the HTTP port', ({ name, m
     expect(tally.rawLogs()).not.toContain(issued.token);
   });
 });
+
+describe('Introspect on the HTTP port', () => {
+  it('refuses Connect GET, which would carry the token in the URL', async () => {
+    const tally = await startInProcessTally();
+    try {
+      const message = encodeURIComponent(JSON.stringify({ token: 'tly_example' }));
+      const response = await fetch(`${tally.httpUrl}/tally.v1.TokenService/Introspect?connect=v1&encoding=json&message=${message}`);
+      expect(response.status).toBe(405);
+      expect(response.headers.get('allow')).toBe('POST');
+      // ListKeys carries no token: GET stays available, and cacheable.
+      const keys = await fetch(`${tally.httpUrl}/tally.v1.TokenService/ListKeys?connect=v1&encoding=json&message=%7B%7D`);
+      expect(keys.status).toBe(200);
+    } finally {
+      await tally.close();
+    }
+  });
+});

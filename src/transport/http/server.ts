@@ -92,6 +92,18 @@ function peerOf(request: IncomingMessage): string {
   return remoteAddress?.includes(':') === true ? `[${remoteAddress}]:${remotePort}` : `${remoteAddress}:${remotePort}`;
 }
 
+// Connect allows GET for side-effect-free methods, with the request in the
+// query string; for Introspect that is the token in a URL, where proxies and
+// access logs keep it. POST only.
+const INTROSPECT_PATH = `/${TokenService.typeName}/${TokenService.method.introspect.name}?`;
+
+function refuseTokenInUrl(response: ServerResponse): void {
+  response.writeHead(405, { allow: 'POST', 'content-type': 'application/json' });
+  response.end(
+    JSON.stringify({ code: 'unimplemented', message: 'Introspect takes the token in a POST body, never in a URL' }),
+  );
+}
+
 export function createHttpServer(options: HttpServerOptions): HttpServer {
   const pending = new WeakMap<IncomingMessage, { details: CallDetails; outcome: CallOutcome }>();
   const connectHandler = connectNodeAdapter({
@@ -111,6 +123,10 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
   let draining = false;
 
   const rpc = (request: IncomingMessage, response: ServerResponse) => {
+    if (request.method === 'GET' && (request.url ?? '').startsWith(INTROSPECT_PATH)) {
+      refuseTokenInUrl(response);
+      return;
+    }
     const started = performance.now();
     const call = { details: { caller: peerOf(request) }, outcome: { handled: false } as CallOutcome };
     pending.set(request, call);
