@@ -80,7 +80,8 @@ export function parseByteSize(raw: string): number {
   const match = /^(\d+)\s*(B|KiB|MiB)?$/.exec(raw.trim());
   if (match === null) throw new Error('expected a size in bytes such as 65536, 64KiB or 1MiB');
   const bytes = Number(match[1]) * (BYTE_UNITS[match[2] ?? ''] as number);
-  if (bytes < 1024 || bytes > MAXIMUM_MESSAGE_BYTES) throw new Error('must be between 1KiB and 64MiB');
+  // Below 16KiB, reflection's own answers (file descriptors) and a ListKeys of RSA keys would not fit.
+  if (bytes < 16 * 1024 || bytes > MAXIMUM_MESSAGE_BYTES) throw new Error('must be between 16KiB and 64MiB');
   return bytes;
 }
 

@@ -89,6 +89,7 @@ describe('loadConfig', () => {
       ['TALLY_KEY_REFRESH_INTERVAL', '0ms'],
       ['TALLY_REDIS_COMMAND_TIMEOUT', '1x'],
       ['TALLY_MAX_MESSAGE_BYTES', '12'],
+      ['TALLY_MAX_MESSAGE_BYTES', '8KiB'],
       ['TALLY_MAX_MESSAGE_BYTES', '1GiB'],
       ['TALLY_SHUTDOWN_TIMEOUT', 'forever'],
       ['TALLY_LOG_LEVEL', 'loud'],

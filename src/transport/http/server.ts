@@ -76,6 +76,8 @@ const CODE_OF_HTTP_STATUS: Record<number, Code> = {
 };
 
 function codeWritten(response: ServerResponse): Code | 0 {
+  // Closed before the answer was complete: the client went away.
+  if (!response.writableFinished) return Code.Canceled;
   const grpcStatus = Number(response.getHeader('grpc-status') ?? Number.NaN);
   if (Number.isInteger(grpcStatus)) return grpcStatus as Code | 0;
   if (response.statusCode < 300) return 0;
