@@ -138,7 +138,7 @@ export const SETTINGS = {
     env: 'TALLY_HOST',
     default: '0.0.0.0',
     description:
-      'Address both ports bind to. All interfaces by default so a container is reachable; callers are still checked on every call.',
+      'Address both ports bind to. All interfaces by default, so Tally in a container is reachable; 127.0.0.1 keeps it to this machine.',
     parse: parseHost,
   }),
   grpcPort: required({
@@ -302,7 +302,7 @@ export function loadConfig(environment: Environment): Config {
 /** The `--help` text. */
 export function renderHelp(): string {
   const lines = [
-    'Usage: tally [--help]',
+    'Usage: tally [--help | --settings-table]',
     '',
     'Tally mints, introspects and revokes access tokens over gRPC, Connect and gRPC-Web.',
     'Every setting is an environment variable:',
