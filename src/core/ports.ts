@@ -1,7 +1,7 @@
 // The interfaces the core needs from the outside world, and their contract.
 // Stores are checked against this contract by test/store/conformance.ts.
 
-import type { KeyRingSnapshot, RevocationScope, StoredKey, TokenRecord } from './types.js';
+import type { KeyRingSnapshot, MarkScope, StoredKey, TokenRecord } from './types.js';
 
 /** Wall-clock time in milliseconds since the Unix epoch. Injected so tests can freeze it. */
 export interface Clock {
@@ -30,28 +30,30 @@ export interface Store {
    */
   revocationSequence(): Promise<number>;
 
-  /** Saves a token record; the store may forget it after record.expiresAt. */
+  /**
+   * Saves a token record, once: records never change after, so a store may
+   * cache them anywhere. The store may forget it after record.expiresAt.
+   */
   putToken(record: TokenRecord): Promise<void>;
 
-  /** The record saved under tokenId, or undefined if none (or it was deleted). */
+  /** The record saved under tokenId, or undefined if none. */
   getToken(tokenId: string): Promise<TokenRecord | undefined>;
 
-  /** Forgets a token record. Deleting an unknown id succeeds. */
-  deleteToken(tokenId: string): Promise<void>;
-
   /**
-   * Revokes every token of a scope issued so far: takes the next revocation
-   * sequence number and raises the scope's mark to it (never lowers it). The
-   * mark is kept for at least keepForMs, after which every token it covered
-   * has expired. Resolves with the number taken, once the change is durable.
+   * Revokes every token of a scope issued so far (scope 'token': the one
+   * token with that id): takes the next revocation sequence number and raises
+   * the scope's mark to it (never lowers it). The mark is kept for at least
+   * keepForMs, after which every token it covered has expired. Resolves with
+   * the number taken once the change is durable and every replica that
+   * answers from a local view has applied it.
    */
-  revokeScope(scope: RevocationScope, value: string, keepForMs: number): Promise<number>;
+  revokeScope(scope: MarkScope, value: string, keepForMs: number): Promise<number>;
 
   /**
    * The highest mark among the given scopes (0 when none has one). A token
    * whose record.sequence is below it is revoked.
    */
-  revocationMark(scopes: ReadonlyArray<readonly [RevocationScope, string]>): Promise<number>;
+  revocationMark(scopes: ReadonlyArray<readonly [MarkScope, string]>): Promise<number>;
 
   /** The key ring and its version ({ version: 0, keys: [] } when never written). */
   readKeyRing(): Promise<KeyRingSnapshot>;
@@ -69,6 +71,12 @@ export interface Store {
    * master secrets refuse to run instead of failing token by token.
    */
   checkSecretFingerprint(fingerprint: string): Promise<boolean>;
+
+  /**
+   * Calls listener when the key ring may have changed elsewhere, so replicas
+   * pick up a rotation at once. Optional: without it the ring is polled.
+   */
+  onKeyRingChange?(listener: () => void): void;
 
   /** Resolves when the store answers; rejects with StoreUnavailableError otherwise. */
   ping(): Promise<void>;

@@ -18,11 +18,11 @@ import type {
   InactiveReason,
   InactiveToken,
   IntrospectInput,
+  MarkScope,
   Introspection,
   IssuedToken,
   IssueInput,
   PublicKeyInfo,
-  RevocationScope,
   RevokeOptions,
   RevokeTarget,
   SigningAlgorithm,
@@ -79,8 +79,8 @@ function namesOneOf(record: TokenRecord, audiences: readonly string[] | undefine
   return audiences === undefined || record.audience.some((audience) => audiences.includes(audience));
 }
 
-function scopesOf(record: TokenRecord): Array<readonly [RevocationScope, string]> {
-  const scopes: Array<readonly [RevocationScope, string]> = [['subject', record.subject]];
+function scopesOf(record: TokenRecord): Array<readonly [MarkScope, string]> {
+  const scopes: Array<readonly [MarkScope, string]> = [['token', record.tokenId], ['subject', record.subject]];
   if (record.clientId) scopes.push(['client', record.clientId]);
   if (record.sessionId) scopes.push(['session', record.sessionId]);
   return scopes;
@@ -150,6 +150,13 @@ export function createTokenService(options: TokenServiceOptions): TokenService {
     };
   }
 
+  async function revokeRecord(record: TokenRecord, callerAudiences: readonly string[] | undefined): Promise<void> {
+    if (!namesOneOf(record, callerAudiences)) return;
+    const remainingMs = record.expiresAt - clock.now();
+    if (remainingMs <= 0) return;
+    await store.revokeScope('token', record.tokenId, remainingMs + options.clockSkewMs);
+  }
+
   return {
     async start() {
       if (!(await store.checkSecretFingerprint(secrets.fingerprint))) {
@@ -211,16 +218,13 @@ export function createTokenService(options: TokenServiceOptions): TokenService {
         case 'token': {
           // Expired, forged and malformed tokens name no record: nothing to revoke.
           const found = await findRecord(valid.token);
-          if ('active' in found || !namesOneOf(found, callerAudiences)) return;
-          await store.deleteToken(found.tokenId);
+          if (!('active' in found)) await revokeRecord(found, callerAudiences);
           return;
         }
         case 'tokenId': {
-          if (callerAudiences !== undefined) {
-            const record = await store.getToken(valid.tokenId);
-            if (record === undefined || !namesOneOf(record, callerAudiences)) return;
-          }
-          await store.deleteToken(valid.tokenId);
+          // Only ids that exist get a mark, so revoking made-up ids cannot fill the store.
+          const record = await store.getToken(valid.tokenId);
+          if (record !== undefined) await revokeRecord(record, callerAudiences);
           return;
         }
         default:

@@ -42,6 +42,13 @@ export interface TokenRecord {
 
 export type RevocationScope = 'subject' | 'client' | 'session';
 
+/**
+ * What a revocation mark can cover: every token of a subject, client or
+ * session, or one token by its id. Revoking a single token is a mark too, so
+ * token records never change once written and any replica may cache them.
+ */
+export type MarkScope = RevocationScope | 'token';
+
 export type RevokeTarget =
   | { kind: 'token'; token: string }
   | { kind: 'tokenId'; tokenId: string }

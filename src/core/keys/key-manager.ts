@@ -92,6 +92,14 @@ export function createKeyManager(options: KeyManagerOptions): KeyManager {
     return reloading;
   }
 
+  // A store that reports ring changes spares this replica up to a refresh
+  // interval of signing with a key another replica has already replaced.
+  store.onKeyRingChange?.(() => {
+    reload().catch(() => {
+      // The periodic refresh tries again; its failures are reported there.
+    });
+  });
+
   const manager: KeyManager = {
     async load() {
       await change(async (keys, now) =>

@@ -4,7 +4,7 @@
 import { StoreUnavailableError } from '../../core/errors.js';
 import type { Clock, Store } from '../../core/ports.js';
 import { systemClock } from '../../core/system.js';
-import type { KeyRingSnapshot, RevocationScope, StoredKey, TokenRecord } from '../../core/types.js';
+import type { KeyRingSnapshot, MarkScope, StoredKey, TokenRecord } from '../../core/types.js';
 import { checkKeepForMs } from '../keep-for.js';
 
 export interface MemoryStoreOptions {
@@ -32,7 +32,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Store {
   const isExpired = (record: TokenRecord) => clock.now() > record.expiresAt;
   const isLapsed = (mark: Mark) => clock.now() > mark.keptUntil;
   // Scope names hold no NUL, so the pair maps to exactly one string.
-  const markKey = (scope: RevocationScope, value: string) => `${scope}\u0000${value}`;
+  const markKey = (scope: MarkScope, value: string) => `${scope}\u0000${value}`;
 
   function sweep(): void {
     for (const [tokenId, record] of tokens) if (isExpired(record)) tokens.delete(tokenId);
@@ -69,11 +69,6 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Store {
         return undefined;
       }
       return structuredClone(record);
-    },
-
-    async deleteToken(tokenId) {
-      await open();
-      tokens.delete(tokenId);
     },
 
     async revokeScope(scope, value, keepForMs) {

@@ -72,3 +72,8 @@ export function createRedisClient(target: RedisTarget, settings: ClientSettings)
       }) as RedisClient;
   }
 }
+
+/** A second connection like client, for work that blocks it (stream reads). */
+export function duplicateClient(client: RedisClient): RedisClient {
+  return (client instanceof Cluster ? client.duplicate() : client.duplicate()) as RedisClient;
+}

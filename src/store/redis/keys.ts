@@ -1,38 +1,49 @@
 // Every Redis key the store uses. Redis Cluster routes a key by the part in
-// {braces} when there is one, and every command and script here touches a
-// single key, so no call ever needs two hash slots.
+// {braces}. Token records spread over the cluster by token id; everything
+// about revocation (the sequence, the marks, the event stream, the replicas'
+// leases) and the key ring share the one tag {revocations}, so that taking a
+// revocation number, raising the mark and announcing it to every replica is
+// one atomic script on one slot. Revocations are rare next to lookups, so one
+// slot carries them easily.
 
-import { createHash } from 'node:crypto';
-import type { RevocationScope } from '../../core/types.js';
+import type { MarkScope } from '../../core/types.js';
 
 export const DEFAULT_KEY_PREFIX = 'tally:';
 
 export interface KeyNames {
-  /** JSON of a TokenRecord; expires with the token. */
+  /** JSON of a TokenRecord; written once, expires with the token. */
   token(tokenId: string): string;
-  /** The scope's revocation mark (an integer); kept for keepForMs. */
-  mark(scope: RevocationScope, value: string): string;
-  /** The global revocation sequence, an INCR counter. */
+  /** The revocation sequence, an integer counter. */
   readonly revocationSequence: string;
-  /** A hash: `version` (integer) and `keys` (JSON array of StoredKey). */
+  /** Hash: mark field (see markField) → revocation number of its latest revocation. */
+  readonly marks: string;
+  /** Sorted set: mark field → time (Redis clock, ms) until which the mark must be kept. */
+  readonly markExpiry: string;
+  /** Stream of revocation and key-ring events, one per sequence number, trimmed to a bounded length. */
+  readonly events: string;
+  /** Hash: replica id → "<last applied sequence>:<lease end, Redis clock ms>". */
+  readonly leases: string;
+  /** Hash: `version` (integer) and `keys` (JSON array of StoredKey). */
   readonly keyRing: string;
   /** The master secret's fingerprint, written once by the first replica. */
   readonly secretFingerprint: string;
 }
 
 export function createKeyNames(prefix = DEFAULT_KEY_PREFIX): KeyNames {
+  const revocations = `${prefix}{revocations}:`;
   return {
     token: (tokenId) => `${prefix}tok:{${tokenId}}`,
-    // Subjects, clients and sessions are caller-chosen strings that may hold
-    // braces, colons or any bytes; a digest keeps the slot tag whole and the
-    // key length bounded.
-    mark: (scope, value) => `${prefix}mark:${scope}:{${digest(value)}}`,
-    revocationSequence: `${prefix}revocation-seq`,
-    keyRing: `${prefix}key-ring`,
+    revocationSequence: `${revocations}sequence`,
+    marks: `${revocations}marks`,
+    markExpiry: `${revocations}mark-expiry`,
+    events: `${revocations}events`,
+    leases: `${revocations}leases`,
+    keyRing: `${revocations}key-ring`,
     secretFingerprint: `${prefix}secret-fingerprint`,
   };
 }
 
-function digest(value: string): string {
-  return createHash('sha256').update(value, 'utf8').digest('base64url');
+/** The hash field of a mark. Scope names hold no colon, so the first colon splits it. */
+export function markField(scope: MarkScope, value: string): string {
+  return `${scope}:${value}`;
 }

@@ -16,6 +16,13 @@
 // acknowledged writes of the old master. These settings cover a restart of
 // one server, which is what the contract promises.
 //
+// The fast path. With a cache (cacheSize > 0) this replica keeps a view of
+// the revocation marks, kept current from the event stream under a lease
+// (replica-view.ts), and a bounded cache of token records (token-cache.ts);
+// while the view is fresh, Introspect needs no round trip for a cached token.
+// Whatever the cache setting, a revocation returns only once every leased
+// replica has applied it.
+//
 // Failure. Every method either answers from Redis or rejects with
 // StoreUnavailableError (driver error kept as its cause): there is no offline
 // queue and every command has a timeout (see connect.ts), so an unreachable or
@@ -27,8 +34,10 @@ import { systemClock } from '../../core/system.js';
 import type { KeyRingSnapshot, StoredKey, TokenRecord } from '../../core/types.js';
 import { checkKeepForMs } from '../keep-for.js';
 import { parseRedisUrl } from './connection-url.js';
-import { createRedisClient } from './connect.js';
-import { createKeyNames, DEFAULT_KEY_PREFIX } from './keys.js';
+import { createRedisClient, duplicateClient } from './connect.js';
+import { createKeyNames, DEFAULT_KEY_PREFIX, markField } from './keys.js';
+import { startReplicaView, untilReplicasApplied, type ReplicaView } from './replica-view.js';
+import { createTokenCache, type TokenCache } from './token-cache.js';
 
 export interface RedisStoreOptions {
   /** redis://, rediss://, redis+sentinel:// or redis+cluster:// (see connection-url.ts). */
@@ -43,10 +52,25 @@ export interface RedisStoreOptions {
   clock?: Clock;
   /** Connection errors as ioredis reports them, for the log; they repeat while Redis is down. */
   onConnectionError?: (error: Error) => void;
+  /** Token records cached on this replica; 0 turns the cache and the replica's view off. */
+  cacheSize?: number;
+  /** How long a replica's lease on its view lasts (see replica-view.ts). */
+  leaseMs?: number;
+  /** Events kept in the stream; a replica further behind reloads in full. */
+  eventsToKeep?: number;
+  /**
+   * Replicas (of Redis) that must have a revocation before it returns (WAIT),
+   * so that a failover to one of them cannot lose it. 0: the primary alone.
+   */
+  replicasToWait?: number;
+  /** Failures in the background work of the replica's view, for the log. */
+  onBackgroundError?: (error: unknown) => void;
 }
 
 export const DEFAULT_COMMAND_TIMEOUT_MS = 1000;
+export const DEFAULT_LEASE_MS = 2000;
 const DEFAULT_RECONNECT_MAX_DELAY_MS = 1000;
+const DEFAULT_EVENTS_TO_KEEP = 100_000;
 
 export function createRedisStore(options: RedisStoreOptions): Store {
   const commandTimeoutMs = options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
@@ -112,9 +136,39 @@ export function createRedisStore(options: RedisStoreOptions): Store {
     }
   }
 
+  const eventsToKeep = options.eventsToKeep ?? DEFAULT_EVENTS_TO_KEEP;
+  const leaseMs = options.leaseMs ?? DEFAULT_LEASE_MS;
+  const keyRingListeners: Array<() => void> = [];
+  let cache: TokenCache | undefined;
+  let view: ReplicaView | undefined;
+  if ((options.cacheSize ?? 0) > 0) {
+    cache = createTokenCache(options.cacheSize!, clock);
+    view = startReplicaView({
+      client,
+      tailer: duplicateClient(client),
+      keys,
+      leaseMs,
+      // A blocked read must end well inside both the command timeout and the lease.
+      blockMs: Math.max(10, Math.min(leaseMs / 4, commandTimeoutMs / 2)),
+      onKeyRingChange: () => keyRingListeners.forEach((listener) => listener()),
+      onError: options.onBackgroundError ?? (() => {}),
+    });
+  }
+
+  async function durable(): Promise<void> {
+    const replicas = options.replicasToWait ?? 0;
+    if (replicas === 0) return;
+    const acknowledged = await client.wait(replicas, commandTimeoutMs);
+    if (acknowledged < replicas) {
+      throw new StoreUnavailableError(`the revocation reached ${acknowledged} of ${replicas} Redis replicas in time; retry`);
+    }
+  }
+
   return {
     revocationSequence: () =>
-      call(async () => Number((await client.get(keys.revocationSequence)) ?? 0)),
+      view?.fresh()
+        ? Promise.resolve(view.appliedSequence())
+        : call(async () => Number((await client.get(keys.revocationSequence)) ?? 0)),
 
     putToken: (record) =>
       call(async () => {
@@ -124,38 +178,39 @@ export function createRedisStore(options: RedisStoreOptions): Store {
         const key = keys.token(record.tokenId);
         if (timeToLive <= 0) await client.del(key);
         else await client.set(key, JSON.stringify(record), 'PX', timeToLive);
+        cache?.set(record);
       }),
 
-    getToken: (tokenId) =>
-      call(async () => {
+    getToken: (tokenId) => {
+      const cached = closed ? undefined : cache?.get(tokenId);
+      if (cached !== undefined) return Promise.resolve(cached);
+      return call(async () => {
         const json = await client.get(keys.token(tokenId));
-        return json === null ? undefined : (JSON.parse(json) as TokenRecord);
-      }),
-
-    deleteToken: (tokenId) =>
-      call(async () => {
-        await client.del(keys.token(tokenId));
-      }),
+        if (json === null) return undefined;
+        const record = JSON.parse(json) as TokenRecord;
+        cache?.set(record);
+        return record;
+      });
+    },
 
     revokeScope: async (scope, value, keepForMs) => {
       checkKeepForMs(keepForMs);
       return call(async () => {
-        // Two steps in two slots. The number is taken first so that any
-        // revocationSequence read after this returns covers it; if the second
-        // step fails the caller sees an error and the number is merely unused.
-        const sequence = await client.incr(keys.revocationSequence);
-        await client.raiseMark(keys.mark(scope, value), sequence, Math.ceil(keepForMs));
+        const sequence = await client.revoke(
+          keys.revocationSequence, keys.marks, keys.markExpiry, keys.events,
+          markField(scope, value), Math.ceil(keepForMs), eventsToKeep,
+        );
+        await durable();
+        await untilReplicasApplied(client, keys, sequence, leaseMs);
         return sequence;
       });
     },
 
-    revocationMark: (scopes) =>
-      call(async () => {
-        // One GET per scope: the marks live in different slots. Auto-pipelining
-        // still sends them together.
-        const marks = await Promise.all(scopes.map(([scope, value]) => client.get(keys.mark(scope, value))));
-        return marks.reduce<number>((highest, mark) => Math.max(highest, Number(mark ?? 0)), 0);
-      }),
+    revocationMark: (scopes) => {
+      const fields = scopes.map(([scope, value]) => markField(scope, value));
+      if (view?.fresh()) return Promise.resolve(view.highestMark(fields));
+      return call(async () => Number(await client.readMarks(keys.marks, keys.markExpiry, ...fields)));
+    },
 
     readKeyRing: () =>
       call(async (): Promise<KeyRingSnapshot> => {
@@ -165,7 +220,15 @@ export function createRedisStore(options: RedisStoreOptions): Store {
       }),
 
     writeKeyRing: (expectedVersion, ringKeys) =>
-      call(async () => (await client.writeKeyRing(keys.keyRing, expectedVersion, JSON.stringify(ringKeys))) === 1),
+      call(async () => {
+        const written = await client.writeKeyRing(keys.keyRing, keys.revocationSequence, keys.events, expectedVersion, JSON.stringify(ringKeys), eventsToKeep);
+        if (written === 1) await durable();
+        return written === 1;
+      }),
+
+    onKeyRingChange(listener) {
+      keyRingListeners.push(listener);
+    },
 
     checkSecretFingerprint: (fingerprint) =>
       call(async () => {
@@ -181,6 +244,7 @@ export function createRedisStore(options: RedisStoreOptions): Store {
 
     async close() {
       if (closed) return;
+      await view?.close();
       closed = true;
       try {
         if (client.status === 'ready') await client.quit();
