@@ -1,5 +1,6 @@
 // Starts Tally the way an operator would: the built dist/main.js with TALLY_*
 // variables, against a real Redis, in its own process on free loopback ports.
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -27,10 +28,10 @@ const readyTimeoutMilliseconds = 30_000;
 export async function buildTally(projectRoot: string, scratchDirectory: string): Promise<{ entry: string[]; note: string }> {
   const build = startProcess('npm run build', 'npm', ['run', 'build'], { cwd: projectRoot, logPath: join(scratchDirectory, 'build.log') });
   const code = await build.exited;
-  if (code === 0 && existsSync(join(projectRoot, 'dist', 'main.js'))) return { entry: ['dist/main.js'], note: 'node dist/main.js (built by npm run build)' };
+  if (code === 0 && existsSync(join(projectRoot, 'dist', 'main.js'))) return { entry: ['dist/main.js'], note: 'built by npm run build' };
   // A type error elsewhere in the tree should not hide the numbers; the note says how it ran.
   console.warn(`npm run build failed (exit ${code}); running Tally from source with tsx instead:\n${build.output()}`);
-  return { entry: ['--import', 'tsx', 'src/main.ts'], note: 'node --import tsx src/main.ts (npm run build failed)' };
+  return { entry: ['--import', 'tsx', 'src/main.ts'], note: 'from source, because npm run build failed' };
 }
 
 export async function startTally(options: StartTallyOptions, entry: readonly string[]): Promise<TallyTarget> {
@@ -54,7 +55,11 @@ export async function startTally(options: StartTallyOptions, entry: readonly str
   });
   const httpOrigin = `http://127.0.0.1:${httpPort}`;
   await waitUntilReady(tally, httpOrigin);
-  const shown = Object.entries(settings).map(([name, value]) => `${name}=${value} `).join('');
+  // A setting this build does not know yet (the cache comes later) is ignored by Tally; the report says so.
+  const help = execFileSync(process.execPath, [...entry, '--help'], { cwd: options.projectRoot, encoding: 'utf8', timeout: 10_000 });
+  const shown = Object.entries(settings)
+    .map(([name, value]) => `${name}=${value}${help.includes(name) ? '' : ' (not a setting of this build: no effect)'} `)
+    .join('');
   return {
     grpcAddress: `127.0.0.1:${grpcPort}`,
     httpOrigin,
