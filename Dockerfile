@@ -11,6 +11,9 @@ COPY package.json package-lock.json ./
 # The npm cache is a BuildKit cache mount: shared between builds, never in a layer.
 RUN --mount=type=cache,target=/root/.npm npm ci
 COPY tsconfig.json tsconfig.build.json ./
+# The build generates code for the third-party protos (health, reflection,
+# Envoy ext_authz) from the npm packages installed above.
+COPY scripts ./scripts
 COPY src ./src
 RUN npm run build
 

@@ -5,7 +5,8 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 
-const committed = 'src/gen';
+// Our own protos' code only: third-party code is generated at build time and not committed.
+const committed = 'src/gen/tally';
 const scratch = mkdtempSync(join(tmpdir(), 'tally-gen-'));
 try {
   const template = readFileSync('buf.gen.yaml', 'utf8').replace(/out: src\/gen/g, `out: ${scratch}`);
@@ -24,10 +25,10 @@ try {
     walk(root);
     return out.sort();
   };
-  const fresh = list(scratch);
+  const fresh = list(join(scratch, 'tally'));
   const old = list(committed);
   const stale = [
-    ...fresh.filter((f) => !old.includes(f) || readFileSync(join(scratch, f), 'utf8') !== readFileSync(join(committed, f), 'utf8')),
+    ...fresh.filter((f) => !old.includes(f) || readFileSync(join(scratch, 'tally', f), 'utf8') !== readFileSync(join(committed, f), 'utf8')),
     ...old.filter((f) => !fresh.includes(f)),
   ];
   if (stale.length > 0) {
