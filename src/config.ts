@@ -72,6 +72,36 @@ function parseHost(raw: string): string {
   return host;
 }
 
+function parseYesNo(raw: string): boolean {
+  const text = raw.trim().toLowerCase();
+  if (['yes', 'true', 'on', '1'].includes(text)) return true;
+  if (['no', 'false', 'off', '0'].includes(text)) return false;
+  throw new Error('expected yes or no');
+}
+
+function parseCount(raw: string): number {
+  if (!/^\d+$/.test(raw.trim())) throw new Error('expected a whole number, 0 or more');
+  const count = Number(raw);
+  if (!Number.isSafeInteger(count)) throw new Error('the number is too large');
+  return count;
+}
+
+function parseLeaseMs(raw: string): number {
+  const milliseconds = parseCount(raw);
+  if (milliseconds < 100 || milliseconds > 60_000) throw new Error('expected milliseconds from 100 to 60000');
+  return milliseconds;
+}
+
+function parseReadableFile(raw: string): string {
+  const path = raw.trim();
+  try {
+    readFileSync(path);
+  } catch (error) {
+    throw new Error(`cannot read the file: ${(error as NodeJS.ErrnoException).code ?? 'unreadable'}`);
+  }
+  return path;
+}
+
 const BYTE_UNITS: Record<string, number> = { '': 1, B: 1, KiB: 1024, MiB: 1024 * 1024 };
 // gRPC length-prefixes messages with 32 bits; far below that is already absurd for tokens.
 const MAXIMUM_MESSAGE_BYTES = 64 * 1024 * 1024;
@@ -231,6 +261,40 @@ export const SETTINGS = {
     default: '10s',
     description: 'On SIGTERM or SIGINT, how long in-flight calls may take to finish before the process stops anyway.',
     parse: positiveDuration,
+  }),
+  callersFile: optional({
+    env: 'TALLY_CALLERS_FILE',
+    description:
+      'JSON file of the callers allowed in, their credentials (API key hashes, TLS identities) and permissions; re-read when it changes. Unset: no callers, so protected mode decides.',
+    parse: parseReadableFile,
+  }),
+  protectedMode: required({
+    env: 'TALLY_PROTECTED_MODE',
+    default: 'yes',
+    description:
+      'With no callers configured, serve loopback clients only (yes), or every client with every permission (no: only behind a network boundary you trust).',
+    parse: parseYesNo,
+  }),
+  cacheSize: required({
+    env: 'TALLY_CACHE_SIZE',
+    default: '100000',
+    description:
+      'Token records cached per replica for introspection from memory (Redis only); the cache stays exact through leases. 0 turns the cache and the replica\'s local view off.',
+    parse: parseCount,
+  }),
+  leaseMs: required({
+    env: 'TALLY_LEASE_MS',
+    default: '2000',
+    description:
+      'Milliseconds a replica may answer from its local view before renewing its lease; also the longest a dead replica can hold up a Revoke.',
+    parse: parseLeaseMs,
+  }),
+  redisWaitReplicas: required({
+    env: 'TALLY_REDIS_WAIT_REPLICAS',
+    default: '0',
+    description:
+      'Redis replicas that must hold a revocation before Revoke returns (WAIT), so a failover cannot lose it. 0: the primary alone.',
+    parse: parseCount,
   }),
   logLevel: required({
     env: 'TALLY_LOG_LEVEL',

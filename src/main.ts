@@ -15,6 +15,9 @@ import { createGrpcServer, type GrpcServer } from './transport/grpc/server.js';
 import { createHttpServer, type HttpServer } from './transport/http/server.js';
 import { createReadiness, type Readiness } from './transport/readiness.js';
 import { createTokenServiceHandlers } from './transport/service.js';
+import { createGuard, guardService } from './transport/guard.js';
+import { watchCallers, type CallersWatcher } from './auth/callers-watcher.js';
+import { TokenService as TokenServiceDescriptor } from './gen/tally/v1/token_service_pb.js';
 
 interface Running {
   logger: Logger;
@@ -24,6 +27,7 @@ interface Running {
   readiness: Readiness;
   grpcServer: GrpcServer;
   httpServer: HttpServer;
+  callers: CallersWatcher;
   /** Settles when the token service has started, or start-up was abandoned. */
   started: Promise<void>;
   stopStarting(): void;
@@ -74,11 +78,37 @@ async function start(config: Config, logger: Logger): Promise<Running> {
       'TALLY_REDIS_URL is not set: tokens, revocations and keys live in this process only; nothing is shared with other replicas and everything is lost when it exits',
     );
   }
+  const viewError = throttled(10_000, (error) => logger.warn({ err: error }, 'the replica view could not follow Redis'));
   const store = createStore({
     redisUrl: config.redisUrl,
     commandTimeoutMs: config.redisCommandTimeoutMs,
+    cacheSize: config.cacheSize,
+    leaseMs: config.leaseMs,
+    replicasToWait: config.redisWaitReplicas,
     onConnectionError: throttled(10_000, (error) => logger.warn({ err: error }, 'Redis connection error')),
+    onBackgroundError: (error) => viewError(error as Error),
   });
+  let callers: CallersWatcher;
+  try {
+    callers = watchCallers({
+      path: config.callersFile,
+      pollIntervalMs: 1_000,
+      onReload: (directory) => logger.info({ callers: directory.callers.map((caller) => caller.name) }, 'callers file reloaded'),
+      onError: (error) => logger.error({ err: error }, 'the callers file changed but cannot be used; keeping the previous callers'),
+    });
+  } catch (error) {
+    throw new Error(`TALLY_CALLERS_FILE: ${(error as Error).message}`);
+  }
+  if (callers.current().callers.length === 0) {
+    if (config.protectedMode) {
+      logger.warn(
+        'no callers are configured (TALLY_CALLERS_FILE), so protected mode serves loopback clients only; configure callers to serve others, or set TALLY_PROTECTED_MODE=no behind a network boundary you trust',
+      );
+    } else {
+      logger.warn('no callers are configured and TALLY_PROTECTED_MODE=no: every client that reaches the ports may issue, introspect, revoke and rotate keys');
+    }
+  }
+  const guard = createGuard({ callers: () => callers.current(), protectedMode: config.protectedMode });
   const tokens = createTokenService({
     store,
     secrets: deriveSecrets(masterKeyOf(config, logger)),
@@ -97,7 +127,7 @@ async function start(config: Config, logger: Logger): Promise<Running> {
     pingTimeoutMs: config.redisCommandTimeoutMs,
     logger,
   });
-  const handlers = createTokenServiceHandlers(tokens);
+  const handlers = guardService(TokenServiceDescriptor, createTokenServiceHandlers(tokens), guard);
   const logCall = createCallLogger(logger);
   const grpcServer = createGrpcServer({ handlers, readiness, logCall, maxMessageBytes: config.maxMessageBytes });
   const httpServer = createHttpServer({ handlers, readiness, logCall, logger, maxMessageBytes: config.maxMessageBytes });
@@ -123,6 +153,7 @@ async function start(config: Config, logger: Logger): Promise<Running> {
     readiness,
     grpcServer,
     httpServer,
+    callers,
     started,
     stopStarting: () => {
       stopping = true;
@@ -143,6 +174,7 @@ async function stop(running: Running): Promise<number> {
     running.httpServer.shutdown(remaining()),
   ]);
   readiness.stop();
+  running.callers.close();
   await running.tokens.stop();
   const storeClosed = await Promise.race([
     running.store.close().then(

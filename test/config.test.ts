@@ -34,6 +34,11 @@ describe('loadConfig', () => {
       healthCheckIntervalMs: 1_000,
       maxMessageBytes: 65_536,
       shutdownTimeoutMs: 10_000,
+      callersFile: undefined,
+      protectedMode: true,
+      cacheSize: 100_000,
+      leaseMs: 2_000,
+      redisWaitReplicas: 0,
       logLevel: 'info',
     });
   });
@@ -98,6 +103,13 @@ describe('loadConfig', () => {
       ['TALLY_MASTER_KEY', 'not base64 at all!'],
       ['TALLY_MASTER_KEY_FILE', '/nonexistent/master-key'],
       ['TALLY_ISSUER', '   '],
+      ['TALLY_CALLERS_FILE', '/nonexistent/callers.json'],
+      ['TALLY_PROTECTED_MODE', 'maybe'],
+      ['TALLY_CACHE_SIZE', '-1'],
+      ['TALLY_CACHE_SIZE', 'lots'],
+      ['TALLY_LEASE_MS', '10'],
+      ['TALLY_LEASE_MS', '2s'],
+      ['TALLY_REDIS_WAIT_REPLICAS', 'one'],
     ])('%s=%j', (variable, value) => {
       const environment: Record<string, string> = { [variable]: value };
       if (variable === 'TALLY_REDIS_URL') environment.TALLY_MASTER_KEY = KEY;

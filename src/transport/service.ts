@@ -24,7 +24,9 @@ import {
   type KeySchema,
   type RevokeRequest,
 } from '../gen/tally/v1/token_service_pb.js';
+import { authorizeAudiences, authorizeBroadRevoke } from '../auth/authorize.js';
 import { callDetailsOf } from './call-details.js';
+import { callerOf } from './guard.js';
 import { untilAborted } from './abort.js';
 
 export type TokenServiceHandlers = ServiceImpl<typeof TokenServiceDescriptor>;
@@ -32,11 +34,15 @@ export type TokenServiceHandlers = ServiceImpl<typeof TokenServiceDescriptor>;
 export function createTokenServiceHandlers(tokens: TokenService): TokenServiceHandlers {
   return {
     async issue(request, context) {
+      const caller = callerOf(context.values);
+      // A caller limited to audiences issues for those only; naming none means all of its own.
+      const audience = caller?.audiences !== undefined && request.audience.length === 0 ? [...caller.audiences] : request.audience;
+      if (caller !== undefined) authorizeAudiences(caller, audience);
       const issued = await untilAborted(context.signal, () =>
         tokens.issue({
           subject: request.subject,
           clientId: nonEmpty(request.clientId),
-          audience: request.audience,
+          audience,
           scopes: request.scopes,
           ttlMs: request.ttl === undefined ? undefined : durationToMs(request.ttl, 'ttl'),
           format: formatFromProto(request.format),
@@ -60,6 +66,7 @@ export function createTokenServiceHandlers(tokens: TokenService): TokenServiceHa
           token: request.token,
           audience: nonEmpty(request.audience),
           requiredScopes: request.requiredScopes.length > 0 ? request.requiredScopes : undefined,
+          callerAudiences: callerOf(context.values)?.audiences,
         }),
       );
       const details = callDetailsOf(context.values);
@@ -91,7 +98,9 @@ export function createTokenServiceHandlers(tokens: TokenService): TokenServiceHa
     async revoke(request, context) {
       const target = revokeTargetFromProto(request.target);
       if (target.kind === 'tokenId') recordTokenId(context, target.tokenId);
-      await untilAborted(context.signal, () => tokens.revoke(target));
+      const caller = callerOf(context.values);
+      if (caller !== undefined && target.kind !== 'token' && target.kind !== 'tokenId') authorizeBroadRevoke(caller);
+      await untilAborted(context.signal, () => tokens.revoke(target, { callerAudiences: caller?.audiences }));
       return {};
     },
 

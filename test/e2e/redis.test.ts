@@ -51,9 +51,9 @@ describe('Tally on Redis', () => {
     expect(keysAfter.keys.map((key) => key.kid)).toEqual(keysBefore.keys.map((key) => key.kid));
   });
 
-  it('with Redis stopped, Introspect answers UNAVAILABLE (never active), health says NOT_SERVING, and all recovers by itself', async () => {
+  it('with Redis stopped and the cache off, Introspect answers UNAVAILABLE at once (never active), health says NOT_SERVING, and all recovers by itself', async () => {
     const redis = await redisServer();
-    const { tally, clients } = await tallyOn(redis, { TALLY_HEALTH_CHECK_INTERVAL: '100ms' });
+    const { tally, clients } = await tallyOn(redis, { TALLY_HEALTH_CHECK_INTERVAL: '100ms', TALLY_CACHE_SIZE: '0' });
     const issued = await clients.grpc.unary(issue, { subject: 'alice' });
     const jwt = await clients.grpc.unary(issue, { subject: 'alice', format: TokenFormat.JWT });
 
@@ -71,6 +71,38 @@ describe('Tally on Redis', () => {
       expect((await fetch(`${tally.httpUrl}/readyz`)).status).toBe(200);
     }, 10_000);
     expect((await clients.grpc.unary(introspect, { token: jwt.token })).active).toBe(true);
+  });
+
+  it('with Redis stopped and the cache on, cached tokens stop being active once the lease has lapsed, and all recovers by itself', async () => {
+    const leaseMs = 500;
+    const redis = await redisServer();
+    const { clients } = await tallyOn(redis, { TALLY_LEASE_MS: String(leaseMs) });
+    const issued = await clients.grpc.unary(issue, { subject: 'alice' });
+    expect((await clients.grpc.unary(introspect, { token: issued.token })).active).toBe(true);
+
+    await redis.stop();
+    const stoppedAt = performance.now();
+    // Within the lease the view may still answer (no revocation can complete
+    // without Redis); once the lease has lapsed, the token must not be active.
+    let firstRefusalMs: number | undefined;
+    while (performance.now() - stoppedAt < leaseMs + 1_500) {
+      const sentAt = performance.now() - stoppedAt;
+      const outcome = await clients.grpc.unary(introspect, { token: issued.token }, { deadlineMs: 3_000 }).then(
+        (response) => ({ active: response.active, code: grpc.status.OK }),
+        (error: { code: grpc.status }) => ({ active: false, code: error.code }),
+      );
+      if (outcome.code === grpc.status.OK) {
+        expect(outcome.active).toBe(true);
+        expect(sentAt, 'answered active after the lease lapsed').toBeLessThan(leaseMs);
+      } else {
+        expect(outcome.code).toBe(grpc.status.UNAVAILABLE);
+        firstRefusalMs ??= sentAt;
+      }
+    }
+    expect(firstRefusalMs).toBeDefined();
+
+    await redis.restart();
+    await eventually(async () => expect((await clients.grpc.unary(introspect, { token: issued.token })).active).toBe(true), 10_000);
   });
 
   it('a Tally started while Redis is down waits, not ready, and serves once Redis is up', async () => {

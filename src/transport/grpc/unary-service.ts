@@ -26,6 +26,7 @@ import {
 import { callDetailsKey, type CallDetails } from '../call-details.js';
 import type { CallLogger } from '../call-log.js';
 import { toConnectError } from '../errors.js';
+import { hostOfGrpcPeer, isLoopbackAddress, peerKey, verifiedIdentities, type PeerInfo } from '../peer.js';
 
 type UnaryHandler = (
   request: MessageShape<DescMessage>,
@@ -82,6 +83,7 @@ function createUnaryCallHandler(
   return (call, callback) => {
     const started = performance.now();
     const details: CallDetails = { caller: call.getPeer() };
+    const peer = peerOfCall(call);
     const cancellation = new AbortController();
     const timeoutMs = remainingMs(call.getDeadline());
     const context = createHandlerContext({
@@ -93,7 +95,7 @@ function createUnaryCallHandler(
       timeoutMs,
       requestSignal: cancellation.signal,
       requestHeader: headersFromMetadata(call.metadata),
-      contextValues: createContextValues().set(callDetailsKey, details),
+      contextValues: createContextValues().set(callDetailsKey, details).set(peerKey, peer),
     });
     const onCancelled = () => {
       // A client that enforces its own deadline resets the stream a moment
@@ -138,6 +140,19 @@ function createUnaryCallHandler(
         (result) => finish(undefined, toBinary(method.output, create(method.output, result))),
         (error: unknown) => finish(toConnectError(error)),
       );
+  };
+}
+
+function peerOfCall(call: grpc.ServerUnaryCall<Buffer, Uint8Array>): PeerInfo {
+  const address = call.getPeer();
+  const authContext = call.getAuthContext();
+  // grpc-js only completes a TLS handshake with a client certificate it verified
+  // against the configured CA (checkClientCertificate), so a certificate here is trusted.
+  const certificate = authContext?.transportSecurityType === 'ssl' ? authContext.sslPeerCertificate : undefined;
+  return {
+    address,
+    loopback: isLoopbackAddress(hostOfGrpcPeer(address)),
+    tlsIdentities: verifiedIdentities(certificate, certificate !== undefined),
   };
 }
 

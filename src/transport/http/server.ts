@@ -14,6 +14,8 @@ import type { CallLogger } from '../call-log.js';
 import { toConnectError } from '../errors.js';
 import type { Readiness } from '../readiness.js';
 import type { TokenServiceHandlers } from '../service.js';
+import { isLoopbackAddress, peerKey, verifiedIdentities, type PeerInfo } from '../peer.js';
+import type { TLSSocket } from 'node:tls';
 import { createProbeRoutes } from './probes.js';
 import { createRouter, type Route } from './router.js';
 
@@ -89,6 +91,16 @@ function protocolOf(request: IncomingMessage): string {
   return contentType.startsWith('application/grpc-web') ? 'grpc-web' : 'connect';
 }
 
+export function peerInfoOf(request: IncomingMessage): PeerInfo {
+  const socket = request.socket as IncomingMessage['socket'] & Partial<Pick<TLSSocket, 'authorized' | 'getPeerCertificate'>>;
+  const certificate = typeof socket.getPeerCertificate === 'function' ? socket.getPeerCertificate() : undefined;
+  return {
+    address: peerOf(request),
+    loopback: isLoopbackAddress(socket.remoteAddress),
+    tlsIdentities: verifiedIdentities(certificate, socket.authorized === true),
+  };
+}
+
 function peerOf(request: IncomingMessage): string {
   const { remoteAddress, remotePort } = request.socket;
   return remoteAddress?.includes(':') === true ? `[${remoteAddress}]:${remotePort}` : `${remoteAddress}:${remotePort}`;
@@ -118,7 +130,8 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
       const call = pending.get(request as IncomingMessage);
       return createContextValues()
         .set(callDetailsKey, call?.details)
-        .set(callOutcomeKey, call?.outcome);
+        .set(callOutcomeKey, call?.outcome)
+        .set(peerKey, peerInfoOf(request as IncomingMessage));
     },
   });
 

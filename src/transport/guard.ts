@@ -1,0 +1,72 @@
+// The one place every call is authenticated and authorized, on both ports:
+// credentials from the transport (peer.ts) → caller (auth/authenticate.ts)
+// → permission for the call (auth/authorize.ts). Handlers find the caller
+// in their context and use its audiences.
+import { createContextKey, type ContextValues, type HandlerContext, type ServiceImpl } from '@connectrpc/connect';
+import type { DescService } from '@bufbuild/protobuf';
+import { authenticate, bearerCredential, type AuthenticationPolicy } from '../auth/authenticate.js';
+import { authorize } from '../auth/authorize.js';
+import type { Caller, CallerDirectory } from '../auth/callers.js';
+import { UnauthenticatedError } from '../core/errors.js';
+import { callDetailsOf } from './call-details.js';
+import { peerOf, type PeerInfo } from './peer.js';
+
+export interface Guard {
+  /**
+   * The caller making `call` (a key of auth/authorize.ts's table), or a
+   * TallyError: UNAUTHENTICATED without a good credential, PERMISSION_DENIED
+   * without the permission.
+   */
+  check(call: string, authorization: string | null | undefined, peer: PeerInfo | undefined): Caller;
+}
+
+export interface GuardOptions {
+  /** The current callers (the file is re-read when it changes). */
+  callers: () => CallerDirectory;
+  /** With no callers configured, serve loopback peers only. */
+  protectedMode: boolean;
+}
+
+export const callerKey = createContextKey<Caller | undefined>(undefined, { description: 'tally caller' });
+
+export function callerOf(values: ContextValues): Caller | undefined {
+  return values.get(callerKey);
+}
+
+export function createGuard(options: GuardOptions): Guard {
+  return {
+    check(call, authorization, peer) {
+      const bearer = bearerCredential(authorization ?? undefined);
+      // A malformed authorization header is refused, not ignored: ignoring it
+      // would fall back to the certificate or protected mode behind the caller's back.
+      if (authorization && bearer === undefined) throw new UnauthenticatedError('the authorization header must be "Bearer <API key>"');
+      const policy: AuthenticationPolicy = { directory: options.callers(), protectedMode: options.protectedMode };
+      const caller = authenticate(
+        { bearer, tlsIdentities: peer?.tlsIdentities ?? [], loopback: peer?.loopback ?? false },
+        policy,
+      );
+      authorize(caller, call);
+      return caller;
+    },
+  };
+}
+
+/**
+ * The handlers of a service, each checked by the guard before it runs. The
+ * caller is recorded for the call's log line and left in the context.
+ */
+export function guardService<Service extends DescService>(service: Service, handlers: ServiceImpl<Service>, guard: Guard): ServiceImpl<Service> {
+  const guarded: Record<string, unknown> = {};
+  for (const method of service.methods) {
+    const handler = (handlers as Record<string, (request: unknown, context: HandlerContext) => unknown>)[method.localName]!;
+    const call = `${service.typeName}/${method.name}`;
+    guarded[method.localName] = (request: unknown, context: HandlerContext) => {
+      const caller = guard.check(call, context.requestHeader.get('authorization'), peerOf(context.values));
+      const details = callDetailsOf(context.values);
+      if (details !== undefined) details.caller = caller.name;
+      context.values.set(callerKey, caller);
+      return handler(request, context);
+    };
+  }
+  return guarded as ServiceImpl<Service>;
+}
