@@ -7,6 +7,7 @@
 // its scopes is above the number it was issued under. So a token issued
 // before a revocation began is covered, one whose Issue began after it
 // returned is not, whatever the replicas' clocks say.
+import { SignJWT } from 'jose';
 import { KeyRingError } from './errors.js';
 import { isWellFormedOpaqueToken, mintOpaqueToken, OPAQUE_PREFIX, opaqueTokenId } from './formats/opaque.js';
 import { jwtKeyId, looksLikeJwt, signAccessToken, verifyAccessToken } from './formats/jwt.js';
@@ -22,6 +23,7 @@ import type {
   Introspection,
   IssuedToken,
   IssueInput,
+  JsonObject,
   PublicKeyInfo,
   RevokeOptions,
   RevokeTarget,
@@ -62,6 +64,13 @@ export interface TokenService {
   revoke(target: RevokeTarget, options?: RevokeOptions): Promise<void>;
   rotateKeys(algorithm?: SigningAlgorithm): Promise<PublicKeyInfo[]>;
   listKeys(): Promise<PublicKeyInfo[]>;
+  /**
+   * Signs claims with the active key, with "iss", "iat" and "exp" (now +
+   * ttlMs) set and header "typ" as given: for statements Tally makes about a
+   * token it has checked (an internal JWT for the upstream, an RFC 9701
+   * introspection answer), verifiable with the JWKS.
+   */
+  signStatement(claims: JsonObject, options: { type: string; ttlMs: number }): Promise<string>;
 }
 
 const DEFAULT_MAX_CLAIMS_BYTES = 8_192;
@@ -237,6 +246,17 @@ export function createTokenService(options: TokenServiceOptions): TokenService {
     async listKeys() {
       await keys.refresh();
       return keys.list();
+    },
+
+    async signStatement(claims, { type, ttlMs }) {
+      const key = keys.signingKey();
+      const now = Math.floor(clock.now() / 1000);
+      return new SignJWT({ ...claims })
+        .setProtectedHeader({ alg: key.algorithm, typ: type, kid: key.kid })
+        .setIssuer(issuer)
+        .setIssuedAt(now)
+        .setExpirationTime(now + Math.max(1, Math.ceil(ttlMs / 1000)))
+        .sign(key.privateKey);
     },
   };
 }

@@ -334,3 +334,18 @@ describe('callers limited to their audiences', () => {
     expect((await service.introspect({ token: ours.token })).active).toBe(false);
   });
 });
+
+describe('signed statements', () => {
+  it('are signed by the active key, verifiable with the public JWK, and carry the type asked for', async () => {
+    const { service, clock } = await replica();
+    const jwt = await service.signStatement({ sub: 'alice', scope: 'read' }, { type: 'token-introspection+jwt', ttlMs: 30_000 });
+    const [key] = await service.listKeys();
+    const { jwtVerify } = await import('jose');
+    const { payload, protectedHeader } = await jwtVerify(jwt, await importJWK(key!.publicJwk as never, key!.algorithm), {
+      currentDate: new Date(clock.now()),
+    });
+    expect(protectedHeader).toEqual({ alg: 'EdDSA', typ: 'token-introspection+jwt', kid: key!.kid });
+    expect(payload).toMatchObject({ sub: 'alice', scope: 'read', iss: 'https://tally.test' });
+    expect(payload.exp! - payload.iat!).toBe(30);
+  });
+});
