@@ -6,6 +6,7 @@ import { createContextKey, type ContextValues, type HandlerContext, type Service
 import type { DescService } from '@bufbuild/protobuf';
 import { authenticate, bearerCredential, type AuthenticationPolicy } from '../auth/authenticate.js';
 import { authorize } from '../auth/authorize.js';
+import { basicCredential } from '../auth/basic-credential.js';
 import type { Caller, CallerDirectory } from '../auth/callers.js';
 import { UnauthenticatedError } from '../core/errors.js';
 import { callDetailsOf } from './call-details.js';
@@ -37,14 +38,22 @@ export function createGuard(options: GuardOptions): Guard {
   return {
     check(call, authorization, peer) {
       const bearer = bearerCredential(authorization ?? undefined);
+      // OAuth clients of the RFC 7662/7009 endpoints send their name and key as Basic.
+      const basic = bearer === undefined ? basicCredential(authorization ?? undefined) : undefined;
       // A malformed authorization header is refused, not ignored: ignoring it
       // would fall back to the certificate or protected mode behind the caller's back.
-      if (authorization && bearer === undefined) throw new UnauthenticatedError('the authorization header must be "Bearer <API key>"');
+      if (authorization && bearer === undefined && basic === undefined) {
+        throw new UnauthenticatedError('the authorization header must be "Bearer <API key>" or "Basic <base64 of name:API key>"');
+      }
       const policy: AuthenticationPolicy = { directory: options.callers(), protectedMode: options.protectedMode };
       const caller = authenticate(
-        { bearer, tlsIdentities: peer?.tlsIdentities ?? [], loopback: peer?.loopback ?? false },
+        { bearer: bearer ?? basic?.secret, tlsIdentities: peer?.tlsIdentities ?? [], loopback: peer?.loopback ?? false },
         policy,
       );
+      // The same message as an unknown key: which half was wrong is no one's business.
+      if (basic !== undefined && policy.directory.callers.length > 0 && caller.name !== basic.name) {
+        throw new UnauthenticatedError('the API key is not known');
+      }
       authorize(caller, call);
       return caller;
     },
