@@ -72,7 +72,12 @@ export const DEFAULT_LEASE_MS = 2000;
 const DEFAULT_RECONNECT_MAX_DELAY_MS = 1000;
 const DEFAULT_EVENTS_TO_KEEP = 100_000;
 
-export function createRedisStore(options: RedisStoreOptions): Store {
+export interface RedisStore extends Store {
+  /** Whether this replica answers from its local view right now (false with the cache off). */
+  localViewFresh(): boolean;
+}
+
+export function createRedisStore(options: RedisStoreOptions): RedisStore {
   const commandTimeoutMs = options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
   const clock = options.clock ?? systemClock;
   const keys = createKeyNames(options.keyPrefix ?? DEFAULT_KEY_PREFIX);
@@ -143,9 +148,12 @@ export function createRedisStore(options: RedisStoreOptions): Store {
   let view: ReplicaView | undefined;
   if ((options.cacheSize ?? 0) > 0) {
     cache = createTokenCache(options.cacheSize!, clock);
+    const tailer = duplicateClient(client);
+    // Its failures surface through the stream reads; the listener only keeps ioredis from printing them.
+    tailer.on('error', () => {});
     view = startReplicaView({
       client,
-      tailer: duplicateClient(client),
+      tailer,
       keys,
       leaseMs,
       // A blocked read must end well inside both the command timeout and the lease.
@@ -229,6 +237,8 @@ export function createRedisStore(options: RedisStoreOptions): Store {
     onKeyRingChange(listener) {
       keyRingListeners.push(listener);
     },
+
+    localViewFresh: () => view?.fresh() ?? false,
 
     checkSecretFingerprint: (fingerprint) =>
       call(async () => {

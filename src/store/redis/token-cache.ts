@@ -25,8 +25,8 @@ export function createTokenCache(capacity: number, clock: Clock): TokenCache {
       return structuredClone(record);
     },
     set(record) {
-      if (clock.now() > record.expiresAt) return;
       records.delete(record.tokenId);
+      if (clock.now() > record.expiresAt) return;
       records.set(record.tokenId, structuredClone(record));
       if (records.size > capacity) records.delete(records.keys().next().value!);
     },

@@ -1,0 +1,157 @@
+// The Redis store with its fast path on: a local view of the marks under a
+// lease, and a token cache. It must keep the whole Store contract, and the
+// revocation guarantee across replicas, with answers served from memory.
+import { randomBytes, randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Redis } from 'ioredis';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { StoreUnavailableError } from '../../src/core/errors.js';
+import { deriveSecrets } from '../../src/core/secrets.js';
+import { createTokenService, type TokenService } from '../../src/core/token-service.js';
+import { createRedisStore, type RedisStore } from '../../src/store/redis/redis-store.js';
+import { eventually } from '../support/eventually.js';
+import { startRedis, testRedisUrl, type RedisServerHandle } from '../support/redis-server.js';
+import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
+import { describeStoreConformance } from './conformance.js';
+
+const LEASE_MS = 400;
+
+describeStoreConformance('redis with a local view', async () => {
+  const clock = { now: () => Date.now() };
+  const store = createRedisStore({ url: await testRedisUrl(), keyPrefix: `tally-test:${randomUUID()}:`, clock, cacheSize: 1000, leaseMs: LEASE_MS });
+  return { store, clock, passTime: (ms) => sleep(ms) };
+});
+
+interface Replica {
+  store: RedisStore;
+  service: TokenService;
+}
+
+describe('replicas answering from their local views', () => {
+  const opened: Replica[] = [];
+  const proxies: TcpProxy[] = [];
+  const servers: RedisServerHandle[] = [];
+  afterEach(async () => {
+    await Promise.all(opened.splice(0).map(async ({ store, service }) => {
+      await service.stop();
+      await store.close();
+    }));
+    await Promise.all(proxies.splice(0).map((proxy) => proxy.close()));
+  });
+  afterAll(async () => {
+    await Promise.all(servers.map((server) => server.stop()));
+  });
+
+  async function replicas(count: number, url: string, keyPrefix = `tally-test:${randomUUID()}:`, secrets = deriveSecrets(new Uint8Array(randomBytes(32)))) {
+    const started: Replica[] = [];
+    for (let i = 0; i < count; i++) {
+      const store = createRedisStore({ url, keyPrefix, cacheSize: 1000, leaseMs: LEASE_MS, commandTimeoutMs: 300 });
+      const service = createTokenService({
+        store, secrets, issuer: 'https://tally.test', defaultTtlMs: 3_600_000, maxTtlMs: 7_200_000, clockSkewMs: 1_000,
+        keyAlgorithm: 'EdDSA', keyRefreshMs: 60_000,
+      });
+      await service.start();
+      opened.push({ store, service });
+      started.push({ store, service });
+    }
+    await eventually(async () => expect(started.every(({ store }) => store.localViewFresh())).toBe(true), 5_000);
+    return { replicas: started, keyPrefix, secrets };
+  }
+
+  it('a revocation made on one replica is applied by every other before Revoke returns (300 trials)', async () => {
+    const { replicas: [first, second, third] } = await replicas(3, await testRedisUrl());
+    const all = [first!, second!, third!];
+    let activeAfterRevoke = 0;
+    for (let trial = 0; trial < 300; trial++) {
+      const issuer = all[trial % 3]!;
+      const revoker = all[(trial + 1) % 3]!;
+      const checker = all[(trial + 2) % 3]!;
+      const { token, tokenId } = await issuer.service.issue({ subject: `user-${trial}`, sessionId: `session-${trial}` });
+      // Warm the checker's cache, so its answer comes from memory.
+      expect((await checker.service.introspect({ token })).active).toBe(true);
+      const target = trial % 2 === 0 ? { kind: 'tokenId' as const, tokenId } : { kind: 'session' as const, value: `session-${trial}` };
+      await revoker.service.revoke(target);
+      if ((await checker.service.introspect({ token })).active) activeAfterRevoke++;
+    }
+    expect(activeAfterRevoke).toBe(0);
+  });
+
+  it('answers a cached token from memory: no command reaches Redis', async () => {
+    const redis = await startRedis({ appendonly: false });
+    servers.push(redis);
+    const { replicas: [replica] } = await replicas(1, redis.url);
+    const { token } = await replica!.service.issue({ subject: 'alice' });
+    expect((await replica!.service.introspect({ token })).active).toBe(true);
+    const observer = new Redis(redis.url);
+    try {
+      const commandsNow = async () => Number(/total_commands_processed:(\d+)/.exec(await observer.info('stats'))![1]);
+      // Between two INFO calls, only the observer's own INFO and the lease
+      // renewals run; 1,000 introspections must add nothing.
+      await sleep(LEASE_MS);
+      const before = await commandsNow();
+      for (let i = 0; i < 1_000; i++) expect((await replica!.service.introspect({ token })).active).toBe(true);
+      const after = await commandsNow();
+      expect(after - before).toBeLessThan(20);
+    } finally {
+      observer.disconnect();
+    }
+  });
+
+  it('a replica cut off from Redis stops answering from its view once its lease lapses; Revoke elsewhere waits at most about one lease', async () => {
+    const redis = await startRedis({ appendonly: false });
+    servers.push(redis);
+    const proxy = await startTcpProxy(redis.port);
+    proxies.push(proxy);
+    const keyPrefix = `tally-test:${randomUUID()}:`;
+    const { replicas: [healthy], secrets } = await replicas(1, redis.url, keyPrefix);
+    const { replicas: [isolated] } = await replicas(1, `redis://127.0.0.1:${proxy.port}`, keyPrefix, secrets);
+    const { token } = await healthy!.service.issue({ subject: 'alice' });
+    expect((await isolated!.service.introspect({ token })).active).toBe(true);
+
+    proxy.pause();
+    const started = performance.now();
+    await healthy!.service.revoke({ kind: 'subject', value: 'alice' });
+    const revokeMs = performance.now() - started;
+    expect(revokeMs).toBeLessThan(LEASE_MS + 500);
+    // The revocation returned, so the isolated replica must not say active:
+    // its view is stale and Redis does not answer it.
+    expect(isolated!.store.localViewFresh()).toBe(false);
+    await expect(isolated!.service.introspect({ token })).rejects.toBeInstanceOf(StoreUnavailableError);
+
+    proxy.resume();
+    await eventually(async () => expect(isolated!.store.localViewFresh()).toBe(true), 5_000);
+    expect((await isolated!.service.introspect({ token })).active).toBe(false);
+  });
+
+  it('a replica whose place in the event stream was trimmed away reloads in full and misses nothing', async () => {
+    const redis = await startRedis({ appendonly: false });
+    servers.push(redis);
+    const proxy = await startTcpProxy(redis.port);
+    proxies.push(proxy);
+    const keyPrefix = `tally-test:${randomUUID()}:`;
+    const secrets = deriveSecrets(new Uint8Array(randomBytes(32)));
+    const open = async (url: string) => {
+      const store = createRedisStore({ url, keyPrefix, cacheSize: 1000, leaseMs: LEASE_MS, commandTimeoutMs: 300, eventsToKeep: 10 });
+      const service = createTokenService({
+        store, secrets, issuer: 'https://tally.test', defaultTtlMs: 3_600_000, maxTtlMs: 7_200_000, clockSkewMs: 1_000,
+        keyAlgorithm: 'EdDSA', keyRefreshMs: 60_000,
+      });
+      await service.start();
+      opened.push({ store, service });
+      return { store, service };
+    };
+    const healthy = await open(redis.url);
+    const behind = await open(`redis://127.0.0.1:${proxy.port}`);
+    const tokens = await Promise.all(Array.from({ length: 300 }, (_, i) => healthy.service.issue({ subject: `user-${i}` })));
+    proxy.cut();
+    // Far more revocations than the stream keeps (approximate trimming keeps a few hundred at most).
+    for (let i = 0; i < 300; i++) await healthy.service.revoke({ kind: 'subject', value: `user-${i}` });
+    const observer = new Redis(redis.url);
+    const firstKept = await observer.xrange(`${keyPrefix}{revocations}:events`, '-', '+', 'COUNT', 1);
+    observer.disconnect();
+    expect(Number(firstKept[0]![1][1])).toBeGreaterThan(2);
+    proxy.resume();
+    await eventually(async () => expect(behind.store.localViewFresh()).toBe(true), 5_000);
+    for (const { token } of tokens) expect((await behind.service.introspect({ token })).active).toBe(false);
+  });
+});
