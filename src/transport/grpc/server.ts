@@ -1,8 +1,11 @@
 // The gRPC port: tally.v1.TokenService on @grpc/grpc-js (the fast path:
 // measured several times the calls per second of connect-node over h2c),
-// grpc.health.v1.Health, and server reflection v1 and v1alpha.
+// grpc.health.v1.Health, server reflection v1 and v1alpha, and Envoy's
+// ext_authz (envoy.service.auth.v3.Authorization) when given its handlers.
 
 import * as grpc from '@grpc/grpc-js';
+import type { ServiceImpl } from '@connectrpc/connect';
+import { Authorization, file_envoy_service_auth_v3_external_auth } from '../../gen/envoy/service/auth/v3/external_auth_pb.js';
 import { file_grpc_health_v1_health } from '../../gen/grpc/health/v1/health_pb.js';
 import { file_grpc_reflection_v1_reflection } from '../../gen/grpc/reflection/v1/reflection_pb.js';
 import { file_grpc_reflection_v1alpha_reflection } from '../../gen/grpc/reflection/v1alpha/reflection_pb.js';
@@ -19,6 +22,8 @@ export interface GrpcServerOptions {
   readiness: Readiness;
   logCall: CallLogger;
   maxMessageBytes: number;
+  /** Envoy ext_authz Check handlers (guarded); without them the service is not offered. */
+  authorization?: ServiceImpl<typeof Authorization>;
 }
 
 export interface GrpcServer {
@@ -38,10 +43,16 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
   });
   const tokenService = adaptUnaryService(TokenService, options.handlers, { logCall: options.logCall });
   server.addService(tokenService.definition, tokenService.implementation);
-  const health = createHealthService(options.readiness, [TokenService.typeName]);
+  if (options.authorization !== undefined) {
+    const authorization = adaptUnaryService(Authorization, options.authorization, { logCall: options.logCall });
+    server.addService(authorization.definition, authorization.implementation);
+  }
+  const served = options.authorization === undefined ? [TokenService.typeName] : [TokenService.typeName, Authorization.typeName];
+  const health = createHealthService(options.readiness, served);
   server.addService(health.definition, health.implementation);
   createReflection([
     file_tally_v1_token_service,
+    ...(options.authorization === undefined ? [] : [file_envoy_service_auth_v3_external_auth]),
     file_grpc_health_v1_health,
     file_grpc_reflection_v1_reflection,
     file_grpc_reflection_v1alpha_reflection,

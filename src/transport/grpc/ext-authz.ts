@@ -1,0 +1,161 @@
+// Envoy's external authorization service (envoy.service.auth.v3.Authorization)
+// in front of the token service: Envoy sends the downstream request's headers,
+// Tally introspects the bearer token in them and answers allow (with headers
+// for the upstream) or deny (with the HTTP answer Envoy sends back).
+//
+// The gRPC call itself succeeds either way: the verdict travels in
+// CheckResponse.status, as Envoy expects. A failing call (store down, Envoy's
+// own credential refused) is an error Envoy handles by its failure_mode_allow
+// and status_on_error settings, so Tally fails closed unless told otherwise.
+
+import type { ServiceImpl } from '@connectrpc/connect';
+import { Code } from '@connectrpc/connect';
+import type { MessageInitShape } from '@bufbuild/protobuf';
+import { bearerCredential } from '../../auth/authenticate.js';
+import type { TokenService } from '../../core/token-service.js';
+import type { ActiveToken, JsonObject } from '../../core/types.js';
+import { HeaderValueOption_HeaderAppendAction } from '../../gen/envoy/config/core/v3/base_pb.js';
+import type { AttributeContext } from '../../gen/envoy/service/auth/v3/attribute_context_pb.js';
+import { Authorization, type CheckResponseSchema } from '../../gen/envoy/service/auth/v3/external_auth_pb.js';
+import { StatusCode } from '../../gen/envoy/type/v3/http_status_pb.js';
+import { untilAborted } from '../abort.js';
+import { callDetailsOf } from '../call-details.js';
+import { callerOf } from '../guard.js';
+
+/** Headers Tally sets (or removes, when empty) on the request it lets through. */
+export const UPSTREAM_HEADERS = {
+  subject: 'x-tally-subject',
+  clientId: 'x-tally-client-id',
+  scopes: 'x-tally-scopes',
+  tokenId: 'x-tally-token-id',
+} as const;
+
+/**
+ * Keys of the per-route `context_extensions` Tally reads: the audience the
+ * token must name, and the scopes (space-separated) it must all carry.
+ */
+export const CONTEXT_EXTENSIONS = {
+  audience: 'tally_audience',
+  scopes: 'tally_scopes',
+} as const;
+
+/**
+ * The header type of the internal JWT. Not "at+jwt", so Tally itself never
+ * takes the internal JWT for an access token if it leaks back to the edge.
+ */
+export const INTERNAL_JWT_TYPE = 'tally-internal+jwt';
+
+export interface ExtAuthzOptions {
+  tokens: TokenService;
+  /**
+   * Lifetime of the internal JWT that replaces the caller's token on its way
+   * upstream (the phantom-token pattern); 0 forwards the token as it came.
+   */
+  internalJwtTtlMs: number;
+}
+
+type CheckResponseInit = MessageInitShape<typeof CheckResponseSchema>;
+
+const GRPC_OK = 0;
+
+export function createExtAuthzHandlers(options: ExtAuthzOptions): ServiceImpl<typeof Authorization> {
+  const { tokens } = options;
+  return {
+    async check(request, context) {
+      const token = bearerTokenOf(request.attributes);
+      if (token === undefined) return deny('missing_token');
+      const details = callDetailsOf(context.values);
+      // Audience and scopes are checked here rather than by introspect, so that a
+      // revoked or expired token is always 401, and only a good one lacking rights is 403.
+      const result = await untilAborted(context.signal, () =>
+        tokens.introspect({ token, callerAudiences: callerOf(context.values)?.audiences }),
+      );
+      if (details !== undefined) details.tokenId = result.tokenId;
+      if (!result.active) {
+        if (details !== undefined) details.inactiveReason = result.reason;
+        return deny('invalid_token');
+      }
+      const extensions = request.attributes?.contextExtensions ?? {};
+      const audience = extensions[CONTEXT_EXTENSIONS.audience]?.trim() ?? '';
+      const scopes = (extensions[CONTEXT_EXTENSIONS.scopes] ?? '').split(' ').filter((scope) => scope !== '');
+      if (audience !== '' && !result.audience.includes(audience)) return deny('insufficient_scope', scopes);
+      if (scopes.some((scope) => !result.scopes.includes(scope))) return deny('insufficient_scope', scopes);
+      return allow(result, options.internalJwtTtlMs > 0 ? await internalJwt(tokens, result, options.internalJwtTtlMs) : undefined);
+    },
+  };
+}
+
+/** The bearer token of the downstream request, from the header map Envoy sends in either of its two shapes. */
+export function bearerTokenOf(attributes: AttributeContext | undefined): string | undefined {
+  const http = attributes?.request?.http;
+  if (http === undefined) return undefined;
+  const fromMap = http.headers.authorization;
+  if (fromMap !== undefined) return bearerCredential(fromMap);
+  // With encode_raw_headers Envoy sends every value apart, as text or as bytes.
+  const values = (http.headerMap?.headers ?? [])
+    .filter((header) => header.key.toLowerCase() === 'authorization')
+    .map((header) => (header.value !== '' ? header.value : Buffer.from(header.rawValue).toString('latin1')));
+  // Two authorization headers name no one token: refused rather than guessed.
+  return values.length === 1 ? bearerCredential(values[0]) : undefined;
+}
+
+function internalJwt(tokens: TokenService, token: ActiveToken, ttlMs: number): Promise<string> {
+  const claims: JsonObject = {
+    ...token.claims,
+    sub: token.subject,
+    jti: token.tokenId,
+    scope: token.scopes.join(' '),
+  };
+  if (token.clientId !== '') claims.client_id = token.clientId;
+  if (token.sessionId !== '') claims.sid = token.sessionId;
+  if (token.audience.length > 0) claims.aud = token.audience;
+  return tokens.signStatement(claims, { type: INTERNAL_JWT_TYPE, ttlMs });
+}
+
+function header(key: string, value: string) {
+  // Overwrite, never append: a client must not smuggle in its own x-tally-subject.
+  return { header: { key, value }, appendAction: HeaderValueOption_HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD };
+}
+
+function allow(token: ActiveToken, jwt: string | undefined): CheckResponseInit {
+  const values: Array<[string, string]> = [
+    [UPSTREAM_HEADERS.subject, token.subject],
+    [UPSTREAM_HEADERS.clientId, token.clientId],
+    [UPSTREAM_HEADERS.scopes, token.scopes.join(' ')],
+    [UPSTREAM_HEADERS.tokenId, token.tokenId],
+  ];
+  const headers = values.filter(([, value]) => value !== '').map(([key, value]) => header(key, value));
+  // An empty value is sent as a removal, so a header the client set itself cannot survive.
+  const headersToRemove = values.filter(([, value]) => value === '').map(([key]) => key);
+  // Overwriting authorization is what removes the original token: the upstream never sees it.
+  if (jwt !== undefined) headers.push(header('authorization', `Bearer ${jwt}`));
+  return {
+    status: { code: GRPC_OK },
+    httpResponse: { case: 'okResponse', value: { headers, headersToRemove } },
+  };
+}
+
+type DenyReason = 'missing_token' | 'invalid_token' | 'insufficient_scope';
+
+function deny(reason: DenyReason, requiredScopes: readonly string[] = []): CheckResponseInit {
+  const forbidden = reason === 'insufficient_scope';
+  // RFC 6750 §3: no error code when no credential came at all; the scopes needed when they fell short.
+  let challenge = 'Bearer';
+  if (reason !== 'missing_token') challenge += ` error="${reason}"`;
+  if (forbidden && requiredScopes.length > 0) challenge += `, scope="${requiredScopes.join(' ')}"`;
+  const headers = [header('www-authenticate', challenge)];
+  if (reason !== 'missing_token') headers.push(header('content-type', 'application/json'));
+  return {
+    status: forbidden
+      ? { code: Code.PermissionDenied, message: 'the token lacks the audience or scopes this route requires' }
+      : { code: Code.Unauthenticated, message: 'a valid bearer token is required' },
+    httpResponse: {
+      case: 'deniedResponse',
+      value: {
+        status: { code: forbidden ? StatusCode.Forbidden : StatusCode.Unauthorized },
+        headers,
+        body: reason === 'missing_token' ? '' : JSON.stringify({ error: reason }),
+      },
+    },
+  };
+}
