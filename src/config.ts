@@ -72,6 +72,14 @@ function parseHost(raw: string): string {
   return host;
 }
 
+function parseRotationInterval(raw: string): number {
+  const milliseconds = parseDuration(raw);
+  // Each rotation keeps the old key verifying for the longest token lifetime;
+  // a schedule faster than seconds would only grow the key ring.
+  if (milliseconds < 1_000) throw new Error('must be at least 1s');
+  return milliseconds;
+}
+
 function parseYesNo(raw: string): boolean {
   const text = raw.trim().toLowerCase();
   if (['yes', 'true', 'on', '1'].includes(text)) return true;
@@ -243,6 +251,12 @@ export const SETTINGS = {
     default: '1s',
     description: 'How often the key ring is re-read, so a rotation on another replica is seen within this time.',
     parse: positiveDuration,
+  }),
+  keyRotationIntervalMs: optional({
+    env: 'TALLY_KEY_ROTATION_INTERVAL',
+    description:
+      'Rotate the signing key on this schedule (e.g. 24h); exactly one replica makes each new key. Unset: keys change only on RotateKeys.',
+    parse: parseRotationInterval,
   }),
   healthCheckIntervalMs: required({
     env: 'TALLY_HEALTH_CHECK_INTERVAL',

@@ -118,6 +118,7 @@ async function start(config: Config, logger: Logger): Promise<Running> {
     clockSkewMs: config.clockSkewMs,
     keyAlgorithm: config.keyAlgorithm,
     keyRefreshMs: config.keyRefreshMs,
+    keyRotationIntervalMs: config.keyRotationIntervalMs,
     onBackgroundError: (error, task) => logger.warn({ err: error, task }, 'background work failed'),
   });
   const readiness = createReadiness({

@@ -31,6 +31,7 @@ describe('loadConfig', () => {
       clockSkewMs: 60_000,
       keyAlgorithm: 'EdDSA',
       keyRefreshMs: 1_000,
+      keyRotationIntervalMs: undefined,
       healthCheckIntervalMs: 1_000,
       maxMessageBytes: 65_536,
       shutdownTimeoutMs: 10_000,
@@ -110,6 +111,8 @@ describe('loadConfig', () => {
       ['TALLY_LEASE_MS', '10'],
       ['TALLY_LEASE_MS', '2s'],
       ['TALLY_REDIS_WAIT_REPLICAS', 'one'],
+      ['TALLY_KEY_ROTATION_INTERVAL', '100ms'],
+      ['TALLY_KEY_ROTATION_INTERVAL', 'daily'],
     ])('%s=%j', (variable, value) => {
       const environment: Record<string, string> = { [variable]: value };
       if (variable === 'TALLY_REDIS_URL') environment.TALLY_MASTER_KEY = KEY;

@@ -42,10 +42,12 @@ export interface TokenServiceOptions {
   defaultTtlMs: number;
   maxTtlMs: number;
   clockSkewMs: number;
-  /** Algorithm of the first key, and of rotations that name none. */
+  /** Algorithm of the first key. Rotations that name none keep the current key's algorithm. */
   keyAlgorithm: SigningAlgorithm;
-  /** How often the key ring is re-read from the store. */
+  /** How often the key ring is re-read from the store (and a scheduled rotation checked). */
   keyRefreshMs: number;
+  /** Replace the active key once it is this old; undefined: only on RotateKeys. */
+  keyRotationIntervalMs?: number;
   /** Largest extra-claims object, as JSON bytes. */
   maxClaimsBytes?: number;
   /** Told of failures in background work (key ring refresh), which has no caller to tell. */
@@ -114,6 +116,7 @@ export function createTokenService(options: TokenServiceOptions): TokenService {
     defaultAlgorithm: options.keyAlgorithm,
     verifyForMs: coverMs,
     unknownKidReloadMs: Math.min(250, options.keyRefreshMs),
+    rotationIntervalMs: options.keyRotationIntervalMs,
   });
   let refreshTimer: NodeJS.Timeout | undefined;
 

@@ -349,3 +349,37 @@ describe('signed statements', () => {
     expect(payload.exp! - payload.iat!).toBe(30);
   });
 });
+
+describe('scheduled rotation', () => {
+  it('replaces the active key once per interval, made by exactly one of three replicas', async () => {
+    const interval = 10 * 60_000;
+    const first = await replica({ keyRotationIntervalMs: interval });
+    const others = await Promise.all([1, 2].map(() => replica({ keyRotationIntervalMs: interval, store: first.store, secrets: first.secrets, clock: first.clock })));
+    const all = [first, ...others];
+    const activeKid = async () => (await first.service.listKeys()).find((key) => key.state === 'active')!.kid;
+    const initial = await activeKid();
+
+    first.clock.advance(interval - 1);
+    await Promise.all(all.map(({ service }) => service.listKeys()));
+    expect(await activeKid()).toBe(initial);
+
+    for (let round = 1; round <= 3; round++) {
+      first.clock.advance(interval);
+      // Every replica's periodic check runs at once; listKeys runs the same check.
+      await Promise.all(all.map(({ service }) => service.listKeys()));
+      const ring = await first.service.listKeys();
+      expect(ring, `round ${round}`).toHaveLength(1 + round);
+      expect(ring.filter((key) => key.state === 'active')).toHaveLength(1);
+    }
+  });
+
+  it('keeps the current algorithm', async () => {
+    const { service, clock } = await replica({ keyRotationIntervalMs: 60_000, keyAlgorithm: 'ES384' });
+    clock.advance(60_000);
+    const ring = await service.listKeys();
+    expect(ring.map((key) => [key.algorithm, key.state])).toEqual([
+      ['ES384', 'retiring'],
+      ['ES384', 'active'],
+    ]);
+  });
+});

@@ -25,6 +25,8 @@ export interface KeyManagerOptions {
   verifyForMs: number;
   /** Shortest pause between two reloads caused by tokens naming an unknown kid. */
   unknownKidReloadMs: number;
+  /** When set, the active key is replaced once it is this old (by whichever replica sees it first). */
+  rotationIntervalMs?: number;
 }
 
 const MAX_WRITE_ATTEMPTS = 8;
@@ -32,7 +34,7 @@ const MAX_WRITE_ATTEMPTS = 8;
 export interface KeyManager {
   /** Loads the ring, making the first key when there is none. */
   load(): Promise<void>;
-  /** Reloads the ring when another replica changed it, and drops keys past retirement. */
+  /** Reloads the ring when another replica changed it, drops keys past retirement, and rotates when due. */
   refresh(): Promise<void>;
   loaded(): boolean;
   signingKey(): SigningKey;
@@ -92,6 +94,22 @@ export function createKeyManager(options: KeyManagerOptions): KeyManager {
     return reloading;
   }
 
+  /** A new active key with the current algorithm, unless the active one is younger than the interval. */
+  async function rotateIfDue(): Promise<void> {
+    const interval = options.rotationIntervalMs;
+    if (interval === undefined) return;
+    const active = ring?.stored.find((key) => key.state === 'active');
+    if (active === undefined || clock.now() - active.createdAt < interval) return;
+    // Checked again on the snapshot the write depends on: of several replicas
+    // that find the key due at once, the first write makes it young for the rest.
+    await change(async (keys, now) => {
+      const current = keys.find((key) => key.state === 'active');
+      if (current !== undefined && now - current.createdAt < interval) return undefined;
+      const fresh = await generateStoredKey(current?.algorithm ?? options.defaultAlgorithm, now, options.keyEncryptionKey, options.randomness);
+      return ringAfterRotation(keys, fresh, now, options.verifyForMs);
+    });
+  }
+
   // A store that reports ring changes spares this replica up to a refresh
   // interval of signing with a key another replica has already replaced.
   store.onKeyRingChange?.(() => {
@@ -110,7 +128,10 @@ export function createKeyManager(options: KeyManagerOptions): KeyManager {
       await reload();
     },
 
-    refresh: reload,
+    async refresh() {
+      await reload();
+      await rotateIfDue();
+    },
 
     loaded: () => ring !== undefined,
 
