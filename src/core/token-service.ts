@@ -8,7 +8,7 @@
 // before a revocation began is covered, one whose Issue began after it
 // returned is not, whatever the replicas' clocks say.
 import { SignJWT } from 'jose';
-import { KeyRingError } from './errors.js';
+import { InvalidArgumentError, KeyRingError } from './errors.js';
 import { isWellFormedOpaqueToken, mintOpaqueToken, OPAQUE_PREFIX, opaqueTokenId } from './formats/opaque.js';
 import { jwtKeyId, looksLikeJwt, signAccessToken, verifyAccessToken } from './formats/jwt.js';
 import { createKeyManager } from './keys/key-manager.js';
@@ -50,6 +50,11 @@ export interface TokenServiceOptions {
   keyRotationIntervalMs?: number;
   /** Largest extra-claims object, as JSON bytes. */
   maxClaimsBytes?: number;
+  /**
+   * Longest token accepted, in characters: longer ones introspect inactive
+   * and cannot be revoked by value, and Issue refuses to mint one.
+   */
+  maxTokenLength?: number;
   /** Told of failures in background work (key ring refresh), which has no caller to tell. */
   onBackgroundError?: (error: unknown, task: string) => void;
 }
@@ -108,6 +113,7 @@ export function createTokenService(options: TokenServiceOptions): TokenService {
     maxTtlMs: options.maxTtlMs,
     maxClaimsBytes: options.maxClaimsBytes ?? DEFAULT_MAX_CLAIMS_BYTES,
   };
+  const maxTokenLength = options.maxTokenLength ?? LIMITS.tokenLength;
   const keys = createKeyManager({
     store,
     clock,
@@ -122,7 +128,7 @@ export function createTokenService(options: TokenServiceOptions): TokenService {
 
   /** The record a token refers to, or why there is none. */
   async function findRecord(token: string): Promise<TokenRecord | InactiveToken> {
-    if (token.length === 0 || token.length > LIMITS.tokenLength) return inactive('malformed');
+    if (token.length === 0 || token.length > maxTokenLength) return inactive('malformed');
     if (token.startsWith(OPAQUE_PREFIX)) {
       if (!isWellFormedOpaqueToken(token)) return inactive('malformed');
       const tokenId = opaqueTokenId(token, secrets.tokenHashKey);
@@ -198,6 +204,10 @@ export function createTokenService(options: TokenServiceOptions): TokenService {
       if (request.format === 'jwt') {
         tokenId = Buffer.from(randomness.bytes(TOKEN_ID_BYTES)).toString('base64url');
         token = await signAccessToken({ ...request, issuer, tokenId, issuedAt, expiresAt, extra: request.claims }, keys.signingKey());
+        // A token this service would refuse to introspect must not be handed out.
+        if (token.length > maxTokenLength) {
+          throw new InvalidArgumentError('claims', `the JWT would be longer than the ${maxTokenLength} characters a token may have; send fewer claims, audiences or scopes`);
+        }
       } else {
         token = mintOpaqueToken(randomness);
         tokenId = opaqueTokenId(token, secrets.tokenHashKey);
@@ -224,7 +234,7 @@ export function createTokenService(options: TokenServiceOptions): TokenService {
     },
 
     async revoke(target, revokeOptions = {}) {
-      const valid = validateRevokeTarget(target);
+      const valid = validateRevokeTarget(target, maxTokenLength);
       const { callerAudiences } = revokeOptions;
       switch (valid.kind) {
         case 'token': {

@@ -89,11 +89,11 @@ export function validateIssue(input: IssueInput, limits: IssueLimits): ValidIssu
   return { subject, clientId, audience, scopes, sessionId, ttlMs, format: input.format ?? 'opaque', claims };
 }
 
-export function validateRevokeTarget(target: RevokeTarget): RevokeTarget {
+export function validateRevokeTarget(target: RevokeTarget, maxTokenLength: number = LIMITS.tokenLength): RevokeTarget {
   switch (target.kind) {
     case 'token':
       if (target.token === '') throw new InvalidArgumentError('token', 'is required');
-      if (target.token.length > LIMITS.tokenLength) throw new InvalidArgumentError('token', `must be at most ${LIMITS.tokenLength} characters`);
+      if (target.token.length > maxTokenLength) throw new InvalidArgumentError('token', `must be at most ${maxTokenLength} characters`);
       return target;
     case 'tokenId':
       if (target.tokenId === '') throw new InvalidArgumentError('token_id', 'is required');
