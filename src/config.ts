@@ -123,6 +123,25 @@ export function parseByteSize(raw: string): number {
   return bytes;
 }
 
+function byteSizeBetween(minimum: number, maximum: number): (raw: string) => number {
+  const describe = (bytes: number) => (bytes % 1024 === 0 && bytes > 0 ? `${bytes / 1024}KiB` : `${bytes} bytes`);
+  return (raw) => {
+    const match = /^(\d+)\s*(B|KiB|MiB)?$/.exec(raw.trim());
+    if (match === null) throw new Error('expected a size in bytes such as 8192, 8KiB or 1MiB');
+    const bytes = Number(match[1]) * (BYTE_UNITS[match[2] ?? ''] as number);
+    if (bytes < minimum || bytes > maximum) throw new Error(`must be between ${describe(minimum)} and ${describe(maximum)}`);
+    return bytes;
+  };
+}
+
+function countBetween(minimum: number, maximum: number): (raw: string) => number {
+  return (raw) => {
+    const count = parseCount(raw);
+    if (count < minimum || count > maximum) throw new Error(`expected a whole number from ${minimum} to ${maximum}`);
+    return count;
+  };
+}
+
 /** Standard or URL-safe base64 of at least 32 bytes. */
 export function parseMasterKey(raw: string): Uint8Array {
   const text = raw.trim();
@@ -289,6 +308,49 @@ export const SETTINGS = {
       'With no callers configured, serve loopback clients only (yes), or every client with every permission (no: only behind a network boundary you trust).',
     parse: parseYesNo,
   }),
+  tlsCertFile: optional({
+    env: 'TALLY_TLS_CERT_FILE',
+    description:
+      'PEM certificate chain both ports serve TLS with (with TALLY_TLS_KEY_FILE); re-read when it changes, so certificates rotate without a restart. Unset: both ports are plaintext.',
+    parse: parseReadableFile,
+  }),
+  tlsKeyFile: optional({
+    env: 'TALLY_TLS_KEY_FILE',
+    description: 'PEM private key of TALLY_TLS_CERT_FILE; re-read when it changes.',
+    parse: parseReadableFile,
+  }),
+  tlsClientCaFile: optional({
+    env: 'TALLY_TLS_CLIENT_CA_FILE',
+    description:
+      'PEM CA certificates for client certificates. Set: mutual TLS on both ports, every client must present a certificate this CA signed, and callers may be named by its SPIFFE ID or subject (tls_identity). Re-read when it changes.',
+    parse: parseReadableFile,
+  }),
+  scanLimitPerSecond: required({
+    env: 'TALLY_SCAN_LIMIT_RATE',
+    default: '100',
+    description:
+      'Introspections of unknown, forged or malformed tokens one caller may make per second, sustained; past it (and the burst) its introspections fail with RESOURCE_EXHAUSTED until it slows down, which stops token scanning. 0 turns the limit off.',
+    parse: parseCount,
+  }),
+  scanLimitBurst: required({
+    env: 'TALLY_SCAN_LIMIT_BURST',
+    default: '1000',
+    description: 'Introspections of unknown tokens one caller may make in a burst above TALLY_SCAN_LIMIT_RATE.',
+    parse: countBetween(1, 1_000_000),
+  }),
+  maxTokenLength: required({
+    env: 'TALLY_MAX_TOKEN_LENGTH',
+    default: '16384',
+    description:
+      'Longest token, in characters: longer ones introspect inactive, and Issue refuses to mint a JWT longer than this. The proto allows at most 65536.',
+    parse: countBetween(256, 65_536),
+  }),
+  maxClaimsBytes: required({
+    env: 'TALLY_MAX_CLAIMS_BYTES',
+    default: '8KiB',
+    description: 'Largest extra claims an Issue request may carry, as JSON; larger ones fail with INVALID_ARGUMENT on claims.',
+    parse: byteSizeBetween(0, 1024 * 1024),
+  }),
   cacheSize: required({
     env: 'TALLY_CACHE_SIZE',
     default: '100000',
@@ -371,6 +433,12 @@ export function loadConfig(environment: Environment): Config {
   }
   if (settings.defaultTtlMs !== undefined && settings.maxTtlMs !== undefined && settings.defaultTtlMs > settings.maxTtlMs) {
     problems.push(`${SETTINGS.defaultTtlMs.env}: must not be longer than ${SETTINGS.maxTtlMs.env}`);
+  }
+  if ((settings.tlsCertFile === undefined) !== (settings.tlsKeyFile === undefined) && !problems.some((problem) => problem.startsWith('TALLY_TLS_'))) {
+    problems.push(`${SETTINGS.tlsCertFile.env} and ${SETTINGS.tlsKeyFile.env}: set both for TLS, or neither`);
+  }
+  if (settings.tlsClientCaFile !== undefined && settings.tlsCertFile === undefined) {
+    problems.push(`${SETTINGS.tlsClientCaFile.env}: mutual TLS needs ${SETTINGS.tlsCertFile.env} and ${SETTINGS.tlsKeyFile.env} too`);
   }
   if (problems.length > 0) throw new ConfigError(problems);
   const { masterKey: _fromVariable, masterKeyFromFile: _fromFile, ...rest } = settings;
