@@ -201,13 +201,13 @@ export const SETTINGS = {
   grpcPort: required({
     env: 'TALLY_GRPC_PORT',
     default: '50051',
-    description: 'Port for gRPC: TokenService, grpc.health.v1.Health and server reflection. 0 picks a free port.',
+    description: 'Port for gRPC: TokenService, Envoy ext_authz (envoy.service.auth.v3.Authorization), grpc.health.v1.Health and server reflection. 0 picks a free port.',
     parse: parsePort,
   }),
   httpPort: required({
     env: 'TALLY_HTTP_PORT',
     default: '8080',
-    description: 'Port for HTTP: TokenService over Connect and gRPC-Web, /healthz and /readyz. 0 picks a free port.',
+    description: 'Port for HTTP: TokenService over Connect and gRPC-Web, /oauth2/introspect, /oauth2/revoke, /.well-known/jwks.json, /metrics, /healthz and /readyz. 0 picks a free port.',
     parse: parsePort,
   }),
   redisUrl: optional({
@@ -371,6 +371,20 @@ export const SETTINGS = {
     description:
       'Redis replicas that must hold a revocation before Revoke returns (WAIT), so a failover cannot lose it. 0: the primary alone.',
     parse: parseCount,
+  }),
+  phantomTokenTtlMs: required({
+    env: 'TALLY_PHANTOM_TOKEN_TTL',
+    default: '0s',
+    description:
+      'Envoy ext_authz: lifetime of the internal JWT that replaces the caller\'s token in the authorization header sent upstream (the phantom-token pattern). 0s forwards the caller\'s token unchanged.',
+    parse: parseDuration,
+  }),
+  jwksMaxAgeMs: required({
+    env: 'TALLY_JWKS_MAX_AGE',
+    default: '60s',
+    description:
+      'Cache-Control max-age of /.well-known/jwks.json: the longest a verifier that does not refetch on an unknown "kid" may miss a key made by a rotation. Keys leave the ring long after their last token expires, so only new keys are ever missing from a cached copy.',
+    parse: parseDuration,
   }),
   logLevel: required({
     env: 'TALLY_LOG_LEVEL',
