@@ -1,0 +1,98 @@
+// POST /oauth2/introspect: RFC 7662 token introspection, and the RFC 9701
+// signed answer (a JWT the resource server can keep as evidence) when the
+// caller sends Accept: application/token-introspection+jwt.
+//
+// Steps: authenticate the caller → read the form → introspect with the
+// caller's audiences → answer JSON or JWT. Anything inactive answers exactly
+// {"active":false}; why goes to the log line only.
+
+import type { TokenService } from '../../core/token-service.js';
+import type { ActiveToken, Introspection, JsonObject } from '../../core/types.js';
+import type { CallLogger } from '../call-log.js';
+import type { Guard } from '../guard.js';
+import { authenticateClient, loggedRoute, readForm, writeFailure, writeJson, writeOAuthError } from './oauth-endpoint.js';
+import type { Route } from './router.js';
+
+export const INTROSPECTION_PATH = '/oauth2/introspect';
+export const INTROSPECTION_JWT_MEDIA_TYPE = 'application/token-introspection+jwt';
+const INTROSPECTION_JWT_TYPE = 'token-introspection+jwt';
+
+/**
+ * How long a signed answer stays valid. RFC 9701 §5 advises against "exp";
+ * a short one is kept because every statement Tally signs carries one, and a
+ * minute bounds how long a copied answer can be replayed as fresh.
+ */
+const SIGNED_ANSWER_TTL_MS = 60_000;
+
+export interface IntrospectionRouteOptions {
+  tokens: TokenService;
+  guard: Guard;
+  logCall: CallLogger;
+  maxBodyBytes: number;
+}
+
+export function createIntrospectionRoute(options: IntrospectionRouteOptions): Route {
+  const { tokens, guard } = options;
+  return loggedRoute('POST', INTROSPECTION_PATH, options.logCall, async (request, response, call) => {
+    const caller = authenticateClient(guard, `POST ${INTROSPECTION_PATH}`, request, response, call);
+    if (caller === undefined) return;
+    const body = await readForm(request, response, call, options.maxBodyBytes);
+    if (!body.ok) return;
+    // token_type_hint is optional and only a hint (RFC 7662 §2.1); Tally tells its formats apart by itself.
+    const token = body.form.get('token') ?? '';
+    if (token === '') {
+      writeOAuthError(response, 400, 'invalid_request', 'the "token" parameter is required');
+      return;
+    }
+    let result: Introspection;
+    try {
+      result = await tokens.introspect({ token, callerAudiences: caller.audiences });
+    } catch (error) {
+      writeFailure(response, call, error);
+      return;
+    }
+    call.details.tokenId = result.tokenId;
+    if (!result.active) call.details.inactiveReason = result.reason;
+    const answer = result.active ? introspectionClaims(result) : { active: false };
+    if (wantsSignedAnswer(request.headers.accept)) {
+      try {
+        const jwt = await tokens.signStatement({ aud: caller.name, token_introspection: answer }, { type: INTROSPECTION_JWT_TYPE, ttlMs: SIGNED_ANSWER_TTL_MS });
+        response.writeHead(200, { 'content-type': INTROSPECTION_JWT_MEDIA_TYPE, 'cache-control': 'no-store' });
+        response.end(jwt);
+      } catch (error) {
+        writeFailure(response, call, error);
+      }
+      return;
+    }
+    writeJson(response, 200, answer);
+  });
+}
+
+/** RFC 7662 §2.2 names, then the token's extra claims where they do not clash with those. */
+export function introspectionClaims(token: ActiveToken): JsonObject {
+  const seconds = (ms: number) => Math.floor(ms / 1000);
+  const claims: JsonObject = {
+    ...token.claims,
+    active: true,
+    scope: token.scopes.join(' '),
+    sub: token.subject,
+    iss: token.issuer,
+    exp: seconds(token.expiresAt),
+    iat: seconds(token.issuedAt),
+    nbf: seconds(token.issuedAt),
+    jti: token.tokenId,
+    token_type: 'Bearer',
+  };
+  if (token.clientId !== '') claims.client_id = token.clientId;
+  else delete claims.client_id;
+  if (token.audience.length > 0) claims.aud = token.audience;
+  else delete claims.aud;
+  if (token.sessionId !== '') claims.sid = token.sessionId;
+  return claims;
+}
+
+function wantsSignedAnswer(accept: string | undefined): boolean {
+  return (accept ?? '')
+    .split(',')
+    .some((range) => range.split(';', 1)[0]!.trim().toLowerCase() === INTROSPECTION_JWT_MEDIA_TYPE);
+}
