@@ -18,6 +18,13 @@ import { createTokenServiceHandlers } from './transport/service.js';
 import { createGuard, guardService } from './transport/guard.js';
 import { watchCallers, type CallersWatcher } from './auth/callers-watcher.js';
 import { TokenService as TokenServiceDescriptor } from './gen/tally/v1/token_service_pb.js';
+import { Authorization } from './gen/envoy/service/auth/v3/external_auth_pb.js';
+import { REQUIRED_PERMISSION } from './auth/authorize.js';
+import { instrumentStore } from './store/instrumented-store.js';
+import { createMetrics } from './transport/metrics.js';
+import { createExtAuthzHandlers } from './transport/grpc/ext-authz.js';
+import { createStandardRoutes } from './transport/http/standard-routes.js';
+import { JWKS_PATH } from './transport/http/jwks.js';
 
 interface Running {
   logger: Logger;
@@ -79,7 +86,8 @@ async function start(config: Config, logger: Logger): Promise<Running> {
     );
   }
   const viewError = throttled(10_000, (error) => logger.warn({ err: error }, 'the replica view could not follow Redis'));
-  const store = createStore({
+  const metrics = createMetrics({ knownMethods: [...Object.keys(REQUIRED_PERMISSION), `GET ${JWKS_PATH}`] });
+  const store = instrumentStore(createStore({
     redisUrl: config.redisUrl,
     commandTimeoutMs: config.redisCommandTimeoutMs,
     cacheSize: config.cacheSize,
@@ -87,7 +95,7 @@ async function start(config: Config, logger: Logger): Promise<Running> {
     replicasToWait: config.redisWaitReplicas,
     onConnectionError: throttled(10_000, (error) => logger.warn({ err: error }, 'Redis connection error')),
     onBackgroundError: (error) => viewError(error as Error),
-  });
+  }), metrics.observeStore);
   let callers: CallersWatcher;
   try {
     callers = watchCallers({
@@ -109,7 +117,7 @@ async function start(config: Config, logger: Logger): Promise<Running> {
     }
   }
   const guard = createGuard({ callers: () => callers.current(), protectedMode: config.protectedMode });
-  const tokens = createTokenService({
+  const tokens = metrics.countIntrospections(createTokenService({
     store,
     secrets: deriveSecrets(masterKeyOf(config, logger)),
     issuer: config.issuer,
@@ -120,7 +128,8 @@ async function start(config: Config, logger: Logger): Promise<Running> {
     keyRefreshMs: config.keyRefreshMs,
     keyRotationIntervalMs: config.keyRotationIntervalMs,
     onBackgroundError: (error, task) => logger.warn({ err: error, task }, 'background work failed'),
-  });
+  }));
+  metrics.watchKeys(() => tokens.listKeys());
   const readiness = createReadiness({
     ping: () => store.ping(),
     keyRingLoaded: () => tokens.ready(),
@@ -129,9 +138,12 @@ async function start(config: Config, logger: Logger): Promise<Running> {
     logger,
   });
   const handlers = guardService(TokenServiceDescriptor, createTokenServiceHandlers(tokens), guard);
-  const logCall = createCallLogger(logger);
-  const grpcServer = createGrpcServer({ handlers, readiness, logCall, maxMessageBytes: config.maxMessageBytes });
-  const httpServer = createHttpServer({ handlers, readiness, logCall, logger, maxMessageBytes: config.maxMessageBytes });
+  // Order on every call: logging → metrics → auth (the guard, inside the handlers), so refusals are counted.
+  const logCall = metrics.countCalls(createCallLogger(logger));
+  const authorization = guardService(Authorization, createExtAuthzHandlers({ tokens, internalJwtTtlMs: config.phantomTokenTtlMs }), guard);
+  const routes = createStandardRoutes({ tokens, guard, logCall, metrics, maxBodyBytes: config.maxMessageBytes, jwksMaxAgeMs: config.jwksMaxAgeMs });
+  const grpcServer = createGrpcServer({ handlers, authorization, readiness, logCall, maxMessageBytes: config.maxMessageBytes });
+  const httpServer = createHttpServer({ handlers, readiness, logCall, logger, routes, maxMessageBytes: config.maxMessageBytes });
 
   // Listening before the store answers: probes can say "alive, not ready"
   // instead of the connection being refused while Redis comes up.

@@ -1,0 +1,31 @@
+// The plain HTTP routes that speak standards rather than Tally's own API:
+// RFC 7662 introspection, RFC 7009 revocation, the JWKS and the metrics.
+
+import type { TokenService } from '../../core/token-service.js';
+import type { CallLogger } from '../call-log.js';
+import type { Guard } from '../guard.js';
+import type { Metrics } from '../metrics.js';
+import { createJwksRoute } from './jwks.js';
+import { createMetricsRoute } from './metrics-route.js';
+import { createIntrospectionRoute } from './oauth-introspect.js';
+import { createRevocationRoute } from './oauth-revoke.js';
+import type { Route } from './router.js';
+
+export interface StandardRoutesOptions {
+  tokens: TokenService;
+  guard: Guard;
+  logCall: CallLogger;
+  metrics: Metrics;
+  maxBodyBytes: number;
+  jwksMaxAgeMs: number;
+}
+
+export function createStandardRoutes(options: StandardRoutesOptions): Route[] {
+  const { tokens, guard, logCall, maxBodyBytes } = options;
+  return [
+    createIntrospectionRoute({ tokens, guard, logCall, maxBodyBytes }),
+    createRevocationRoute({ tokens, guard, logCall, maxBodyBytes }),
+    createJwksRoute({ tokens, logCall, maxAgeMs: options.jwksMaxAgeMs }),
+    createMetricsRoute(options.metrics),
+  ];
+}
