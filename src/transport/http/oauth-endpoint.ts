@@ -61,8 +61,14 @@ export function loggedRoute(method: Route['method'], path: string, logCall: Call
 
 export function writeJson(response: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   // Token answers must not be kept by any cache on the way (RFC 6749 §5.1).
-  response.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store', ...headers });
-  response.end(JSON.stringify(body));
+  const text = JSON.stringify(body);
+  response.writeHead(status, {
+    'content-type': 'application/json',
+    'cache-control': 'no-store',
+    'content-length': String(Buffer.byteLength(text)),
+    ...headers,
+  });
+  response.end(text);
 }
 
 export function writeOAuthError(response: ServerResponse, status: number, error: string, description: string, headers: Record<string, string> = {}): void {
