@@ -1,0 +1,116 @@
+// GET /metrics on the real process: the families are there, and the counters
+// move with calls on both ports, refusals included. The store decorator is
+// also checked on its own against a store that fails on demand.
+
+import { createClient } from '@connectrpc/connect';
+import { createConnectTransport } from '@connectrpc/connect-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Authorization } from '../../src/gen/envoy/service/auth/v3/external_auth_pb.js';
+import { TokenService } from '../../src/gen/tally/v1/token_service_pb.js';
+import { instrumentStore } from '../../src/store/instrumented-store.js';
+import { createMetrics } from '../../src/transport/metrics.js';
+import { writeCallersFile } from '../support/callers-file.js';
+import { createControllableStore } from '../support/controllable-store.js';
+import { createGrpcTestClient, grpcStatusOf, type GrpcTestClient } from '../support/grpc-client.js';
+import { startTally, type TallyProcess } from '../support/tally-process.js';
+
+/** The value of one sample, 0 when the series does not exist yet. */
+function sample(exposition: string, name: string, labels: Record<string, string> = {}): number {
+  const wanted = Object.entries(labels).map(([key, value]) => `${key}="${value}"`);
+  for (const line of exposition.split('\n')) {
+    if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
+    if (wanted.every((pair) => line.includes(pair))) return Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return 0;
+}
+
+describe('GET /metrics', () => {
+  const callers = writeCallersFile([{ name: 'admin', permissions: ['issue', 'introspect', 'revoke', 'keys'] }]);
+  const admin = { authorization: `Bearer ${callers.keys.admin}` };
+  let tally: TallyProcess;
+  let grpc: GrpcTestClient;
+  const scrape = async () => {
+    const response = await fetch(`${tally.httpUrl}/metrics`);
+    expect(response.status).toBe(200);
+    expect(response.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
+    return response.text();
+  };
+
+  beforeAll(async () => {
+    tally = await startTally({ env: { TALLY_CALLERS_FILE: callers.path } });
+    grpc = createGrpcTestClient(tally.grpcAddress);
+  });
+  afterAll(async () => {
+    grpc?.close();
+    await tally?.stop();
+  });
+
+  it('has every family: calls, latency, introspection outcomes, store, key ages, process', async () => {
+    const text = await scrape();
+    for (const family of [
+      'tally_calls_total',
+      'tally_call_duration_seconds',
+      'tally_introspections_total',
+      'tally_store_operation_duration_seconds',
+      'tally_store_errors_total',
+      'tally_signing_key_age_seconds',
+      'process_cpu_seconds_total',
+      'process_resident_memory_bytes',
+      'nodejs_eventloop_lag_seconds',
+    ]) {
+      expect(text, family).toContain(`# TYPE ${family} `);
+    }
+    expect(sample(text, 'tally_signing_key_age_seconds', { state: 'active' })).toBeGreaterThanOrEqual(0);
+    expect(text).toMatch(/tally_signing_key_age_seconds\{kid="[\w-]+",state="active"\}/);
+    expect(sample(text, 'tally_store_operation_duration_seconds_count', { operation: 'readKeyRing', outcome: 'ok' })).toBeGreaterThan(0);
+  });
+
+  it('counts calls on both ports by method and code, refusals included, and introspection outcomes by reason', async () => {
+    const before = await scrape();
+    const { token } = await grpc.unary(TokenService.method.issue, { subject: 'metrics-user' }, { metadata: admin });
+    await grpc.unary(TokenService.method.introspect, { token }, { metadata: admin });
+    const connect = createClient(TokenService, createConnectTransport({ baseUrl: tally.httpUrl, httpVersion: '1.1', interceptors: [(next) => (request) => {
+      request.header.set('authorization', admin.authorization);
+      return next(request);
+    }] }));
+    await connect.introspect({ token: 'tly_unknown' });
+    const refused = await grpcStatusOf(grpc.unary(TokenService.method.listKeys, {}, { metadata: { authorization: 'Bearer wrong' } }));
+    expect(refused.code).toBe(16);
+    await fetch(`${tally.httpUrl}/oauth2/introspect`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `token=${token}` });
+    await grpc.unary(Authorization.method.check, { attributes: { request: { http: { headers: { authorization: `Bearer ${token}` } } } } }, { metadata: admin });
+    // A made-up path must not become a series of its own.
+    await fetch(`${tally.httpUrl}/tally.v1.TokenService/${token}`, { method: 'POST' });
+
+    const after = await scrape();
+    const moved = (name: string, labels: Record<string, string>) => sample(after, name, labels) - sample(before, name, labels);
+    expect(moved('tally_calls_total', { method: 'tally.v1.TokenService/Issue', protocol: 'grpc', code: 'ok' })).toBe(1);
+    expect(moved('tally_calls_total', { method: 'tally.v1.TokenService/Introspect', protocol: 'grpc', code: 'ok' })).toBe(1);
+    expect(moved('tally_calls_total', { method: 'tally.v1.TokenService/Introspect', protocol: 'connect', code: 'ok' })).toBe(1);
+    expect(moved('tally_calls_total', { method: 'tally.v1.TokenService/ListKeys', protocol: 'grpc', code: 'unauthenticated' })).toBe(1);
+    expect(moved('tally_calls_total', { method: 'POST /oauth2/introspect', protocol: 'http', code: 'unauthenticated' })).toBe(1);
+    expect(moved('tally_calls_total', { method: 'envoy.service.auth.v3.Authorization/Check', protocol: 'grpc', code: 'ok' })).toBe(1);
+    expect(moved('tally_calls_total', { method: 'other', protocol: 'connect' })).toBe(1);
+    expect(moved('tally_call_duration_seconds_count', { method: 'tally.v1.TokenService/Issue', code: 'ok' })).toBe(1);
+    expect(moved('tally_introspections_total', { result: 'active' })).toBe(2);
+    expect(moved('tally_introspections_total', { result: 'inactive', reason: 'malformed' })).toBe(1);
+    expect(moved('tally_store_operation_duration_seconds_count', { operation: 'putToken', outcome: 'ok' })).toBe(1);
+    expect(after).not.toContain(token);
+    expect(after).not.toContain(callers.keys.admin);
+  });
+});
+
+describe('instrumentStore', () => {
+  it('reports each operation\'s time and counts the ones that fail', async () => {
+    const controllable = createControllableStore();
+    const metrics = createMetrics({ knownMethods: [] });
+    const store = instrumentStore(controllable.store, metrics.observeStore);
+    await store.ping();
+    controllable.setUnavailable(true);
+    await expect(store.getToken('some-id')).rejects.toThrow('unavailable');
+    const { body } = await metrics.render();
+    expect(sample(body, 'tally_store_operation_duration_seconds_count', { operation: 'ping', outcome: 'ok' })).toBe(1);
+    expect(sample(body, 'tally_store_operation_duration_seconds_count', { operation: 'getToken', outcome: 'error' })).toBe(1);
+    expect(sample(body, 'tally_store_errors_total', { operation: 'getToken' })).toBe(1);
+    await store.close();
+  });
+});
