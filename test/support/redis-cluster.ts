@@ -32,7 +32,11 @@ export interface RedisClusterHandle {
   readonly url: string;
   /** Primaries first, in the order given to redis-cli, then replicas. */
   readonly nodes: readonly RedisServerHandle[];
-  /** Stops every node; the directories go when the test process exits. */
+  /**
+   * Kills every node. Not a graceful SIGTERM: a node that lost its primary
+   * mid-teardown may refuse to shut down while it writes its first AOF, and a
+   * test cluster has nothing worth saving. The directories go at process exit.
+   */
   stop(): Promise<void>;
 }
 
@@ -113,7 +117,7 @@ export async function startRedisCluster(options: StartRedisClusterOptions): Prom
   );
   const nodes = started.flatMap((result) => (result.status === 'fulfilled' ? [result.value] : []));
   const stop = async () => {
-    await Promise.all(nodes.map((node) => node.stop()));
+    await Promise.all(nodes.map((node) => node.kill()));
   };
 
   try {

@@ -1,0 +1,122 @@
+// The Redis store behind real Sentinels (a primary, one replica, three
+// Sentinels): the shared conformance suite, then a forced failover under a
+// store that stays open throughout, as a running Tally would.
+
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Store } from '../../src/core/ports.js';
+import type { StoredKey, TokenRecord } from '../../src/core/types.js';
+import { createRedisStore } from '../../src/store/redis/redis-store.js';
+import { eventually, timed } from '../support/eventually.js';
+import { startRedisSentinel, type RedisSentinelHandle } from '../support/redis-sentinel.js';
+import { describeStoreConformance } from './conformance.js';
+
+const HOUR_MS = 60 * 60 * 1000;
+/** How long the store may take to find the new primary once Sentinel names it. */
+const RECOVERY_WITHIN_MS = 10_000;
+
+let deployment: RedisSentinelHandle;
+
+beforeAll(async () => {
+  deployment = await startRedisSentinel({ sentinels: 3 });
+});
+
+afterAll(async () => {
+  await deployment?.stop();
+});
+
+// A fresh key prefix per test keeps tests apart on the one primary. Expiry
+// runs on Redis's clock, so passTime really waits; and the store is connected
+// before it is handed over, since asking a Sentinel for the primary and then
+// connecting to it can take longer than the suite's shortest token lives.
+describeStoreConformance('redis sentinel', async () => {
+  const clock = { now: () => Date.now() };
+  const store = createRedisStore({ url: deployment.url, keyPrefix: `tally-test:${randomUUID()}:`, clock });
+  await store.ping();
+  return { store, clock, passTime: (ms) => sleep(ms) };
+});
+
+describe('redis sentinel failover', () => {
+  let store: Store | undefined;
+
+  afterAll(async () => {
+    await store?.close();
+  });
+
+  it('serves from the new primary through the same store object, with everything the replica had before', async () => {
+    const opened = createRedisStore({ url: deployment.url, keyPrefix: `tally-test:${randomUUID()}:` });
+    store = opened;
+    const now = Date.now();
+    const token: TokenRecord = {
+      tokenId: 'before-failover',
+      format: 'opaque',
+      subject: 'alice',
+      clientId: 'orders',
+      audience: ['orders'],
+      scopes: ['read'],
+      sessionId: 'session-1',
+      claims: {},
+      issuedAt: now,
+      expiresAt: now + HOUR_MS,
+      sequence: 1,
+    };
+    const ringKey: StoredKey = {
+      kid: 'before-failover',
+      algorithm: 'EdDSA',
+      state: 'active',
+      createdAt: now,
+      publicJwk: { kty: 'OKP', crv: 'Ed25519', x: 'x' },
+      sealedPrivateKey: 'sealed',
+    };
+    await opened.putToken(token);
+    const revoked = await opened.revokeScope('subject', 'alice', HOUR_MS);
+    expect(await opened.writeKeyRing(0, [ringKey])).toBe(true);
+
+    // Replication is asynchronous: only what the replica acknowledged is
+    // promised to survive, so the test first makes sure it has everything.
+    const formerPrimary = deployment.primary;
+    const direct = new Redis({ host: '127.0.0.1', port: formerPrimary.port, maxRetriesPerRequest: 0 });
+    direct.on('error', () => {});
+    try {
+      expect(await direct.call('WAIT', '1', '1000')).toBe(1);
+    } finally {
+      direct.disconnect();
+    }
+
+    await deployment.failover();
+    expect(deployment.primary.port).not.toBe(formerPrimary.port);
+
+    // The first calls may fail while the store reconnects; it must come back
+    // by itself, without being reopened, within a bounded time.
+    const later = { ...token, tokenId: 'after-failover' };
+    const { elapsedMs, result } = await timed(() => eventually(() => opened.putToken(later), RECOVERY_WITHIN_MS));
+    const failure = result.status === 'rejected' ? String(result.reason) : 'none';
+    expect(result.status, `store after failover (${Math.round(elapsedMs)} ms, last error: ${failure})`).toBe('fulfilled');
+
+    expect(await opened.getToken(token.tokenId)).toEqual(token);
+    expect(await opened.getToken(later.tokenId)).toEqual(later);
+    expect(await opened.revocationMark([['subject', 'alice']])).toBe(revoked);
+    expect(await opened.readKeyRing()).toEqual({ version: 1, keys: [ringKey] });
+    const afterwards = await opened.revokeScope('subject', 'bob', HOUR_MS);
+    expect(afterwards).toBeGreaterThan(revoked);
+    expect(await opened.revocationSequence()).toBeGreaterThanOrEqual(afterwards);
+
+    // The writes above can only have gone to the promoted node: the former
+    // primary is now its read-only replica.
+    expect(await roleOf(deployment.primary.port)).toBe('master');
+    expect(await roleOf(formerPrimary.port)).toBe('slave');
+  }, 45_000);
+});
+
+async function roleOf(port: number): Promise<string> {
+  const client = new Redis({ host: '127.0.0.1', port, maxRetriesPerRequest: 0 });
+  client.on('error', () => {});
+  try {
+    const [role] = (await client.call('ROLE')) as [string];
+    return role;
+  } finally {
+    client.disconnect();
+  }
+}
