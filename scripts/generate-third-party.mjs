@@ -3,6 +3,9 @@
 //   grpc.health.v1            grpc-health-check
 //   grpc.reflection.v1(alpha) @grpc/reflection
 //   envoy.service.auth.v3     @grpc/grpc-js-xds (Envoy's own protos and deps)
+// and prints buf/validate/validate.proto from the descriptor that
+// @bufbuild/protovalidate embeds (no package ships its source) into
+// build/protovalidate, the buf module our protovalidate annotations import.
 // Output goes to src/gen/<package dirs> beside our committed src/gen/tally,
 // and is ignored by git. Runs before every build, type check and test.
 import { execFileSync } from 'node:child_process';
@@ -11,6 +14,8 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, r
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
+import { file_buf_validate_validate } from '@bufbuild/protovalidate/gen/buf/validate/validate_pb.js';
+import { printProto } from './print-proto.mjs';
 
 const require = createRequire(import.meta.url);
 const root = resolve(dirname(new URL(import.meta.url).pathname), '..');
@@ -29,6 +34,20 @@ const entryPoints = [
   'reflection/grpc/reflection/v1alpha/reflection.proto',
   'envoy-api/envoy/service/auth/v3/external_auth.proto',
 ];
+
+// Printed on every run (it is small), before buf lint and buf generate read it.
+// Written aside and renamed, so a concurrent buf never reads half a file.
+const validateProto = join(root, 'build/protovalidate/buf/validate/validate.proto');
+const validateSource = printProto(file_buf_validate_validate.proto, [
+  'Printed by scripts/generate-third-party.mjs from the descriptor in @bufbuild/protovalidate.',
+  'Options are left out; names, numbers and types are the descriptor\'s. Do not edit.',
+]);
+if (!existsSync(validateProto) || readFileSync(validateProto, 'utf8') !== validateSource) {
+  mkdirSync(dirname(validateProto), { recursive: true });
+  const partial = `${validateProto}.${process.pid}`;
+  writeFileSync(partial, validateSource);
+  renameSync(partial, validateProto);
+}
 
 const out = join(root, 'src/gen');
 const outputDirs = ['grpc', 'envoy', 'udpa', 'xds', 'validate', 'google'];

@@ -25,6 +25,10 @@ import { createMetrics } from './transport/metrics.js';
 import { createExtAuthzHandlers } from './transport/grpc/ext-authz.js';
 import { createStandardRoutes } from './transport/http/standard-routes.js';
 import { JWKS_PATH } from './transport/http/jwks.js';
+import { createScanLimiter } from './auth/scan-limiter.js';
+import { systemClock } from './core/system.js';
+import { watchTlsFiles, type TlsFiles } from './transport/tls-files.js';
+import { validateService } from './transport/validate.js';
 
 interface Running {
   logger: Logger;
@@ -35,6 +39,7 @@ interface Running {
   grpcServer: GrpcServer;
   httpServer: HttpServer;
   callers: CallersWatcher;
+  tls: TlsFiles | undefined;
   /** Settles when the token service has started, or start-up was abandoned. */
   started: Promise<void>;
   stopStarting(): void;
@@ -79,6 +84,23 @@ async function startTokenService(tokens: TokenService, logger: Logger, cancelled
   }
 }
 
+/** The TLS files of both ports, followed for rotation; undefined for plaintext. */
+function watchTls(config: Config, logger: Logger): TlsFiles | undefined {
+  if (config.tlsCertFile === undefined || config.tlsKeyFile === undefined) return undefined;
+  try {
+    return watchTlsFiles({
+      certFile: config.tlsCertFile,
+      keyFile: config.tlsKeyFile,
+      clientCaFile: config.tlsClientCaFile,
+      pollIntervalMs: 1_000,
+      onReload: (files) => logger.info({ files }, 'TLS certificate files reloaded; new connections use them'),
+      onError: (error) => logger.error({ err: error }, 'the TLS files changed but cannot be used yet; still serving the previous certificate'),
+    });
+  } catch (error) {
+    throw new Error(`TALLY_TLS_CERT_FILE, TALLY_TLS_KEY_FILE, TALLY_TLS_CLIENT_CA_FILE: ${(error as Error).message}`);
+  }
+}
+
 async function start(config: Config, logger: Logger): Promise<Running> {
   if (config.redisUrl === undefined) {
     logger.warn(
@@ -116,6 +138,7 @@ async function start(config: Config, logger: Logger): Promise<Running> {
       logger.warn('no callers are configured and TALLY_PROTECTED_MODE=no: every client that reaches the ports may issue, introspect, revoke and rotate keys');
     }
   }
+  const tls = watchTls(config, logger);
   const guard = createGuard({ callers: () => callers.current(), protectedMode: config.protectedMode });
   const tokens = metrics.countIntrospections(createTokenService({
     store,
@@ -127,6 +150,8 @@ async function start(config: Config, logger: Logger): Promise<Running> {
     keyAlgorithm: config.keyAlgorithm,
     keyRefreshMs: config.keyRefreshMs,
     keyRotationIntervalMs: config.keyRotationIntervalMs,
+    maxClaimsBytes: config.maxClaimsBytes,
+    maxTokenLength: config.maxTokenLength,
     onBackgroundError: (error, task) => logger.warn({ err: error, task }, 'background work failed'),
   }));
   metrics.watchKeys(() => tokens.listKeys());
@@ -137,13 +162,19 @@ async function start(config: Config, logger: Logger): Promise<Running> {
     pingTimeoutMs: config.redisCommandTimeoutMs,
     logger,
   });
-  const handlers = guardService(TokenServiceDescriptor, createTokenServiceHandlers(tokens), guard);
+  const scanLimiter = createScanLimiter({ missesPerSecond: config.scanLimitPerSecond, burst: config.scanLimitBurst, clock: systemClock });
+  // Per call: the guard (who calls, may they), then the proto's validation rules, then the handler.
+  const handlers = guardService(
+    TokenServiceDescriptor,
+    validateService(TokenServiceDescriptor, createTokenServiceHandlers(tokens, { scanLimiter })),
+    guard,
+  );
   // Order on every call: logging → metrics → auth (the guard, inside the handlers), so refusals are counted.
   const logCall = metrics.countCalls(createCallLogger(logger));
   const authorization = guardService(Authorization, createExtAuthzHandlers({ tokens, internalJwtTtlMs: config.phantomTokenTtlMs }), guard);
   const routes = createStandardRoutes({ tokens, guard, logCall, metrics, maxBodyBytes: config.maxMessageBytes, jwksMaxAgeMs: config.jwksMaxAgeMs });
-  const grpcServer = createGrpcServer({ handlers, authorization, readiness, logCall, maxMessageBytes: config.maxMessageBytes });
-  const httpServer = createHttpServer({ handlers, readiness, logCall, logger, routes, maxMessageBytes: config.maxMessageBytes });
+  const grpcServer = createGrpcServer({ handlers, authorization, readiness, logCall, tls, maxMessageBytes: config.maxMessageBytes });
+  const httpServer = createHttpServer({ handlers, readiness, logCall, logger, routes, tls, maxMessageBytes: config.maxMessageBytes });
 
   // Listening before the store answers: probes can say "alive, not ready"
   // instead of the connection being refused while Redis comes up.
@@ -151,7 +182,8 @@ async function start(config: Config, logger: Logger): Promise<Running> {
     grpcServer.listen(config.host, config.grpcPort),
     httpServer.listen(config.host, config.httpPort),
   ]);
-  logger.info({ host: config.host, grpc_port: grpcPort, http_port: httpPort }, 'listening');
+  const security = tls === undefined ? 'plaintext' : tls.mutual ? 'mutual TLS' : 'TLS';
+  logger.info({ host: config.host, grpc_port: grpcPort, http_port: httpPort, security }, 'listening');
 
   let stopping = false;
   const started = startTokenService(tokens, logger, () => stopping).then(async () => {
@@ -167,6 +199,7 @@ async function start(config: Config, logger: Logger): Promise<Running> {
     grpcServer,
     httpServer,
     callers,
+    tls,
     started,
     stopStarting: () => {
       stopping = true;
@@ -188,6 +221,7 @@ async function stop(running: Running): Promise<number> {
   ]);
   readiness.stop();
   running.callers.close();
+  running.tls?.close();
   await running.tokens.stop();
   const storeClosed = await Promise.race([
     running.store.close().then(

@@ -12,6 +12,8 @@ import { createGrpcServer } from '../../src/transport/grpc/server.js';
 import { createHttpServer } from '../../src/transport/http/server.js';
 import { createReadiness, type Readiness } from '../../src/transport/readiness.js';
 import { createTokenServiceHandlers } from '../../src/transport/service.js';
+import { validateService } from '../../src/transport/validate.js';
+import { TokenService as TokenServiceDescriptor } from '../../src/gen/tally/v1/token_service_pb.js';
 
 export interface InProcessTallyOptions {
   store?: Store;
@@ -60,7 +62,8 @@ export async function startInProcessTally(options: InProcessTallyOptions = {}): 
     logger,
   });
   await readiness.start();
-  const handlers = createTokenServiceHandlers(tokens);
+  // As main.ts: the proto's validation rules before every handler.
+  const handlers = validateService(TokenServiceDescriptor, createTokenServiceHandlers(tokens));
   const logCall = createCallLogger(logger);
   const maxMessageBytes = options.maxMessageBytes ?? 64 * 1024;
   const grpcServer = createGrpcServer({ handlers, readiness, logCall, maxMessageBytes });

@@ -13,6 +13,8 @@ import { file_tally_v1_token_service, TokenService } from '../../gen/tally/v1/to
 import type { CallLogger } from '../call-log.js';
 import type { Readiness } from '../readiness.js';
 import type { TokenServiceHandlers } from '../service.js';
+import type { TlsFiles } from '../tls-files.js';
+import { createGrpcServerCredentials } from './credentials.js';
 import { createHealthService } from './health.js';
 import { createReflection } from './reflection.js';
 import { adaptUnaryService } from './unary-service.js';
@@ -24,6 +26,8 @@ export interface GrpcServerOptions {
   maxMessageBytes: number;
   /** Envoy ext_authz Check handlers (guarded); without them the service is not offered. */
   authorization?: ServiceImpl<typeof Authorization>;
+  /** Serve TLS (mutual with a client CA) from these files, following their changes; unset: plaintext. */
+  tls?: TlsFiles;
 }
 
 export interface GrpcServer {
@@ -62,7 +66,7 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
     listen(host, port) {
       const address = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
       return new Promise((resolve, reject) => {
-        server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (error, boundPort) => {
+        server.bindAsync(address, createGrpcServerCredentials(options.tls), (error, boundPort) => {
           if (error === null) resolve(boundPort);
           else reject(error);
         });

@@ -16,6 +16,8 @@ import type { Readiness } from '../readiness.js';
 import type { TokenServiceHandlers } from '../service.js';
 import { isLoopbackAddress, peerKey, verifiedIdentities, type PeerInfo } from '../peer.js';
 import type { TLSSocket } from 'node:tls';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
+import { secureContextOptions, type TlsFiles } from '../tls-files.js';
 import { createProbeRoutes } from './probes.js';
 import { createRouter, type Route } from './router.js';
 
@@ -27,6 +29,8 @@ export interface HttpServerOptions {
   maxMessageBytes: number;
   /** More plain HTTP routes (OAuth endpoints, JWKS, metrics). */
   routes?: Route[];
+  /** Serve HTTPS (mutual with a client CA) from these files, following their changes; unset: plaintext. */
+  tls?: TlsFiles;
 }
 
 export interface HttpServer {
@@ -164,9 +168,18 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
   };
 
   const routes = [...createProbeRoutes(options.readiness), ...(options.routes ?? [])];
-  const server: Server = createServer(
-    createRouter(routes, rpc, (error) => options.logger.error({ err: error }, 'an HTTP route failed')),
-  );
+  const listener = createRouter(routes, rpc, (error) => options.logger.error({ err: error }, 'an HTTP route failed'));
+  const { tls } = options;
+  // HTTP/1.1 over TLS: Connect and gRPC-Web need nothing more, and the router stays the same.
+  const server: Server =
+    tls === undefined
+      ? createServer(listener)
+      : createHttpsServer(
+          // With a client CA the handshake itself refuses a client without a certificate the CA signed.
+          { ...secureContextOptions(tls.current()), requestCert: tls.mutual, rejectUnauthorized: tls.mutual },
+          listener,
+        );
+  tls?.onChange((material) => (server as HttpsServer).setSecureContext(secureContextOptions(material)));
 
   return {
     listen(host, port) {

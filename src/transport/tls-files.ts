@@ -1,0 +1,88 @@
+// The certificate, key and client CA both ports serve TLS with, kept in step
+// with their files so certificates rotate (cert-manager, a mounted Secret)
+// without a restart. The files are polled like the callers file, because
+// mounts are swapped through symlinks that inotify on the old file never sees.
+// A new set is used only once the certificate and key match and all three
+// parse: a rotation caught halfway (new certificate, old key) keeps the last
+// good set serving and is retried at the next change.
+import { readFileSync, unwatchFile, watchFile } from 'node:fs';
+import { createSecureContext, type SecureContextOptions } from 'node:tls';
+
+export interface TlsFilePaths {
+  certFile: string;
+  keyFile: string;
+  /** Set: mutual TLS, client certificates required and verified against it. */
+  clientCaFile?: string;
+}
+
+export interface TlsMaterial {
+  cert: Buffer;
+  key: Buffer;
+  ca?: Buffer;
+}
+
+export interface TlsFiles {
+  /** Whether clients must present a certificate the client CA signed. */
+  readonly mutual: boolean;
+  current(): TlsMaterial;
+  /** Told of every new good set, after it is current. */
+  onChange(listener: (material: TlsMaterial) => void): void;
+  close(): void;
+}
+
+export interface TlsFilesOptions extends TlsFilePaths {
+  pollIntervalMs: number;
+  onReload: (files: string[]) => void;
+  onError: (error: Error) => void;
+}
+
+/** The secure context options for a set; the key is a secret and goes nowhere else. */
+export function secureContextOptions(material: TlsMaterial): SecureContextOptions {
+  return material.ca === undefined ? { cert: material.cert, key: material.key } : { cert: material.cert, key: material.key, ca: material.ca };
+}
+
+function read(paths: TlsFilePaths): TlsMaterial {
+  const material: TlsMaterial = { cert: readFileSync(paths.certFile), key: readFileSync(paths.keyFile) };
+  if (paths.clientCaFile !== undefined) material.ca = readFileSync(paths.clientCaFile);
+  try {
+    // Throws for a key that does not belong to the certificate, or PEM that does not parse.
+    createSecureContext(secureContextOptions(material));
+  } catch (error) {
+    // OpenSSL's message names no file and holds no key material.
+    throw new Error(`the TLS certificate, key or client CA cannot be used together: ${(error as Error).message}`);
+  }
+  return material;
+}
+
+function same(a: TlsMaterial, b: TlsMaterial): boolean {
+  return a.cert.equals(b.cert) && a.key.equals(b.key) && (a.ca === undefined ? b.ca === undefined : b.ca !== undefined && a.ca.equals(b.ca));
+}
+
+/** Reads the files once (throwing if they are unusable, so start-up fails) and then follows them. */
+export function watchTlsFiles(options: TlsFilesOptions): TlsFiles {
+  let material = read(options);
+  const listeners: Array<(material: TlsMaterial) => void> = [];
+  const paths = [options.certFile, options.keyFile, ...(options.clientCaFile === undefined ? [] : [options.clientCaFile])];
+  const reload = () => {
+    let next: TlsMaterial;
+    try {
+      next = read(options);
+    } catch (error) {
+      options.onError(error as Error);
+      return;
+    }
+    if (same(next, material)) return;
+    material = next;
+    options.onReload(paths);
+    for (const listener of listeners) listener(material);
+  };
+  for (const path of new Set(paths)) watchFile(path, { interval: options.pollIntervalMs, persistent: false }, reload);
+  return {
+    mutual: options.clientCaFile !== undefined,
+    current: () => material,
+    onChange: (listener) => void listeners.push(listener),
+    close: () => {
+      for (const path of new Set(paths)) unwatchFile(path, reload);
+    },
+  };
+}
