@@ -36,7 +36,10 @@ export interface Store {
    */
   putToken(record: TokenRecord): Promise<void>;
 
-  /** The record saved under tokenId, or undefined if none. */
+  /**
+   * The record saved under tokenId, or undefined if none. It may be a shared
+   * frozen object: callers read it and never change it.
+   */
   getToken(tokenId: string): Promise<TokenRecord | undefined>;
 
   /**

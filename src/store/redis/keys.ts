@@ -6,6 +6,7 @@
 // one atomic script on one slot. Revocations are rare next to lookups, so one
 // slot carries them easily.
 
+import { createHash } from 'node:crypto';
 import type { MarkScope } from '../../core/types.js';
 
 export const DEFAULT_KEY_PREFIX = 'tally:';
@@ -32,7 +33,11 @@ export interface KeyNames {
 export function createKeyNames(prefix = DEFAULT_KEY_PREFIX): KeyNames {
   const revocations = `${prefix}{revocations}:`;
   return {
-    token: (tokenId) => `${prefix}tok:{${tokenId}}`,
+    // No braces: the key hashes whole, which spreads records over the slots.
+    // Ids Tally makes are base64url; any other (a caller's made-up id) is
+    // digested, so braces in it can never form a slot tag, which clients and
+    // Redis do not all read alike.
+    token: (tokenId) => `${prefix}tok:${PLAIN_TOKEN_ID.test(tokenId) ? tokenId : `~${digest(tokenId)}`}`,
     revocationSequence: `${revocations}sequence`,
     marks: `${revocations}marks`,
     markExpiry: `${revocations}mark-expiry`,
@@ -41,6 +46,12 @@ export function createKeyNames(prefix = DEFAULT_KEY_PREFIX): KeyNames {
     keyRing: `${revocations}key-ring`,
     secretFingerprint: `${prefix}secret-fingerprint`,
   };
+}
+
+const PLAIN_TOKEN_ID = /^[A-Za-z0-9_-]{1,64}$/;
+
+function digest(value: string): string {
+  return createHash('sha256').update(value, 'utf8').digest('base64url');
 }
 
 /** The hash field of a mark. Scope names hold no colon, so the first colon splits it. */

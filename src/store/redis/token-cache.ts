@@ -12,6 +12,14 @@ export interface TokenCache {
   readonly size: number;
 }
 
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    for (const inner of Object.values(value)) deepFreeze(inner);
+    Object.freeze(value);
+  }
+  return value;
+}
+
 export function createTokenCache(capacity: number, clock: Clock): TokenCache {
   const records = new Map<string, TokenRecord>();
   return {
@@ -21,13 +29,14 @@ export function createTokenCache(capacity: number, clock: Clock): TokenCache {
       records.delete(tokenId);
       if (clock.now() > record.expiresAt) return undefined;
       records.set(tokenId, record);
-      // A copy, so a caller cannot change what the next caller reads.
-      return structuredClone(record);
+      // Frozen when cached, so every reader can share it: a copy per hit was
+      // a few percent of a cache-hit Introspect.
+      return record;
     },
     set(record) {
       records.delete(record.tokenId);
       if (clock.now() > record.expiresAt) return;
-      records.set(record.tokenId, structuredClone(record));
+      records.set(record.tokenId, deepFreeze(structuredClone(record)));
       if (records.size > capacity) records.delete(records.keys().next().value!);
     },
     get size() {

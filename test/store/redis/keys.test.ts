@@ -16,9 +16,15 @@ describe('Redis key names', () => {
     expect(new Set(revocationKeys.map(slotTag))).toEqual(new Set(['revocations']));
   });
 
-  it('spreads token records over slots by token id', () => {
-    expect(slotTag(keys.token('abc'))).toBe('abc');
-    expect(slotTag(keys.token('xyz'))).toBe('xyz');
+  it('keys token records by the whole key, with no slot tag, so they spread over the slots', () => {
+    expect(keys.token('abc')).toBe('tally:tok:abc');
+    expect(keys.token('abc')).not.toContain('{');
+  });
+
+  it.each(['', '{', '}', '{}}', 'a{b}c', 'x:{y}', 'ü😀', 'a\u0000b', 'v'.repeat(65)])('digests a token id Tally would not make (%j), so no brace reaches the key', (tokenId) => {
+    const key = keys.token(tokenId);
+    expect(key).toMatch(/^tally:tok:~[A-Za-z0-9_-]{43}$/);
+    expect(key).not.toBe(keys.token(`${tokenId}x`));
   });
 
   it('keeps mark fields of different scopes apart, whatever the value', () => {
