@@ -15,7 +15,7 @@ import {
 } from '../../src/gen/envoy/service/auth/v3/external_auth_pb.js';
 import { TokenService } from '../../src/gen/tally/v1/token_service_pb.js';
 import { CONTEXT_EXTENSIONS, INTERNAL_JWT_TYPE, UPSTREAM_HEADERS } from '../../src/transport/grpc/ext-authz.js';
-import { showWire, writeCallersFile } from '../support/callers-file.js';
+import { showWire, writeCallersFile } from '../support/keyed-callers.js';
 import { createGrpcTestClient, grpcStatusOf, type GrpcTestClient } from '../support/grpc-client.js';
 import { startTally, type TallyProcess } from '../support/tally-process.js';
 

@@ -9,7 +9,7 @@ import { Authorization } from '../../src/gen/envoy/service/auth/v3/external_auth
 import { TokenService } from '../../src/gen/tally/v1/token_service_pb.js';
 import { instrumentStore } from '../../src/store/instrumented-store.js';
 import { createMetrics } from '../../src/transport/metrics.js';
-import { writeCallersFile } from '../support/callers-file.js';
+import { writeCallersFile } from '../support/keyed-callers.js';
 import { createControllableStore } from '../support/controllable-store.js';
 import { createGrpcTestClient, grpcStatusOf, type GrpcTestClient } from '../support/grpc-client.js';
 import { startTally, type TallyProcess } from '../support/tally-process.js';

@@ -6,7 +6,7 @@ import { connect } from 'node:net';
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, type JSONWebKeySet } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TokenService } from '../../src/gen/tally/v1/token_service_pb.js';
-import { showWire, writeCallersFile } from '../support/callers-file.js';
+import { showWire, writeCallersFile } from '../support/keyed-callers.js';
 import { createGrpcTestClient, type GrpcTestClient } from '../support/grpc-client.js';
 import { startTally, type TallyProcess } from '../support/tally-process.js';
 
