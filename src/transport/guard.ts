@@ -18,7 +18,7 @@ export interface Guard {
    * TallyError: UNAUTHENTICATED without a good credential, PERMISSION_DENIED
    * without the permission.
    */
-  check(call: string, authorization: string | null | undefined, peer: PeerInfo | undefined): Caller;
+  check(call: string, authorization: string | null | undefined, peer: PeerInfo | undefined, onIdentified?: (caller: Caller) => void): Caller;
 }
 
 export interface GuardOptions {
@@ -36,7 +36,7 @@ export function callerOf(values: ContextValues): Caller | undefined {
 
 export function createGuard(options: GuardOptions): Guard {
   return {
-    check(call, authorization, peer) {
+    check(call, authorization, peer, onIdentified) {
       const bearer = bearerCredential(authorization ?? undefined);
       // OAuth clients of the RFC 7662/7009 endpoints send their name and key as Basic.
       const basic = bearer === undefined ? basicCredential(authorization ?? undefined) : undefined;
@@ -54,6 +54,8 @@ export function createGuard(options: GuardOptions): Guard {
       if (basic !== undefined && policy.directory.callers.length > 0 && caller.name !== basic.name) {
         throw new UnauthenticatedError('the API key is not known');
       }
+      // Known before the permission is checked, so a refusal is logged with the caller's name.
+      onIdentified?.(caller);
       authorize(caller, call);
       return caller;
     },
@@ -70,9 +72,10 @@ export function guardService<Service extends DescService>(service: Service, hand
     const handler = (handlers as Record<string, (request: unknown, context: HandlerContext) => unknown>)[method.localName]!;
     const call = `${service.typeName}/${method.name}`;
     guarded[method.localName] = (request: unknown, context: HandlerContext) => {
-      const caller = guard.check(call, context.requestHeader.get('authorization'), peerOf(context.values));
       const details = callDetailsOf(context.values);
-      if (details !== undefined) details.caller = caller.name;
+      const caller = guard.check(call, context.requestHeader.get('authorization'), peerOf(context.values), (identified) => {
+        if (details !== undefined) details.caller = identified.name;
+      });
       context.values.set(callerKey, caller);
       return handler(request, context);
     };

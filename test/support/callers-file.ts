@@ -1,37 +1,50 @@
-// Writes a callers file (TALLY_CALLERS_FILE) for a test's callers, each with
-// a fresh random API key, and hands back the keys to call with.
-
-import { randomBytes } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+// Callers files for tests: API keys made fresh per run, stored only as the
+// SHA-256 hex the callers file wants, written atomically (write aside, rename)
+// so the server's poller never reads half a file.
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { apiKeyHash } from '../../src/auth/authenticate.js';
-import type { Permission } from '../../src/auth/callers.js';
 
 export interface TestCaller {
   name: string;
-  permissions: Permission[];
+  permissions: string[];
   audiences?: string[];
+  /** Plain keys; the file gets their hashes. */
+  apiKeys?: string[];
+  tlsIdentity?: string;
 }
 
-export interface CallersFile {
-  path: string;
-  /** API key by caller name. */
-  keys: Record<string, string>;
+export function newApiKey(): string {
+  return `key_${randomBytes(24).toString('base64url')}`;
 }
 
-export function writeCallersFile(callers: readonly TestCaller[]): CallersFile {
-  const keys: Record<string, string> = {};
-  const entries = callers.map((caller) => {
-    keys[caller.name] = `test-key-${randomBytes(16).toString('hex')}`;
-    return { ...caller, api_key_sha256: [apiKeyHash(keys[caller.name]!)] };
+export function sha256Hex(text: string): string {
+  return createHash('sha256').update(text, 'utf8').digest('hex');
+}
+
+const directories: string[] = [];
+process.once('exit', () => {
+  for (const directory of directories) rmSync(directory, { recursive: true, force: true });
+});
+
+export function callersDocument(callers: readonly TestCaller[]): string {
+  return JSON.stringify({
+    callers: callers.map((caller) => ({
+      name: caller.name,
+      permissions: caller.permissions,
+      ...(caller.audiences === undefined ? {} : { audiences: caller.audiences }),
+      ...(caller.apiKeys === undefined ? {} : { api_key_sha256: caller.apiKeys.map(sha256Hex) }),
+      ...(caller.tlsIdentity === undefined ? {} : { tls_identity: caller.tlsIdentity }),
+    })),
   });
-  const path = join(mkdtempSync(join(tmpdir(), 'tally-callers-')), 'callers.json');
-  writeFileSync(path, JSON.stringify({ callers: entries }));
-  return { path, keys };
 }
 
-/** Whether tests should print what they sent and got (TALLY_SHOW_WIRE=1), for notes and debugging. */
-export function showWire(label: string, text: string): void {
-  if (process.env.TALLY_SHOW_WIRE === '1') process.stdout.write(`\n----- ${label} -----\n${text}\n`);
+/** Writes (or rewrites) a callers file; returns its path. */
+export function writeCallersFile(callers: readonly TestCaller[], path?: string): string {
+  const target = path ?? join(mkdtempSync(join(tmpdir(), 'tally-callers-')), 'callers.json');
+  if (path === undefined) directories.push(join(target, '..'));
+  writeFileSync(`${target}.next`, callersDocument(callers));
+  renameSync(`${target}.next`, target);
+  return target;
 }

@@ -33,8 +33,8 @@ function pathOf(method: DescMethodUnary | DescMethodServerStreaming): string {
   return `/${method.parent.typeName}/${method.name}`;
 }
 
-export function createGrpcTestClient(address: string): GrpcTestClient {
-  const client = new grpc.Client(address, grpc.credentials.createInsecure(), {
+export function createGrpcTestClient(address: string, credentials: grpc.ChannelCredentials = grpc.credentials.createInsecure()): GrpcTestClient {
+  const client = new grpc.Client(address, credentials, {
     // Larger than the server's limit, so the server's limit is what a test meets.
     'grpc.max_send_message_length': 16 * 1024 * 1024,
     'grpc.max_receive_message_length': 16 * 1024 * 1024,

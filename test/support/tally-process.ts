@@ -6,6 +6,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { once } from 'node:events';
+import { get as httpsGet } from 'node:https';
 import { join } from 'node:path';
 import { eventually } from './eventually.js';
 
@@ -19,6 +20,11 @@ export interface TallyProcessOptions {
   /** Wait until /readyz answers 200 (default); false returns once both ports listen. */
   waitUntilReady?: boolean;
   startTimeoutMs?: number;
+  /**
+   * The server serves TLS (TALLY_TLS_* in env): httpUrl is https, and the
+   * readiness probe trusts this CA and, for mutual TLS, presents this certificate.
+   */
+  tls?: { ca: Buffer; cert?: Buffer; key?: Buffer };
 }
 
 export interface TallyProcess {
@@ -35,6 +41,17 @@ export interface TallyProcess {
   exited(): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   /** SIGTERM, then waits for the exit. */
   stop(): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/** GET over HTTPS with a private CA (fetch cannot be given one without undici). */
+function httpsStatus(url: string, tls: { ca: Buffer; cert?: Buffer; key?: Buffer }): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const request = httpsGet(url, { ca: tls.ca, cert: tls.cert, key: tls.key, agent: false }, (response) => {
+      response.resume();
+      resolve(response.statusCode ?? 0);
+    });
+    request.on('error', reject);
+  });
 }
 
 function installExitHandler(): void {
@@ -110,12 +127,12 @@ export async function startTally(options: TallyProcessOptions = {}): Promise<Tal
     throw error;
   });
 
-  const httpUrl = `http://127.0.0.1:${listening.http_port}`;
+  const httpUrl = `${options.tls === undefined ? 'http' : 'https'}://127.0.0.1:${listening.http_port}`;
   if (options.waitUntilReady !== false) {
     await eventually(async () => {
       if (exitedEarly) throw new Error(`tally exited during start-up:\n${stdout}\n${stderr}`);
-      const response = await fetch(`${httpUrl}/readyz`);
-      if (response.status !== 200) throw new Error(`/readyz answered ${response.status}:\n${stdout}`);
+      const status = options.tls === undefined ? (await fetch(`${httpUrl}/readyz`)).status : await httpsStatus(`${httpUrl}/readyz`, options.tls);
+      if (status !== 200) throw new Error(`/readyz answered ${status}:\n${stdout}`);
     }, timeoutMs);
   }
 

@@ -83,9 +83,9 @@ export function writeOAuthError(response: ServerResponse, status: number, error:
 export function authenticateClient(guard: Guard, call: string, request: IncomingMessage, response: ServerResponse, endpoint: EndpointCall): Caller | undefined {
   const authorization = request.headers.authorization;
   try {
-    const caller = guard.check(call, authorization, peerInfoOf(request));
-    endpoint.details.caller = caller.name;
-    return caller;
+    return guard.check(call, authorization, peerInfoOf(request), (caller) => {
+      endpoint.details.caller = caller.name;
+    });
   } catch (thrown) {
     const error = toConnectError(thrown);
     endpoint.error = error;
