@@ -13,6 +13,7 @@ import {
   CheckResponseSchema,
   type CheckResponse,
 } from '../../src/gen/envoy/service/auth/v3/external_auth_pb.js';
+import { Health, HealthCheckResponse_ServingStatus } from '../../src/gen/grpc/health/v1/health_pb.js';
 import { TokenService } from '../../src/gen/tally/v1/token_service_pb.js';
 import { CONTEXT_EXTENSIONS, INTERNAL_JWT_TYPE, UPSTREAM_HEADERS } from '../../src/transport/grpc/ext-authz.js';
 import { showWire, writeCallersFile } from '../support/keyed-callers.js';
@@ -166,6 +167,11 @@ describe('Envoy ext_authz Check', () => {
       const failure = await grpcStatusOf(grpc.unary(Authorization.method.check, request, { metadata }));
       expect(failure.code).toBe(code);
     }
+  });
+
+  it('reports the Authorization service as serving, for Envoy\'s gRPC health check by service name', async () => {
+    const health = await grpc.unary(Health.method.check, { service: Authorization.typeName });
+    expect(health.status).toBe(HealthCheckResponse_ServingStatus.SERVING);
   });
 
   it('never writes a token it checked to the log', async () => {
