@@ -365,11 +365,10 @@ export const SETTINGS = {
       'Milliseconds a replica may answer from its local view before renewing its lease; also the longest a dead replica can hold up a Revoke.',
     parse: parseLeaseMs,
   }),
-  redisWaitReplicas: required({
+  redisWaitReplicas: optional({
     env: 'TALLY_REDIS_WAIT_REPLICAS',
-    default: '0',
     description:
-      'Redis replicas that must hold a revocation before Revoke returns (WAIT), so a failover cannot lose it. 0: the primary alone.',
+      'Redis replicas that must hold a revocation before Revoke returns (WAIT), so a failover cannot lose it. Unset: 1 with redis+sentinel:// (failover is the point of Sentinel), otherwise 0 (the primary alone).',
     parse: parseCount,
   }),
   phantomTokenTtlMs: required({

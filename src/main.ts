@@ -114,7 +114,7 @@ async function start(config: Config, logger: Logger): Promise<Running> {
     commandTimeoutMs: config.redisCommandTimeoutMs,
     cacheSize: config.cacheSize,
     leaseMs: config.leaseMs,
-    replicasToWait: config.redisWaitReplicas,
+    replicasToWait: config.redisWaitReplicas ?? (config.redisUrl?.startsWith('redis+sentinel://') ? 1 : 0),
     onConnectionError: throttled(10_000, (error) => logger.warn({ err: error }, 'Redis connection error')),
     onBackgroundError: (error) => viewError(error as Error),
   }), metrics.observeStore);

@@ -46,7 +46,7 @@ describe('loadConfig', () => {
       maxClaimsBytes: 8_192,
       cacheSize: 100_000,
       leaseMs: 2_000,
-      redisWaitReplicas: 0,
+      redisWaitReplicas: undefined,
       logLevel: 'info',
     });
   });

@@ -120,3 +120,45 @@ async function roleOf(port: number): Promise<string> {
     client.disconnect();
   }
 }
+
+describe('redis sentinel failover under revocations', () => {
+  it('loses no acknowledged revocation when the primary fails over mid-load (WAIT 1 replica)', async () => {
+    const keyPrefix = `tally-test:${randomUUID()}:`;
+    const revoking = createRedisStore({ url: deployment.url, keyPrefix, replicasToWait: 1, commandTimeoutMs: 500 });
+    await revoking.ping();
+    const acknowledged: string[] = [];
+    let refused = 0;
+    let running = true;
+    const load = (async () => {
+      for (let i = 0; running; i++) {
+        const subject = `user-${i}`;
+        try {
+          await revoking.revokeScope('subject', subject, HOUR_MS);
+          acknowledged.push(subject);
+        } catch {
+          // Refused while the primary changes: not acknowledged, so allowed to be lost.
+          refused++;
+          await sleep(20);
+        }
+      }
+    })();
+    await eventually(async () => expect(acknowledged.length).toBeGreaterThan(50), 10_000);
+    await deployment.failover();
+    // Keep revoking against the new primary for a while.
+    const settledAt = acknowledged.length;
+    await eventually(async () => expect(acknowledged.length).toBeGreaterThan(settledAt + 50), RECOVERY_WITHIN_MS);
+    running = false;
+    await load;
+    await revoking.close();
+
+    const reader = createRedisStore({ url: deployment.url, keyPrefix });
+    try {
+      const lost: string[] = [];
+      for (const subject of acknowledged) if ((await reader.revocationMark([['subject', subject]])) === 0) lost.push(subject);
+      expect(lost).toEqual([]);
+      console.info(`sentinel failover: ${acknowledged.length} revocations acknowledged, ${refused} refused during the switch, 0 lost`);
+    } finally {
+      await reader.close();
+    }
+  });
+});

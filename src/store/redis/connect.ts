@@ -7,6 +7,7 @@
 // - reconnection forever, with capped exponential backoff, so the store comes
 //   back on its own when Redis does.
 
+import calculateSlot from 'cluster-key-slot';
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import type { RedisTarget } from './connection-url.js';
 import { SCRIPTS, type ScriptCommands } from './scripts.js';
@@ -56,6 +57,9 @@ export function createRedisClient(target: RedisTarget, settings: ClientSettings)
         name: target.masterName,
         db: target.db,
         sentinelCommandTimeout: settings.commandTimeoutMs,
+        // Follow Sentinel's +switch-master announcements: otherwise the client
+        // keeps writing to a demoted primary until its connection breaks.
+        failoverDetector: true,
         enableOfflineQueue: false,
         enableAutoPipelining: true,
         retryStrategy: reconnectDelay,
@@ -76,4 +80,17 @@ export function createRedisClient(target: RedisTarget, settings: ClientSettings)
 /** A second connection like client, for work that blocks it (stream reads). */
 export function duplicateClient(client: RedisClient): RedisClient {
   return (client instanceof Cluster ? client.duplicate() : client.duplicate()) as RedisClient;
+}
+
+/**
+ * WAIT for the writes made so far on the connection that serves key: on a
+ * Cluster that is the primary owning key's slot (a keyless WAIT would go to
+ * any node and prove nothing). Resolves with the replicas that acknowledged.
+ */
+export async function waitForReplicas(client: RedisClient, key: string, replicas: number, timeoutMs: number): Promise<number> {
+  if (!(client instanceof Cluster)) return client.wait(replicas, timeoutMs);
+  const owner = client.slots[calculateSlot(key)]?.[0];
+  const node = client.nodes('master').find((candidate) => `${candidate.options.host}:${candidate.options.port}` === owner);
+  if (node === undefined) throw new Error('no connection to the primary that owns the revocation slot');
+  return node.wait(replicas, timeoutMs);
 }

@@ -34,7 +34,7 @@ import { systemClock } from '../../core/system.js';
 import type { KeyRingSnapshot, StoredKey, TokenRecord } from '../../core/types.js';
 import { checkKeepForMs } from '../keep-for.js';
 import { parseRedisUrl } from './connection-url.js';
-import { createRedisClient, duplicateClient } from './connect.js';
+import { createRedisClient, duplicateClient, waitForReplicas } from './connect.js';
 import { createKeyNames, DEFAULT_KEY_PREFIX, markField } from './keys.js';
 import { startReplicaView, untilReplicasApplied, type ReplicaView } from './replica-view.js';
 import { createTokenCache, type TokenCache } from './token-cache.js';
@@ -166,7 +166,7 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
   async function durable(): Promise<void> {
     const replicas = options.replicasToWait ?? 0;
     if (replicas === 0) return;
-    const acknowledged = await client.wait(replicas, commandTimeoutMs);
+    const acknowledged = await waitForReplicas(client, keys.revocationSequence, replicas, commandTimeoutMs);
     if (acknowledged < replicas) {
       throw new StoreUnavailableError(`the revocation reached ${acknowledged} of ${replicas} Redis replicas in time; retry`);
     }
