@@ -42,10 +42,16 @@ describe('replicas answering from their local views', () => {
     await Promise.all(servers.map((server) => server.stop()));
   });
 
-  async function replicas(count: number, url: string, keyPrefix = `tally-test:${randomUUID()}:`, secrets = deriveSecrets(new Uint8Array(randomBytes(32)))) {
+  async function replicas(
+    count: number,
+    url: string,
+    keyPrefix = `tally-test:${randomUUID()}:`,
+    secrets = deriveSecrets(new Uint8Array(randomBytes(32))),
+    eventsToKeep?: number,
+  ) {
     const started: Replica[] = [];
     for (let i = 0; i < count; i++) {
-      const store = createRedisStore({ url, keyPrefix, cacheSize: 1000, leaseMs: LEASE_MS, commandTimeoutMs: 300 });
+      const store = createRedisStore({ url, keyPrefix, cacheSize: 1000, leaseMs: LEASE_MS, commandTimeoutMs: 300, eventsToKeep });
       const service = createTokenService({
         store, secrets, issuer: 'https://tally.test', defaultTtlMs: 3_600_000, maxTtlMs: 7_200_000, clockSkewMs: 1_000,
         keyAlgorithm: 'EdDSA', keyRefreshMs: 60_000,
@@ -135,29 +141,23 @@ describe('replicas answering from their local views', () => {
     const proxy = await startTcpProxy(redis.port);
     proxies.push(proxy);
     const keyPrefix = `tally-test:${randomUUID()}:`;
-    const secrets = deriveSecrets(new Uint8Array(randomBytes(32)));
-    const open = async (url: string) => {
-      const store = createRedisStore({ url, keyPrefix, cacheSize: 1000, leaseMs: LEASE_MS, commandTimeoutMs: 300, eventsToKeep: 10 });
-      const service = createTokenService({
-        store, secrets, issuer: 'https://tally.test', defaultTtlMs: 3_600_000, maxTtlMs: 7_200_000, clockSkewMs: 1_000,
-        keyAlgorithm: 'EdDSA', keyRefreshMs: 60_000,
-      });
-      await service.start();
-      opened.push({ store, service });
-      return { store, service };
-    };
-    const healthy = await open(redis.url);
-    const behind = await open(`redis://127.0.0.1:${proxy.port}`);
-    const tokens = await Promise.all(Array.from({ length: 300 }, (_, i) => healthy.service.issue({ subject: `user-${i}` })));
+    const {
+      replicas: [healthy],
+      secrets,
+    } = await replicas(1, redis.url, keyPrefix, undefined, 10);
+    const {
+      replicas: [behind],
+    } = await replicas(1, `redis://127.0.0.1:${proxy.port}`, keyPrefix, secrets, 10);
+    const tokens = await Promise.all(Array.from({ length: 300 }, (_, i) => healthy!.service.issue({ subject: `user-${i}` })));
     proxy.cut();
     // Far more revocations than the stream keeps (approximate trimming keeps a few hundred at most).
-    for (let i = 0; i < 300; i++) await healthy.service.revoke({ kind: 'subject', value: `user-${i}` });
+    for (let i = 0; i < 300; i++) await healthy!.service.revoke({ kind: 'subject', value: `user-${i}` });
     const observer = new Redis(redis.url);
     const firstKept = await observer.xrange(`${keyPrefix}{revocations}:events`, '-', '+', 'COUNT', 1);
     observer.disconnect();
     expect(Number(firstKept[0]![1][1])).toBeGreaterThan(2);
     proxy.resume();
-    await eventually(async () => expect(behind.store.localViewFresh()).toBe(true), 5_000);
-    for (const { token } of tokens) expect((await behind.service.introspect({ token })).active).toBe(false);
+    await eventually(async () => expect(behind!.store.localViewFresh()).toBe(true), 5_000);
+    for (const { token } of tokens) expect((await behind!.service.introspect({ token })).active).toBe(false);
   });
 });
