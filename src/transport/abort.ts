@@ -3,14 +3,23 @@
 // the handler stops waiting instead: a started write still completes (that is
 // what a gRPC deadline means: the outcome is unknown to the caller).
 
-import { Code, ConnectError } from '@connectrpc/connect';
+import { Code, ConnectError, createContextKey, type HandlerContext } from '@connectrpc/connect';
+
+/**
+ * Set by a transport that answers a cancelled call itself without waiting
+ * for its handler (the gRPC adapter): racing the handler against the abort
+ * signal would only cost an AbortController and two listeners per call.
+ */
+export const transportStopsWaitingKey = createContextKey(false, { description: 'transport stops waiting' });
 
 function abortError(signal: AbortSignal): ConnectError {
   return signal.reason instanceof ConnectError ? signal.reason : new ConnectError('the call was cancelled', Code.Canceled);
 }
 
 /** Starts the work unless the call is already over, and stops waiting for it when the call ends. */
-export async function untilAborted<T>(signal: AbortSignal, start: () => Promise<T>): Promise<T> {
+export async function untilAborted<T>(context: HandlerContext, start: () => Promise<T>): Promise<T> {
+  if (context.values.get(transportStopsWaitingKey)) return start();
+  const { signal } = context;
   if (signal.aborted) throw abortError(signal);
   const work = start();
   let onAbort: (() => void) | undefined;

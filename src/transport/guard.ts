@@ -73,7 +73,10 @@ export function guardService<Service extends DescService>(service: Service, hand
     const call = `${service.typeName}/${method.name}`;
     guarded[method.localName] = (request: unknown, context: HandlerContext) => {
       const details = callDetailsOf(context.values);
-      const caller = guard.check(call, context.requestHeader.get('authorization'), peerOf(context.values), (identified) => {
+      const peer = peerOf(context.values);
+      // The gRPC adapter reads the credential from metadata, sparing a Headers object per call.
+      const authorization = peer?.authorization !== undefined ? peer.authorization : context.requestHeader.get('authorization');
+      const caller = guard.check(call, authorization, peer, (identified) => {
         if (details !== undefined) details.caller = identified.name;
       });
       context.values.set(callerKey, caller);

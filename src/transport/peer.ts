@@ -12,6 +12,11 @@ export interface PeerInfo {
   loopback: boolean;
   /** Empty without a verified client certificate. */
   tlsIdentities: readonly string[];
+  /**
+   * The authorization header or metadata, when the transport read it itself
+   * (null: none sent); undefined: read it from the handler context's headers.
+   */
+  authorization?: string | null;
 }
 
 export const peerKey = createContextKey<PeerInfo | undefined>(undefined, { description: 'tally peer' });

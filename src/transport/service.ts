@@ -45,7 +45,7 @@ export function createTokenServiceHandlers(tokens: TokenService, options: TokenS
       // A caller limited to audiences issues for those only; naming none means all of its own.
       const audience = caller?.audiences !== undefined && request.audience.length === 0 ? [...caller.audiences] : request.audience;
       if (caller !== undefined) authorizeAudiences(caller, audience);
-      const issued = await untilAborted(context.signal, () =>
+      const issued = await untilAborted(context, () =>
         tokens.issue({
           subject: request.subject,
           clientId: nonEmpty(request.clientId),
@@ -73,7 +73,7 @@ export function createTokenServiceHandlers(tokens: TokenService, options: TokenS
       if (scanLimiter !== undefined && caller !== undefined && !scanLimiter.allows(caller.name)) {
         throw new ResourceExhaustedError(`caller "${caller.name}" introspected too many unknown tokens; slow down and retry later`);
       }
-      const result = await untilAborted(context.signal, () =>
+      const result = await untilAborted(context, () =>
         tokens.introspect({
           token: request.token,
           audience: nonEmpty(request.audience),
@@ -113,7 +113,7 @@ export function createTokenServiceHandlers(tokens: TokenService, options: TokenS
       if (target.kind === 'tokenId') recordTokenId(context, target.tokenId);
       const caller = callerOf(context.values);
       if (caller !== undefined && target.kind !== 'token' && target.kind !== 'tokenId') authorizeBroadRevoke(caller);
-      await untilAborted(context.signal, () => tokens.revoke(target, { callerAudiences: caller?.audiences }));
+      await untilAborted(context, () => tokens.revoke(target, { callerAudiences: caller?.audiences }));
       return {};
     },
 
@@ -122,14 +122,14 @@ export function createTokenServiceHandlers(tokens: TokenService, options: TokenS
       if (algorithm !== '' && !isSigningAlgorithm(algorithm)) {
         throw new InvalidArgumentError('algorithm', `must be one of ${SIGNING_ALGORITHMS.join(', ')}, or empty`);
       }
-      const keys = await untilAborted(context.signal, () =>
+      const keys = await untilAborted(context, () =>
         tokens.rotateKeys(algorithm === '' ? undefined : algorithm),
       );
       return { keys: keys.map(keyToProto) };
     },
 
     async listKeys(_request, context) {
-      const keys = await untilAborted(context.signal, () => tokens.listKeys());
+      const keys = await untilAborted(context, () => tokens.listKeys());
       return { keys: keys.map(keyToProto) };
     },
   };

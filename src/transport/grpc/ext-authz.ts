@@ -67,7 +67,7 @@ export function createExtAuthzHandlers(options: ExtAuthzOptions): ServiceImpl<ty
       const details = callDetailsOf(context.values);
       // Audience and scopes are checked here rather than by introspect, so that a
       // revoked or expired token is always 401, and only a good one lacking rights is 403.
-      const result = await untilAborted(context.signal, () =>
+      const result = await untilAborted(context, () =>
         tokens.introspect({ token, callerAudiences: callerOf(context.values)?.audiences }),
       );
       if (details !== undefined) details.tokenId = result.tokenId;

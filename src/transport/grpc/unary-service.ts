@@ -19,6 +19,7 @@ import { Code, ConnectError, createContextValues, type ContextValues, type Handl
 import { callDetailsKey, type CallDetails } from '../call-details.js';
 import type { CallLogger } from '../call-log.js';
 import { toConnectError } from '../errors.js';
+import { transportStopsWaitingKey } from '../abort.js';
 import { hostOfGrpcPeer, isLoopbackAddress, peerKey, verifiedIdentities, type PeerInfo } from '../peer.js';
 
 type UnaryHandler = (
@@ -84,18 +85,19 @@ function createUnaryCallHandler(
       url: call.getPath(),
       deadline,
       metadata: call.metadata,
-      values: createContextValues().set(callDetailsKey, details).set(peerKey, peer),
+      values: createContextValues().set(callDetailsKey, details).set(peerKey, peer).set(transportStopsWaitingKey, true),
     });
     let finished = false;
     const onCancelled = () => {
       // A client that enforces its own deadline resets the stream a moment
       // before the deadline passes here, so "nearly expired" counts as expired.
       const expired = deadline !== undefined && deadline - Date.now() <= DEADLINE_TOLERANCE_MS;
-      context.cancel(
-        expired
-          ? new ConnectError('the deadline was exceeded', Code.DeadlineExceeded)
-          : new ConnectError('the call was cancelled', Code.Canceled),
-      );
+      const reason = expired
+        ? new ConnectError('the deadline was exceeded', Code.DeadlineExceeded)
+        : new ConnectError('the call was cancelled', Code.Canceled);
+      context.cancel(reason);
+      // Answer (and log) now rather than when the handler is done: its result is no longer wanted.
+      finish(reason);
     };
     call.once('cancelled', onCancelled);
 
@@ -141,10 +143,12 @@ function peerOfCall(call: grpc.ServerUnaryCall<Buffer, Uint8Array>): PeerInfo {
   // grpc-js only completes a TLS handshake with a client certificate it verified
   // against the configured CA (checkClientCertificate), so a certificate here is trusted.
   const certificate = authContext?.transportSecurityType === 'ssl' ? authContext.sslPeerCertificate : undefined;
+  const authorization = call.metadata.get('authorization')[0];
   return {
     address,
     loopback: isLoopbackAddress(hostOfGrpcPeer(address)),
     tlsIdentities: verifiedIdentities(certificate, certificate !== undefined),
+    authorization: typeof authorization === 'string' ? authorization : null,
   };
 }
 
