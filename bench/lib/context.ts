@@ -5,10 +5,12 @@ import type { RedisServerHandle } from '../../test/support/redis-server.js';
 import { startRedis } from '../../test/support/redis-server.js';
 import { IssueResponseSchema, IssueRequestSchema, TokenFormat, type IssueResponse } from '../../src/gen/tally/v1/token_service_pb.js';
 import { startBareGrpcServer, type BareGrpcTarget } from '../targets/bare-grpc.js';
-import { buildTally, startTally, type TallyTarget } from '../targets/tally.js';
+import { startOidcProvider, type OidcProviderTarget } from '../targets/oidc-provider.js';
+import { buildTally, newMasterKey, startTally, type TallyTarget } from '../targets/tally.js';
 import { benchIssueRequest, issuePath } from './fixtures.js';
 import { callUnary } from './grpc-client.js';
 import type { LoadSettings } from './h2load.js';
+import type { Measurement, Row } from './row.js';
 
 export interface BenchContext {
   readonly projectRoot: string;
@@ -18,17 +20,47 @@ export interface BenchContext {
   bareGrpcServer(): Promise<BareGrpcTarget>;
   /** Tally against the bench's Redis, with TALLY_CACHE_SIZE=0. */
   tally(): Promise<TallyTarget>;
+  /** Tally against the same Redis with the default cache and lease: a leased replica. */
+  cachedTally(): Promise<TallyTarget>;
+  /**
+   * Three leased replicas on the same Redis, cachedTally() first. Revoke waits for each,
+   * so the cache-off Tally (which holds no lease) does not change what they measure.
+   */
+  leasedReplicas(): Promise<readonly [TallyTarget, TallyTarget, TallyTarget]>;
   /** An opaque token minted through Tally's gRPC Issue. */
   opaqueToken(): Promise<IssueResponse>;
+  /** A JWT minted through Tally's gRPC Issue. */
+  jwtToken(): Promise<IssueResponse>;
+  /** node-oidc-provider with the bench's Redis adapter on the same Redis. */
+  oidcProvider(): Promise<OidcProviderTarget>;
+  /**
+   * A row's measurement from this run: measured once, then reused. Rows that derive their
+   * load from another row (latency at half the peak) ask for it here.
+   */
+  measure(row: Row): Promise<Measurement>;
   /** How each started process was run, for the report. */
   readonly startedWith: Map<string, string>;
+  /** Profiled processes by process id, so a CPU profile (named by pid) can say whose it is. */
+  readonly profiledProcessIds: Map<number, string>;
   /** Stops what was started, in reverse order. */
   close(): Promise<void>;
 }
 
-export function createBenchContext(projectRoot: string, scratchDirectory: string, settings: LoadSettings): BenchContext {
+export interface BenchContextOptions {
+  readonly projectRoot: string;
+  readonly scratchDirectory: string;
+  readonly settings: LoadSettings;
+  /** Set: the bare server and every Tally process write a V8 CPU profile (node --cpu-prof) here when they stop. */
+  readonly profileDirectory?: string;
+}
+
+export function createBenchContext(options: BenchContextOptions): BenchContext {
+  const { projectRoot, scratchDirectory, settings, profileDirectory } = options;
   const stops: Array<() => Promise<void>> = [];
   const startedWith = new Map<string, string>();
+  const profiledProcessIds = new Map<number, string>();
+  const masterKey = newMasterKey();
+  const nodeArguments = profileDirectory === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${profileDirectory}`];
 
   const redis = once(async () => {
     const handle = await startRedis();
@@ -37,25 +69,52 @@ export function createBenchContext(projectRoot: string, scratchDirectory: string
     return handle;
   });
   const bareGrpcServer = once(async () => {
-    const target = await startBareGrpcServer(projectRoot, scratchDirectory);
+    // Profiled too, so Tally's cost per call can be set beside the baseline's.
+    const target = await startBareGrpcServer(projectRoot, scratchDirectory, nodeArguments);
     stops.push(() => target.process.stop());
+    if (target.process.child.pid !== undefined) profiledProcessIds.set(target.process.child.pid, 'bare grpc-js');
     startedWith.set('bare grpc-js', `node --import tsx bench/targets/bare-grpc-server.ts (on ${target.grpcAddress})`);
     return target;
   });
   const tallyEntry = once(() => buildTally(projectRoot, scratchDirectory));
-  const tally = once(async () => {
+  const startTallyProcess = async (label: string, environment: Record<string, string | undefined>, description: string): Promise<TallyTarget> => {
     const [{ url }, { entry, note }] = await Promise.all([redis(), tallyEntry()]);
-    const target = await startTally({ projectRoot, redisUrl: url, scratchDirectory }, entry);
+    const target = await startTally({ projectRoot, redisUrl: url, scratchDirectory, masterKey, environment, nodeArguments, label }, entry);
     stops.push(() => target.process.stop());
-    startedWith.set('tally', `${target.commandLine} (${note}; default log level, one line per call, to a file; gRPC ${target.grpcAddress}, HTTP ${target.httpOrigin})`);
+    // setpriv execs the command, so the process id is node's own.
+    if (target.process.child.pid !== undefined) profiledProcessIds.set(target.process.child.pid, label);
+    startedWith.set(
+      label,
+      `${target.commandLine} (${note}; ${description}; default log level, one line per call, to a file; gRPC ${target.grpcAddress}, HTTP ${target.httpOrigin})`,
+    );
+    return target;
+  };
+  const tally = once(() => startTallyProcess('tally-cache-off', {}, 'cache off'));
+  const cachedTally = once(() => startTallyProcess('tally-cached', { TALLY_CACHE_SIZE: undefined }, 'default cache and lease'));
+  const leasedReplicas = once(async () => {
+    const first = await cachedTally();
+    const [second, third] = await Promise.all([
+      startTallyProcess('tally-replica-2', { TALLY_CACHE_SIZE: undefined }, 'default cache and lease'),
+      startTallyProcess('tally-replica-3', { TALLY_CACHE_SIZE: undefined }, 'default cache and lease'),
+    ]);
+    return [first, second, third] as const;
+  });
+  const issue = (format: TokenFormat) =>
+    once(async () => {
+      // Any replica will do: tokens live in Redis and the key ring is shared.
+      const { grpcAddress } = await tally();
+      const issued = await callUnary(grpcAddress, issuePath, IssueRequestSchema, IssueResponseSchema, benchIssueRequest(format));
+      if (issued.token === '') throw new Error('Issue answered without a token');
+      return issued;
+    });
+  const oidcProvider = once(async () => {
+    const { url } = await redis();
+    const target = await startOidcProvider(projectRoot, scratchDirectory, url);
+    stops.push(() => target.process.stop());
+    startedWith.set('oidc-provider', `${target.commandLine} (issuer ${target.issuer}; Redis adapter bench/targets/oidc-provider-redis-adapter.ts on ${url})`);
     return target;
   });
-  const opaqueToken = once(async () => {
-    const { grpcAddress } = await tally();
-    const issued = await callUnary(grpcAddress, issuePath, IssueRequestSchema, IssueResponseSchema, benchIssueRequest(TokenFormat.OPAQUE));
-    if (issued.token === '') throw new Error('Issue answered without a token');
-    return issued;
-  });
+  const measurements = new Map<string, Promise<Measurement>>();
 
   return {
     projectRoot,
@@ -64,8 +123,21 @@ export function createBenchContext(projectRoot: string, scratchDirectory: string
     redis,
     bareGrpcServer,
     tally,
-    opaqueToken,
+    cachedTally,
+    leasedReplicas,
+    opaqueToken: issue(TokenFormat.OPAQUE),
+    jwtToken: issue(TokenFormat.JWT),
+    oidcProvider,
+    measure(row) {
+      let measurement = measurements.get(row.name);
+      if (measurement === undefined) {
+        measurement = row.measure(this);
+        measurements.set(row.name, measurement);
+      }
+      return measurement;
+    },
     startedWith,
+    profiledProcessIds,
     async close() {
       for (const stop of stops.reverse()) await stop().catch((error: unknown) => console.warn(`while stopping: ${String(error)}`));
     },

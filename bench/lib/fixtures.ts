@@ -11,6 +11,7 @@ import {
 
 export const introspectPath = '/tally.v1.TokenService/Introspect';
 export const issuePath = '/tally.v1.TokenService/Issue';
+export const revokePath = '/tally.v1.TokenService/Revoke';
 
 /** Shaped like an opaque token (`tly_` + 49 base62 characters) so request sizes match Tally's row. */
 export const placeholderOpaqueToken = `tly_${'0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLM'}`;

@@ -23,6 +23,8 @@ export interface H2loadRequest {
   readonly logPath: string;
   /** Where h2load's own summary output goes. */
   readonly outputPath: string;
+  /** Requests per second per connection (h2load --rps); unset, each connection sends as fast as it is answered. */
+  readonly ratePerConnection?: number;
 }
 
 export interface H2loadResult {
@@ -49,13 +51,18 @@ export async function h2loadVersion(outputPath: string): Promise<string> {
 }
 
 /** The exact h2load arguments, also printed with the results so a run can be repeated by hand. */
-export function h2loadArguments(request: Pick<H2loadRequest, 'url' | 'bodyPath' | 'headers' | 'settings'>, durationSeconds: number, logPath?: string): string[] {
+export function h2loadArguments(
+  request: Pick<H2loadRequest, 'url' | 'bodyPath' | 'headers' | 'settings' | 'ratePerConnection'>,
+  durationSeconds: number,
+  logPath?: string,
+): string[] {
   const { settings } = request;
   return [
     '-c', String(settings.connections),
     '-m', String(settings.streamsPerConnection),
     '-t', String(settings.threads),
     '-D', String(durationSeconds),
+    ...(request.ratePerConnection === undefined ? [] : [`--rps=${request.ratePerConnection}`]),
     '-d', request.bodyPath,
     ...Object.entries(request.headers).flatMap(([name, value]) => ['-H', `${name}: ${value}`]),
     ...(logPath === undefined ? [] : [`--log-file=${logPath}`]),

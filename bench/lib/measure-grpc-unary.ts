@@ -27,6 +27,8 @@ export interface GrpcUnaryLoad {
   readonly server: StartedProcess;
   /** A server-side check after the load; returns a note for the report, throws on a wrong answer. */
   readonly afterLoad?: (load: H2loadResult) => Promise<string>;
+  /** Caps the offered load (h2load --rps), for latency at a set rate rather than at the peak. */
+  readonly ratePerConnection?: number;
 }
 
 export async function measureGrpcUnary(context: BenchContext, load: GrpcUnaryLoad): Promise<Measurement> {
@@ -41,6 +43,7 @@ export async function measureGrpcUnary(context: BenchContext, load: GrpcUnaryLoa
     bodyPath,
     headers: grpcRequestHeaders,
     settings: context.settings,
+    ratePerConnection: load.ratePerConnection,
     logPath: join(context.scratchDirectory, `${load.slug}.h2load-log.tsv`),
     outputPath: join(context.scratchDirectory, `${load.slug}.h2load-output.txt`),
   };

@@ -2,15 +2,18 @@ import type { MachineDescription } from './machine.js';
 import type { LoadSettings } from './h2load.js';
 import type { Measurement, Row } from './row.js';
 
-export type RowOutcome = { row: Row; measurement: Measurement } | { row: Row; error: Error };
+export type RowOutcome = { row: Row; measurement: Measurement } | { row: Row; error: Error } | { row: Row; unavailable: string };
 
 export interface Report {
   readonly date: Date;
   readonly machine: MachineDescription;
-  readonly h2load: string;
+  /** Versions of the load generators, one per entry. */
+  readonly tools: readonly string[];
   readonly settings: LoadSettings;
   readonly startedWith: ReadonlyMap<string, string>;
   readonly outcomes: readonly RowOutcome[];
+  /** Extra sections (CPU profile summaries), printed last. */
+  readonly appendix?: readonly string[];
 }
 
 /** Markdown, so the same text prints in a terminal and pastes into the docs. */
@@ -25,29 +28,38 @@ export function formatReport(report: Report): string {
     '|---|---:|---:|---:|---:|',
     ...report.outcomes.map((outcome) => {
       if ('error' in outcome) return `| ${outcome.row.name} | failed: ${firstLine(outcome.error.message)} | | | |`;
+      if ('unavailable' in outcome) return `| ${outcome.row.name} | ${firstLine(outcome.unavailable)} | | | |`;
       const { callsPerSecond, p50Milliseconds, p99Milliseconds } = outcome.measurement;
       const ratio = baselineRate === undefined ? 'n/a' : (callsPerSecond / baselineRate).toFixed(2);
       return `| ${outcome.row.name} | ${Math.round(callsPerSecond).toLocaleString('en-US')} | ${p50Milliseconds.toFixed(2)} | ${p99Milliseconds.toFixed(2)} | ${ratio} |`;
     }),
     '',
     `Machine: ${machine.cpuModel}, ${machine.cores} cores, ${machine.memoryGibibytes} GiB, ${machine.kernel}; ` +
-      `Node.js ${machine.node}; ${machine.redis}; ${report.h2load}; load average before the run ${machine.loadBefore.toFixed(2)}.`,
+      `Node.js ${machine.node}; ${machine.redis}; ${report.tools.join('; ')}; load average before the run ${machine.loadBefore.toFixed(2)}.`,
     '',
-    `Settings: h2load -c ${settings.connections} -m ${settings.streamsPerConnection} -t ${settings.threads}, ` +
-      `a ${settings.warmUpSeconds} s warm-up run, then ${settings.durationSeconds} s measured (-D). ` +
-      'calls/s is h2load\'s req/s; p50 and p99 are nearest-rank over every request in h2load\'s --log-file. ' +
-      'Each row is checked: the exact body was answered grpc-status 0 and active before and after the load, ' +
-      'and the response bytes under load add up to that verified answer for every request.',
+    `Settings: gRPC rows h2load -c ${settings.connections} -m ${settings.streamsPerConnection} -t ${settings.threads}; ` +
+      `HTTP/1.1 rows wrk -c ${settings.connections} -t ${settings.threads} (one request in flight per connection); ` +
+      `each a ${settings.warmUpSeconds} s warm-up run, then ${settings.durationSeconds} s measured. ` +
+      'calls/s is the load generator\'s rate; h2load p50 and p99 are nearest-rank over every request in its --log-file, ' +
+      'wrk\'s come from its latency histogram. Each row is checked: the exact request was answered correctly (active, the issued token) ' +
+      'before and after the load, and under load h2load\'s response bytes add up to that verified answer for every request, ' +
+      'while wrk\'s Lua hook checks every response body.',
     '',
     'Rows:',
     ...report.outcomes.map((outcome) => {
-      const details = 'measurement' in outcome ? ` ${outcome.measurement.notes.join('; ')}.\n  \`${outcome.measurement.command}\`` : '';
+      const details =
+        'measurement' in outcome
+          ? ` ${outcome.measurement.notes.join('; ')}.\n  \`${outcome.measurement.command}\``
+          : 'unavailable' in outcome
+            ? ` ${outcome.unavailable}.`
+            : '';
       return `- ${outcome.row.name}: ${outcome.row.description}.${details}`;
     }),
     '',
     'Processes:',
     ...[...report.startedWith].map(([name, how]) => `- ${name}: ${how}`),
     '',
+    ...(report.appendix ?? []),
   ];
   return lines.join('\n');
 }

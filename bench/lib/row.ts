@@ -24,3 +24,11 @@ export interface Measurement {
   /** Sizes and anything else a reader needs to compare rows fairly. */
   readonly notes: readonly string[];
 }
+
+/**
+ * Thrown by a row whose subject this build does not have yet (an endpoint still to
+ * come): the table says so and the bench still succeeds, unlike a wrong answer.
+ */
+export class NotAvailableError extends Error {
+  override readonly name = 'NotAvailableError';
+}

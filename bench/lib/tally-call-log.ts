@@ -12,13 +12,16 @@ export interface CallLogSummary {
   readonly inactive: Record<string, number>;
 }
 
-/** Undefined when the log holds no call lines for the method (a quieter log level, a changed format). */
-export async function summarizeCallLog(logPath: string, method: string): Promise<CallLogSummary | undefined> {
+/**
+ * Undefined when the log holds no call lines for the method (a quieter log level, a changed format).
+ * `fromByte` skips what earlier rows on the same process logged.
+ */
+export async function summarizeCallLog(logPath: string, method: string, fromByte = 0): Promise<CallLogSummary | undefined> {
   await untilFileStopsGrowing(logPath);
   let calls = 0;
   const failures: Record<string, number> = {};
   const inactive: Record<string, number> = {};
-  for (const line of readFileSync(logPath, 'utf8').split('\n')) {
+  for (const line of readFileSync(logPath).subarray(fromByte).toString('utf8').split('\n')) {
     if (!line.includes(method)) continue;
     let record: { method?: unknown; code?: unknown; inactive_reason?: unknown };
     try {
@@ -44,4 +47,9 @@ async function untilFileStopsGrowing(path: string, quietMilliseconds = 300, limi
     if (now === size) return;
     size = now;
   }
+}
+
+/** Where the log ends now: a row passes it to summarizeCallLog to read only its own calls. */
+export function callLogSize(logPath: string): number {
+  return statSync(logPath).size;
 }

@@ -7,9 +7,11 @@ export interface BareGrpcTarget {
   readonly process: StartedProcess;
 }
 
-export async function startBareGrpcServer(projectRoot: string, scratchDirectory: string): Promise<BareGrpcTarget> {
+/** `nodeArguments` go to node before the script, e.g. --cpu-prof. */
+export async function startBareGrpcServer(projectRoot: string, scratchDirectory: string, nodeArguments: readonly string[] = []): Promise<BareGrpcTarget> {
   const port = await freeLoopbackPort();
-  const server = startProcess('bare grpc-js server', process.execPath, ['--import', 'tsx', 'bench/targets/bare-grpc-server.ts', String(port)], {
+  const args = [...nodeArguments, '--import', 'tsx', 'bench/targets/bare-grpc-server.ts', String(port)];
+  const server = startProcess('bare grpc-js server', process.execPath, args, {
     cwd: projectRoot,
     logPath: join(scratchDirectory, `bare-grpc-${port}.log`),
   });

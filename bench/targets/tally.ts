@@ -19,8 +19,19 @@ export interface StartTallyOptions {
   readonly projectRoot: string;
   readonly redisUrl: string;
   readonly scratchDirectory: string;
-  /** Extra TALLY_* settings, e.g. a cache size for a cache-hit row. */
-  readonly environment?: Readonly<Record<string, string>>;
+  /** TALLY_* settings over the bench's (TALLY_CACHE_SIZE=0); a value of undefined leaves the setting to its default. */
+  readonly environment?: Readonly<Record<string, string | undefined>>;
+  /** Options for node itself, before the entry point, e.g. --cpu-prof. */
+  readonly nodeArguments?: readonly string[];
+  /** Names the log file, so the scratch directory says which Tally wrote what. */
+  readonly label?: string;
+  /** The master key the replicas share: tokens minted by one must be read by the others. */
+  readonly masterKey: string;
+}
+
+/** One master key per bench run, so every Tally process reads the others' tokens. */
+export function newMasterKey(): string {
+  return randomBytes(32).toString('base64');
 }
 
 const readyTimeoutMilliseconds = 30_000;
@@ -37,21 +48,23 @@ export async function buildTally(projectRoot: string, scratchDirectory: string):
 export async function startTally(options: StartTallyOptions, entry: readonly string[]): Promise<TallyTarget> {
   const grpcPort = await freeLoopbackPort();
   const httpPort = await freeLoopbackPort();
-  // The local cache is measured by a row of its own; the plain row pays the Redis round trip.
-  const settings = { TALLY_CACHE_SIZE: '0', ...options.environment };
+  // The local cache is measured by rows of their own; the plain rows pay the Redis round trip.
+  const settings = definedOnly({ TALLY_CACHE_SIZE: '0', ...options.environment });
   const environment = {
     ...process.env,
     TALLY_HOST: '127.0.0.1',
     TALLY_GRPC_PORT: String(grpcPort),
     TALLY_HTTP_PORT: String(httpPort),
     TALLY_REDIS_URL: options.redisUrl,
-    TALLY_MASTER_KEY: randomBytes(32).toString('base64'),
+    TALLY_MASTER_KEY: options.masterKey,
     ...settings,
   };
-  const tally = startProcess('tally', process.execPath, entry, {
+  const nodeArguments = options.nodeArguments ?? [];
+  const label = options.label ?? 'tally';
+  const tally = startProcess(label, process.execPath, [...nodeArguments, ...entry], {
     cwd: options.projectRoot,
     env: environment,
-    logPath: join(options.scratchDirectory, `tally-${grpcPort}.log`),
+    logPath: join(options.scratchDirectory, `${label}-${grpcPort}.log`),
   });
   const httpOrigin = `http://127.0.0.1:${httpPort}`;
   await waitUntilReady(tally, httpOrigin);
@@ -63,9 +76,13 @@ export async function startTally(options: StartTallyOptions, entry: readonly str
   return {
     grpcAddress: `127.0.0.1:${grpcPort}`,
     httpOrigin,
-    commandLine: `${shown}node ${entry.join(' ')}`,
+    commandLine: `${shown}node ${[...nodeArguments, ...entry].join(' ')}`,
     process: tally,
   };
+}
+
+function definedOnly(settings: Readonly<Record<string, string | undefined>>): Record<string, string> {
+  return Object.fromEntries(Object.entries(settings).filter((entry): entry is [string, string] => entry[1] !== undefined));
 }
 
 /** /readyz answers 200 once the store answers and the key ring is loaded. */
