@@ -43,6 +43,8 @@ describe('loadConfig', () => {
       scanLimitPerSecond: 100,
       scanLimitBurst: 1_000,
       maxTokenLength: 16_384,
+      phantomTokenTtlMs: 0,
+      jwksMaxAgeMs: 60_000,
       maxClaimsBytes: 8_192,
       cacheSize: 100_000,
       leaseMs: 2_000,
