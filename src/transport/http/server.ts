@@ -18,6 +18,8 @@ import { isLoopbackAddress, peerKey, verifiedIdentities, type PeerInfo } from '.
 import type { TLSSocket } from 'node:tls';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import { secureContextOptions, type TlsFiles } from '../tls-files.js';
+import type { UniversalHandler } from '@connectrpc/connect/protocol';
+import { correctParseFailures } from './parse-failures.js';
 import { createProbeRoutes } from './probes.js';
 import { createRouter, type Route } from './router.js';
 
@@ -125,7 +127,12 @@ function refuseTokenInUrl(response: ServerResponse): void {
 export function createHttpServer(options: HttpServerOptions): HttpServer {
   const pending = new WeakMap<IncomingMessage, { details: CallDetails; outcome: CallOutcome }>();
   const connectHandler = connectNodeAdapter({
-    routes: (router) => router.service(TokenService, options.handlers),
+    routes: (router) => {
+      router.service(TokenService, options.handlers);
+      // In place: connect-node reads the router's handlers after this returns.
+      const handlers = router.handlers as UniversalHandler[];
+      handlers.forEach((handler, index) => (handlers[index] = correctParseFailures(handler)));
+    },
     grpc: false,
     readMaxBytes: options.maxMessageBytes,
     writeMaxBytes: options.maxMessageBytes,
