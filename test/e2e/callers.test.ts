@@ -189,20 +189,27 @@ describe('callers from the callers file', () => {
     const scanner = clientsFor(tally, scannerKey);
     const bystander = clientsFor(tally, opsKeys[1]);
     try {
+      // The bucket holds 5 misses and refills 1 a second, so a slow machine may see one more get through.
+      const started = performance.now();
       const codes: number[] = [];
-      for (let attempt = 0; attempt < 8; attempt += 1) {
+      for (let attempt = 0; attempt < 20 && !codes.includes(grpc.status.RESOURCE_EXHAUSTED); attempt += 1) {
         const forged = `tly_${'A'.repeat(40)}${attempt}`;
         codes.push(await scanner.grpc.unary(introspect, { token: forged }, { metadata: scanner.metadata }).then(() => 0, (error: grpc.ServiceError) => error.code));
       }
-      expect(codes.slice(0, 5)).toEqual([0, 0, 0, 0, 0]);
-      expect(codes.slice(6)).toEqual([grpc.status.RESOURCE_EXHAUSTED, grpc.status.RESOURCE_EXHAUSTED]);
+      const allowed = codes.indexOf(grpc.status.RESOURCE_EXHAUSTED);
+      expect(allowed).toBeGreaterThanOrEqual(5);
+      expect(allowed).toBeLessThanOrEqual(5 + Math.ceil((performance.now() - started) / 1000));
       expect(tally.logs().some((line) => line.caller === 'scanner' && line.code === 'resource_exhausted')).toBe(true);
-      const response = await fetch(`${tally.httpUrl}/tally.v1.TokenService/Introspect`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', authorization: `Bearer ${scannerKey}` },
-        body: JSON.stringify({ token: 'tly_whatever' }),
-      });
-      expect(response.status).toBe(429);
+      const statuses: number[] = [];
+      for (let attempt = 0; attempt < 3 && !statuses.includes(429); attempt += 1) {
+        const response = await fetch(`${tally.httpUrl}/tally.v1.TokenService/Introspect`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${scannerKey}` },
+          body: JSON.stringify({ token: 'tly_whatever' }),
+        });
+        statuses.push(response.status);
+      }
+      expect(statuses).toContain(429);
       expect((await bystander.connect.introspect({ token: 'tly_other' }, { headers: bystander.headers })).active).toBe(false);
     } finally {
       scanner.close();
