@@ -8,7 +8,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { killAllProcessesNow, stopAllProcesses } from './lib/child-processes.js';
-import { createBenchContext } from './lib/context.js';
+import { createBenchContext, type ProfiledProcess } from './lib/context.js';
 import { formatProfileSummary, summarizeCpuProfile } from './lib/cpu-profile.js';
 import { h2loadVersion, type LoadSettings } from './lib/h2load.js';
 import { describeMachine } from './lib/machine.js';
@@ -88,7 +88,7 @@ async function main(): Promise<number> {
     await stopAllProcesses();
     // Node writes a profile as the process exits, so only now are they complete.
     if (profileDirectory !== undefined && report !== '') {
-      const summaries = profileSummaries(profileDirectory, context.profiledProcessIds);
+      const summaries = profileSummaries(profileDirectory, context.profiledProcesses);
       console.log(`\n${summaries}`);
       writeFileSync(resultsPath, `${report}\n${summaries}`);
     }
@@ -98,15 +98,16 @@ async function main(): Promise<number> {
   }
 }
 
-function profileSummaries(directory: string, processIds: ReadonlyMap<number, string>): string {
+function profileSummaries(directory: string, processes: ReadonlyMap<number, ProfiledProcess>): string {
   // CPU.<date>.<time>.<pid>.<thread>.<sequence>.cpuprofile. Thread 0 serves the calls; the
   // others are module loaders (tsx's), busy at start-up only.
   const files = existsSync(directory) ? readdirSync(directory).filter((name) => name.endsWith('.cpuprofile') && name.split('.')[4] === '0') : [];
   if (files.length === 0) return `## CPU profiles\n\nNo main-thread profile was written to ${directory}.\n`;
   const sections = files.map((name) => {
     const pid = Number(name.split('.')[3]);
-    const title = `${processIds.get(pid) ?? `process ${pid}`}, main thread (${join(directory, name)})`;
-    return formatProfileSummary(title, summarizeCpuProfile(join(directory, name), projectRoot));
+    const profiled = processes.get(pid);
+    const title = `${profiled?.label ?? `process ${pid}`}, main thread (${join(directory, name)})`;
+    return formatProfileSummary(title, summarizeCpuProfile(join(directory, name), projectRoot), profiled?.calls());
   });
   return ['## CPU profiles', '', 'Self time on each process\'s main thread over its whole life, warm-ups included.', '', ...sections].join('\n');
 }

@@ -11,6 +11,7 @@ import { benchIssueRequest, issuePath } from './fixtures.js';
 import { callUnary } from './grpc-client.js';
 import type { LoadSettings } from './h2load.js';
 import type { Measurement, Row } from './row.js';
+import { countLoggedCalls } from './tally-call-log.js';
 
 export interface BenchContext {
   readonly projectRoot: string;
@@ -41,9 +42,15 @@ export interface BenchContext {
   /** How each started process was run, for the report. */
   readonly startedWith: Map<string, string>;
   /** Profiled processes by process id, so a CPU profile (named by pid) can say whose it is. */
-  readonly profiledProcessIds: Map<number, string>;
+  readonly profiledProcesses: Map<number, ProfiledProcess>;
   /** Stops what was started, in reverse order. */
   close(): Promise<void>;
+}
+
+export interface ProfiledProcess {
+  readonly label: string;
+  /** Calls the process answered in its life, once it has stopped; undefined when it cannot tell. */
+  calls(): number | undefined;
 }
 
 export interface BenchContextOptions {
@@ -58,7 +65,7 @@ export function createBenchContext(options: BenchContextOptions): BenchContext {
   const { projectRoot, scratchDirectory, settings, profileDirectory } = options;
   const stops: Array<() => Promise<void>> = [];
   const startedWith = new Map<string, string>();
-  const profiledProcessIds = new Map<number, string>();
+  const profiledProcesses = new Map<number, ProfiledProcess>();
   const masterKey = newMasterKey();
   const nodeArguments = profileDirectory === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${profileDirectory}`];
 
@@ -72,7 +79,13 @@ export function createBenchContext(options: BenchContextOptions): BenchContext {
     // Profiled too, so Tally's cost per call can be set beside the baseline's.
     const target = await startBareGrpcServer(projectRoot, scratchDirectory, nodeArguments);
     stops.push(() => target.process.stop());
-    if (target.process.child.pid !== undefined) profiledProcessIds.set(target.process.child.pid, 'bare grpc-js');
+    if (target.process.child.pid !== undefined) {
+      const calls = (): number | undefined => {
+        const match = target.process.output().match(/answered (\d+) calls/);
+        return match === null ? undefined : Number(match[1]);
+      };
+      profiledProcesses.set(target.process.child.pid, { label: 'bare grpc-js', calls });
+    }
     startedWith.set('bare grpc-js', `node --import tsx bench/targets/bare-grpc-server.ts (on ${target.grpcAddress})`);
     return target;
   });
@@ -82,7 +95,9 @@ export function createBenchContext(options: BenchContextOptions): BenchContext {
     const target = await startTally({ projectRoot, redisUrl: url, scratchDirectory, masterKey, environment, nodeArguments, label }, entry);
     stops.push(() => target.process.stop());
     // setpriv execs the command, so the process id is node's own.
-    if (target.process.child.pid !== undefined) profiledProcessIds.set(target.process.child.pid, label);
+    if (target.process.child.pid !== undefined) {
+      profiledProcesses.set(target.process.child.pid, { label, calls: () => countLoggedCalls(target.process.logPath) });
+    }
     startedWith.set(
       label,
       `${target.commandLine} (${note}; ${description}; default log level, one line per call, to a file; gRPC ${target.grpcAddress}, HTTP ${target.httpOrigin})`,
@@ -137,7 +152,7 @@ export function createBenchContext(options: BenchContextOptions): BenchContext {
       return measurement;
     },
     startedWith,
-    profiledProcessIds,
+    profiledProcesses,
     async close() {
       for (const stop of stops.reverse()) await stop().catch((error: unknown) => console.warn(`while stopping: ${String(error)}`));
     },

@@ -80,17 +80,26 @@ function moduleOf(url: string, functionName: string, projectRoot: string): strin
   return path.startsWith(projectRoot) ? relative(projectRoot, path) : path;
 }
 
-export function formatProfileSummary(title: string, summary: ProfileSummary): string {
+/** With the number of calls the process answered, each line also says its microseconds per call. */
+export function formatProfileSummary(title: string, summary: ProfileSummary, calls?: number): string {
   const busySeconds = (summary.totalMilliseconds - summary.idleMilliseconds) / 1_000;
+  const perCall = calls !== undefined && calls > 0;
+  const microsecondsPerCall = (milliseconds: number): string => (perCall ? ` ${((milliseconds * 1_000) / calls).toFixed(1)} |` : '');
   const table = (heading: string, times: readonly SelfTime[]): string[] => [
-    `| ${heading} | self ms | share of busy time |`,
-    '|---|---:|---:|',
-    ...times.map((time) => `| ${time.name.replaceAll('|', '\\|')} | ${Math.round(time.milliseconds).toLocaleString('en-US')} | ${(time.share * 100).toFixed(1)}% |`),
+    `| ${heading} | self ms |${perCall ? ' µs per call |' : ''} share of busy time |`,
+    `|---|---:|${perCall ? '---:|' : ''}---:|`,
+    ...times.map(
+      (time) =>
+        `| ${time.name.replaceAll('|', '\\|')} | ${Math.round(time.milliseconds).toLocaleString('en-US')} |${microsecondsPerCall(time.milliseconds)} ${(time.share * 100).toFixed(1)}% |`,
+    ),
   ];
+  const callsLine = perCall
+    ? ` ${calls.toLocaleString('en-US')} calls answered: ${((busySeconds * 1e6) / calls).toFixed(0)} µs of busy main thread per call (start-up included).`
+    : '';
   return [
     `### ${title}`,
     '',
-    `${(summary.totalMilliseconds / 1_000).toFixed(1)} s profiled, ${busySeconds.toFixed(1)} s busy (the rest idle).`,
+    `${(summary.totalMilliseconds / 1_000).toFixed(1)} s profiled, ${busySeconds.toFixed(1)} s busy (the rest idle).${callsLine}`,
     '',
     ...table('module', summary.byModule),
     '',
