@@ -7,7 +7,7 @@ import type { HandlerContext, ServiceImpl } from '@connectrpc/connect';
 import type { MessageInitShape } from '@bufbuild/protobuf';
 import type { Duration } from '@bufbuild/protobuf/wkt';
 import { timestampFromMs } from '@bufbuild/protobuf/wkt';
-import { InvalidArgumentError, ResourceExhaustedError } from '../core/errors.js';
+import { InvalidArgumentError } from '../core/errors.js';
 import type { TokenService } from '../core/token-service.js';
 import {
   isSigningAlgorithm,
@@ -25,7 +25,8 @@ import {
   type RevokeRequest,
 } from '../gen/tally/v1/token_service_pb.js';
 import { authorizeAudiences, authorizeBroadRevoke } from '../auth/authorize.js';
-import { isMiss, type ScanLimiter } from '../auth/scan-limiter.js';
+import type { ScanLimiter } from '../auth/scan-limiter.js';
+import { createCallerIntrospection } from './caller-introspection.js';
 import { callDetailsOf } from './call-details.js';
 import { callerOf } from './guard.js';
 import { untilAborted } from './abort.js';
@@ -38,7 +39,7 @@ export interface TokenServiceHandlersOptions {
 }
 
 export function createTokenServiceHandlers(tokens: TokenService, options: TokenServiceHandlersOptions = {}): TokenServiceHandlers {
-  const { scanLimiter } = options;
+  const introspectAs = createCallerIntrospection(tokens, options.scanLimiter);
   return {
     async issue(request, context) {
       const caller = callerOf(context.values);
@@ -68,22 +69,15 @@ export function createTokenServiceHandlers(tokens: TokenService, options: TokenS
     },
 
     async introspect(request, context) {
-      const caller = callerOf(context.values);
-      // Refused before any work, so a scanner's calls cost no store round trip.
-      if (scanLimiter !== undefined && caller !== undefined && !scanLimiter.allows(caller.name)) {
-        throw new ResourceExhaustedError(`caller "${caller.name}" introspected too many unknown tokens; slow down and retry later`);
-      }
       const result = await untilAborted(context, () =>
-        tokens.introspect({
+        introspectAs(callerOf(context.values), {
           token: request.token,
           audience: nonEmpty(request.audience),
           requiredScopes: request.requiredScopes.length > 0 ? request.requiredScopes : undefined,
-          callerAudiences: caller?.audiences,
         }),
       );
       const details = callDetailsOf(context.values);
       if (!result.active) {
-        if (scanLimiter !== undefined && caller !== undefined && isMiss(result.reason)) scanLimiter.recordMiss(caller.name);
         if (details !== undefined) {
           details.tokenId = result.tokenId;
           details.inactiveReason = result.reason;

@@ -217,6 +217,13 @@ describe('callers from the callers file', () => {
         statuses.push(response.status);
       }
       expect(statuses).toContain(429);
+      // The RFC 7662 endpoint charges the same budget: no way around it.
+      const oauth = await fetch(`${tally.httpUrl}/oauth2/introspect`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Bearer ${scannerKey}` },
+        body: 'token=tly_whatever',
+      });
+      expect(oauth.status).toBe(429);
       expect((await bystander.connect.introspect({ token: 'tly_other' }, { headers: bystander.headers })).active).toBe(false);
     } finally {
       scanner.close();

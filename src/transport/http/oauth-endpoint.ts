@@ -106,8 +106,10 @@ export function writeFailure(response: ServerResponse, endpoint: EndpointCall, t
   const error = toConnectError(thrown);
   endpoint.error = error;
   const status = httpStatusOf(error.code);
-  if (status === 400) writeOAuthError(response, 400, 'invalid_request', error.rawMessage);
-  else if (error.code === Code.Unavailable) writeOAuthError(response, 503, 'temporarily_unavailable', error.rawMessage, { 'retry-after': '1' });
+  if (error.code === Code.Unavailable) writeOAuthError(response, 503, 'temporarily_unavailable', error.rawMessage, { 'retry-after': '1' });
+  // RFC 6749 has no error code for a rate limit; invalid_request with 429 and Retry-After is what clients handle.
+  else if (error.code === Code.ResourceExhausted) writeOAuthError(response, 429, 'invalid_request', error.rawMessage, { 'retry-after': '1' });
+  else if (status >= 400 && status < 500) writeOAuthError(response, status, 'invalid_request', error.rawMessage);
   else writeOAuthError(response, 500, 'server_error', 'internal error');
 }
 

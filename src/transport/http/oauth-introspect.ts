@@ -6,7 +6,9 @@
 // caller's audiences → answer JSON or JWT. Anything inactive answers exactly
 // {"active":false}; why goes to the log line only.
 
+import type { ScanLimiter } from '../../auth/scan-limiter.js';
 import type { TokenService } from '../../core/token-service.js';
+import { createCallerIntrospection } from '../caller-introspection.js';
 import type { ActiveToken, Introspection, JsonObject } from '../../core/types.js';
 import type { CallLogger } from '../call-log.js';
 import type { Guard } from '../guard.js';
@@ -26,6 +28,8 @@ const SIGNED_ANSWER_TTL_MS = 60_000;
 
 export interface IntrospectionRouteOptions {
   tokens: TokenService;
+  /** Charges the caller for unknown tokens, as the Introspect RPC does. */
+  scanLimiter?: ScanLimiter;
   guard: Guard;
   logCall: CallLogger;
   maxBodyBytes: number;
@@ -33,6 +37,7 @@ export interface IntrospectionRouteOptions {
 
 export function createIntrospectionRoute(options: IntrospectionRouteOptions): Route {
   const { tokens, guard } = options;
+  const introspectAs = createCallerIntrospection(tokens, options.scanLimiter);
   return loggedRoute('POST', INTROSPECTION_PATH, options.logCall, async (request, response, call) => {
     const caller = authenticateClient(guard, `POST ${INTROSPECTION_PATH}`, request, response, call);
     if (caller === undefined) return;
@@ -46,7 +51,7 @@ export function createIntrospectionRoute(options: IntrospectionRouteOptions): Ro
     }
     let result: Introspection;
     try {
-      result = await tokens.introspect({ token, callerAudiences: caller.audiences });
+      result = await introspectAs(caller, { token });
     } catch (error) {
       writeFailure(response, call, error);
       return;

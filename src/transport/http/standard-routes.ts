@@ -1,6 +1,7 @@
 // The plain HTTP routes that speak standards rather than Tally's own API:
 // RFC 7662 introspection, RFC 7009 revocation, the JWKS and the metrics.
 
+import type { ScanLimiter } from '../../auth/scan-limiter.js';
 import type { TokenService } from '../../core/token-service.js';
 import type { CallLogger } from '../call-log.js';
 import type { Guard } from '../guard.js';
@@ -18,12 +19,13 @@ export interface StandardRoutesOptions {
   metrics: Metrics;
   maxBodyBytes: number;
   jwksMaxAgeMs: number;
+  scanLimiter?: ScanLimiter;
 }
 
 export function createStandardRoutes(options: StandardRoutesOptions): Route[] {
   const { tokens, guard, logCall, maxBodyBytes } = options;
   return [
-    createIntrospectionRoute({ tokens, guard, logCall, maxBodyBytes }),
+    createIntrospectionRoute({ tokens, guard, logCall, maxBodyBytes, scanLimiter: options.scanLimiter }),
     createRevocationRoute({ tokens, guard, logCall, maxBodyBytes }),
     createJwksRoute({ tokens, logCall, maxAgeMs: options.jwksMaxAgeMs }),
     createMetricsRoute(options.metrics),
