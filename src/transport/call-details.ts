@@ -5,8 +5,10 @@ import { createContextKey, type ContextValues } from '@connectrpc/connect';
 import type { InactiveReason } from '../core/types.js';
 
 export interface CallDetails {
-  /** Who called: for now the peer address. */
+  /** Who called: the caller's name once the guard knows it, the peer address before. */
   caller: string;
+  /** The caller's own x-request-id, when it sent a well-formed one, to match our line to its logs. */
+  requestId?: string;
   /** The token the call was about, by its non-secret id, when known. */
   tokenId?: string;
   /** Why an introspected token was inactive; never sent to the caller. */
@@ -20,4 +22,15 @@ export const callDetailsKey = createContextKey<CallDetails | undefined>(undefine
 
 export function callDetailsOf(values: ContextValues): CallDetails | undefined {
   return values.get(callDetailsKey);
+}
+
+// The characters of the ids tracing and load-balancing tools make (UUIDs,
+// W3C trace ids, base64), bounded: anything else is more likely an attempt to
+// bloat or confuse log lines than an id, and is dropped rather than cleaned.
+const REQUEST_ID = /^[A-Za-z0-9._:\/+=@-]{1,128}$/;
+
+/** The call's details as a transport first knows them: the peer, and the caller's request id if usable. */
+export function startCallDetails(peerAddress: string, requestId: string | string[] | undefined): CallDetails {
+  const id = Array.isArray(requestId) ? requestId[0] : requestId;
+  return id !== undefined && REQUEST_ID.test(id) ? { caller: peerAddress, requestId: id } : { caller: peerAddress };
 }

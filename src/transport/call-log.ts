@@ -34,6 +34,7 @@ export function createCallLogger(logger: Logger): CallLogger {
       duration_ms: Math.round(record.durationMs * 1000) / 1000,
       caller: record.details.caller,
     };
+    if (record.details.requestId !== undefined) line.request_id = record.details.requestId;
     if (record.details.tokenId !== undefined) line.token_id = record.details.tokenId;
     if (record.details.inactiveReason !== undefined) line.inactive_reason = record.details.inactiveReason;
     const error = record.error;

@@ -16,7 +16,7 @@ import {
   type MessageShape,
 } from '@bufbuild/protobuf';
 import { Code, ConnectError, createContextValues, type ContextValues, type HandlerContext, type ServiceImpl } from '@connectrpc/connect';
-import { callDetailsKey, type CallDetails } from '../call-details.js';
+import { callDetailsKey, startCallDetails, type CallDetails } from '../call-details.js';
 import type { CallLogger } from '../call-log.js';
 import { toConnectError } from '../errors.js';
 import { transportStopsWaitingKey } from '../abort.js';
@@ -76,7 +76,7 @@ function createUnaryCallHandler(
   const methodName = `${service.typeName}/${method.name}`;
   return (call, callback) => {
     const started = performance.now();
-    const details: CallDetails = { caller: call.getPeer() };
+    const details: CallDetails = startCallDetails(call.getPeer(), call.metadata.get('x-request-id')[0] as string | undefined);
     const peer = peerOfCall(call);
     const deadline = deadlineOf(call.getDeadline());
     const context = createGrpcHandlerContext({

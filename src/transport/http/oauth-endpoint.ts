@@ -6,7 +6,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Code, ConnectError } from '@connectrpc/connect';
 import type { Caller } from '../../auth/callers.js';
-import type { CallDetails } from '../call-details.js';
+import { startCallDetails, type CallDetails } from '../call-details.js';
 import type { CallLogger } from '../call-log.js';
 import { httpStatusOf, toConnectError } from '../errors.js';
 import type { Guard } from '../guard.js';
@@ -41,7 +41,7 @@ export function loggedRoute(method: Route['method'], path: string, logCall: Call
     path,
     handle: async (request, response) => {
       const started = performance.now();
-      const call: EndpointCall = { details: { caller: peerInfoOf(request).address } };
+      const call: EndpointCall = { details: startCallDetails(peerInfoOf(request).address, request.headers['x-request-id']) };
       response.once('close', () => {
         const status = response.statusCode;
         const code = !response.writableFinished ? Code.Canceled : status < 300 ? 0 : (CODE_OF_STATUS[status] ?? Code.Internal);

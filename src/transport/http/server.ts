@@ -9,7 +9,7 @@ import { Code, ConnectError, createContextKey, createContextValues, type Interce
 import { connectNodeAdapter } from '@connectrpc/connect-node';
 import { TokenService } from '../../gen/tally/v1/token_service_pb.js';
 import type { Logger } from '../../log.js';
-import { callDetailsKey, type CallDetails } from '../call-details.js';
+import { callDetailsKey, startCallDetails, type CallDetails } from '../call-details.js';
 import type { CallLogger } from '../call-log.js';
 import { toConnectError } from '../errors.js';
 import type { Readiness } from '../readiness.js';
@@ -154,7 +154,7 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
       return;
     }
     const started = performance.now();
-    const call = { details: { caller: peerOf(request) }, outcome: { handled: false } as CallOutcome };
+    const call = { details: startCallDetails(peerOf(request), request.headers['x-request-id']), outcome: { handled: false } as CallOutcome };
     pending.set(request, call);
     response.once('close', () => {
       const error = call.outcome.error;
