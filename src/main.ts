@@ -169,7 +169,7 @@ async function start(config: Config, logger: Logger): Promise<Running> {
     validateService(TokenServiceDescriptor, createTokenServiceHandlers(tokens, { scanLimiter })),
     guard,
   );
-  // Order on every call: logging → metrics → auth (the guard, inside the handlers), so refusals are counted.
+  // Order on every call: request id → logging → metrics → auth (the guard, inside the handlers), so refusals are counted.
   const logCall = metrics.countCalls(createCallLogger(logger));
   const authorization = guardService(Authorization, createExtAuthzHandlers({ tokens, internalJwtTtlMs: config.phantomTokenTtlMs }), guard);
   const routes = createStandardRoutes({ tokens, guard, logCall, metrics, maxBodyBytes: config.maxMessageBytes, jwksMaxAgeMs: config.jwksMaxAgeMs, scanLimiter });

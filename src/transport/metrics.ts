@@ -1,6 +1,6 @@
 // Prometheus metrics for both ports, scraped at GET /metrics.
 //
-// Cross-cutting order on every call: (request id →) logging → metrics → auth.
+// Cross-cutting order on every call: request id → logging → metrics → auth.
 // Calls are counted from the same record the call log writes, which the
 // transport makes after the handler settles, and the guard runs inside the
 // handler: so refusals (UNAUTHENTICATED, PERMISSION_DENIED) are counted too.
