@@ -9,7 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Store } from '../../src/core/ports.js';
 import type { StoredKey, TokenRecord } from '../../src/core/types.js';
 import { createRedisStore } from '../../src/store/redis/redis-store.js';
-import { startRedisCluster, withNodeClient, type RedisClusterHandle } from '../support/redis-cluster.js';
+import { startRedisCluster, type RedisClusterHandle } from '../support/redis-cluster.js';
+import { withNodeClient } from '../support/redis-node-client.js';
 import { describeStoreConformance } from './conformance.js';
 
 const HOUR_MS = 60 * 60 * 1000;

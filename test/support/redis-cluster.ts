@@ -8,7 +8,7 @@
 
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { Redis } from 'ioredis';
+import { parseInfo, withNodeClient } from './redis-node-client.js';
 import { startRedis, type RedisServerHandle } from './redis-server.js';
 
 export const REDIS_CLI_PATH = process.env.TALLY_TEST_REDIS_CLI ?? '/usr/bin/redis-cli';
@@ -38,36 +38,6 @@ export interface RedisClusterHandle {
    * test cluster has nothing worth saving. The directories go at process exit.
    */
   stop(): Promise<void>;
-}
-
-/** A short-lived client to one node that fails fast instead of queueing. */
-export async function withNodeClient<T>(port: number, use: (client: Redis) => Promise<T>): Promise<T> {
-  const client = new Redis({
-    host: '127.0.0.1',
-    port,
-    lazyConnect: true,
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 0,
-    retryStrategy: () => null,
-    connectTimeout: 1000,
-    commandTimeout: 2000,
-  });
-  client.on('error', () => {});
-  try {
-    await client.connect();
-    return await use(client);
-  } finally {
-    client.disconnect();
-  }
-}
-
-function parseInfo(text: string): Map<string, string> {
-  const fields = new Map<string, string>();
-  for (const line of text.split(/\r?\n/)) {
-    const colon = line.indexOf(':');
-    if (colon > 0) fields.set(line.slice(0, colon), line.slice(colon + 1));
-  }
-  return fields;
 }
 
 /** Why the node is not yet a healthy member of a fully covered cluster, or undefined if it is. */
@@ -168,3 +138,4 @@ export async function startRedisCluster(options: StartRedisClusterOptions): Prom
     stop,
   };
 }
+

@@ -8,7 +8,7 @@
 // Sentinel knows the replica (and its peers) before the handle is returned,
 // since SENTINEL FAILOVER refuses to run without a replica it can promote.
 
-import { Redis } from 'ioredis';
+import { parseInfo, withNodeClient } from './redis-node-client.js';
 import { startRedis, type RedisServerHandle } from './redis-server.js';
 
 export const SENTINEL_MASTER_NAME = 'tally-primary';
@@ -50,36 +50,6 @@ export interface RedisSentinelHandle {
   stop(): Promise<void>;
 }
 
-/** A short-lived client to one process that fails fast instead of queueing. */
-async function withClient<T>(port: number, use: (client: Redis) => Promise<T>): Promise<T> {
-  const client = new Redis({
-    host: '127.0.0.1',
-    port,
-    lazyConnect: true,
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 0,
-    retryStrategy: () => null,
-    connectTimeout: 1000,
-    commandTimeout: 2000,
-  });
-  client.on('error', () => {});
-  try {
-    await client.connect();
-    return await use(client);
-  } finally {
-    client.disconnect();
-  }
-}
-
-function parseInfo(text: string): Map<string, string> {
-  const fields = new Map<string, string>();
-  for (const line of text.split(/\r?\n/)) {
-    const colon = line.indexOf(':');
-    if (colon > 0) fields.set(line.slice(0, colon), line.slice(colon + 1));
-  }
-  return fields;
-}
-
 /** SENTINEL REPLICAS / SENTINELS answer flat [name, value, name, value, …] lists. */
 function parseFlatRecords(reply: unknown): Array<Map<string, string>> {
   if (!Array.isArray(reply)) return [];
@@ -103,7 +73,7 @@ async function waitFor(what: string, deadline: number, problem: () => Promise<st
 }
 
 async function replicaProblem(replica: RedisServerHandle, primary: RedisServerHandle): Promise<string | undefined> {
-  const info = parseInfo(await withClient(replica.port, (client) => client.info('replication')));
+  const info = parseInfo(await withNodeClient(replica.port, (client) => client.info('replication')));
   if (info.get('role') !== 'slave') return `node ${replica.port} has role ${info.get('role') ?? '?'}`;
   if (info.get('master_port') !== String(primary.port)) {
     return `node ${replica.port} replicates from ${info.get('master_port') ?? '?'}, not ${primary.port}`;
@@ -119,7 +89,7 @@ async function sentinelProblem(
   replica: RedisServerHandle,
   peerCount: number,
 ): Promise<string | undefined> {
-  return withClient(sentinel.port, async (client) => {
+  return withNodeClient(sentinel.port, async (client) => {
     const address = (await client.call('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', SENTINEL_MASTER_NAME)) as string[] | null;
     if (address?.[1] !== String(primary.port)) {
       return `sentinel ${sentinel.port} names ${address?.join(':') ?? 'no'} primary, not ${primary.port}`;
@@ -178,7 +148,7 @@ export async function startRedisSentinel(options: StartRedisSentinelOptions = {}
     // is told back into its own config file, so a restart keeps it either way.
     await Promise.all(
       sentinels.map((sentinel) =>
-        withClient(sentinel.port, async (client) => {
+        withNodeClient(sentinel.port, async (client) => {
           await client.call('SENTINEL', 'MONITOR', SENTINEL_MASTER_NAME, '127.0.0.1', String(firstPrimary.port), String(quorum));
           await client.call(
             'SENTINEL', 'SET', SENTINEL_MASTER_NAME,
@@ -224,10 +194,10 @@ export async function startRedisSentinel(options: StartRedisSentinelOptions = {}
           ),
         ),
       );
-      await withClient(first.port, (client) => client.call('SENTINEL', 'FAILOVER', SENTINEL_MASTER_NAME));
+      await withNodeClient(first.port, (client) => client.call('SENTINEL', 'FAILOVER', SENTINEL_MASTER_NAME));
       await waitFor('failover', failoverDeadline, async () => {
         for (const sentinel of sentinels) {
-          const address = await withClient(sentinel.port, (client) =>
+          const address = await withNodeClient(sentinel.port, (client) =>
             client.call('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', SENTINEL_MASTER_NAME),
           );
           if (!Array.isArray(address) || address[1] !== String(promoted.port)) {
@@ -235,7 +205,7 @@ export async function startRedisSentinel(options: StartRedisSentinelOptions = {}
           }
         }
         // A write is the proof of promotion a client cares about: a replica answers READONLY.
-        await withClient(promoted.port, (client) => client.set('tally-test:failover-probe', String(Date.now())));
+        await withNodeClient(promoted.port, (client) => client.set('tally-test:failover-probe', String(Date.now())));
         // Until Sentinel demotes it (some seconds after the switch, dropping
         // its clients), the former primary still takes writes from clients
         // connected before; a test must not mistake those for recovery.

@@ -184,3 +184,28 @@ function readBody(request: IncomingMessage, maxBytes: number): Promise<Buffer | 
     request.once('error', onError);
   });
 }
+
+/**
+ * The start both token endpoints share (RFC 7662 §2.1, RFC 7009 §2.1): the
+ * caller authenticated for `call`, then the form with its required "token"
+ * parameter. Undefined once a refusal has been written.
+ */
+export async function readTokenRequest(
+  guard: Guard,
+  call: string,
+  request: IncomingMessage,
+  response: ServerResponse,
+  endpoint: EndpointCall,
+  maxBodyBytes: number,
+): Promise<{ caller: Caller; token: string } | undefined> {
+  const caller = authenticateClient(guard, call, request, response, endpoint);
+  if (caller === undefined) return undefined;
+  const body = await readForm(request, response, endpoint, maxBodyBytes);
+  if (!body.ok) return undefined;
+  const token = body.form.get('token') ?? '';
+  if (token === '') {
+    writeOAuthError(response, 400, 'invalid_request', 'the "token" parameter is required');
+    return undefined;
+  }
+  return { caller, token };
+}

@@ -12,7 +12,7 @@ import { createCallerIntrospection } from '../caller-introspection.js';
 import type { ActiveToken, Introspection, JsonObject } from '../../core/types.js';
 import type { CallLogger } from '../call-log.js';
 import type { Guard } from '../guard.js';
-import { authenticateClient, loggedRoute, readForm, writeFailure, writeJson, writeOAuthError } from './oauth-endpoint.js';
+import { loggedRoute, readTokenRequest, writeFailure, writeJson } from './oauth-endpoint.js';
 import type { Route } from './router.js';
 
 export const INTROSPECTION_PATH = '/oauth2/introspect';
@@ -39,16 +39,10 @@ export function createIntrospectionRoute(options: IntrospectionRouteOptions): Ro
   const { tokens, guard } = options;
   const introspectAs = createCallerIntrospection(tokens, options.scanLimiter);
   return loggedRoute('POST', INTROSPECTION_PATH, options.logCall, async (request, response, call) => {
-    const caller = authenticateClient(guard, `POST ${INTROSPECTION_PATH}`, request, response, call);
-    if (caller === undefined) return;
-    const body = await readForm(request, response, call, options.maxBodyBytes);
-    if (!body.ok) return;
+    const tokenRequest = await readTokenRequest(guard, `POST ${INTROSPECTION_PATH}`, request, response, call, options.maxBodyBytes);
+    if (tokenRequest === undefined) return;
+    const { caller, token } = tokenRequest;
     // token_type_hint is optional and only a hint (RFC 7662 §2.1); Tally tells its formats apart by itself.
-    const token = body.form.get('token') ?? '';
-    if (token === '') {
-      writeOAuthError(response, 400, 'invalid_request', 'the "token" parameter is required');
-      return;
-    }
     let result: Introspection;
     try {
       result = await introspectAs(caller, { token });

@@ -5,7 +5,7 @@
 import type { TokenService } from '../../core/token-service.js';
 import type { CallLogger } from '../call-log.js';
 import type { Guard } from '../guard.js';
-import { authenticateClient, loggedRoute, readForm, writeFailure, writeOAuthError } from './oauth-endpoint.js';
+import { loggedRoute, readTokenRequest, writeFailure } from './oauth-endpoint.js';
 import type { Route } from './router.js';
 
 export const REVOCATION_PATH = '/oauth2/revoke';
@@ -20,15 +20,9 @@ export interface RevocationRouteOptions {
 export function createRevocationRoute(options: RevocationRouteOptions): Route {
   const { tokens, guard } = options;
   return loggedRoute('POST', REVOCATION_PATH, options.logCall, async (request, response, call) => {
-    const caller = authenticateClient(guard, `POST ${REVOCATION_PATH}`, request, response, call);
-    if (caller === undefined) return;
-    const body = await readForm(request, response, call, options.maxBodyBytes);
-    if (!body.ok) return;
-    const token = body.form.get('token') ?? '';
-    if (token === '') {
-      writeOAuthError(response, 400, 'invalid_request', 'the "token" parameter is required');
-      return;
-    }
+    const tokenRequest = await readTokenRequest(guard, `POST ${REVOCATION_PATH}`, request, response, call, options.maxBodyBytes);
+    if (tokenRequest === undefined) return;
+    const { caller, token } = tokenRequest;
     // Every token Tally issues is an access token; a hint of another type is searched all the same (RFC 7009 §2.1).
     try {
       await tokens.revoke({ kind: 'token', token }, { callerAudiences: caller.audiences });
