@@ -9,7 +9,11 @@ import { bareGrpcIntrospect } from './bare-grpc-introspect.js';
 import { joseJwtVerifyEdDsa, joseJwtVerifyEs256 } from './jose-jwt-verify.js';
 import { oidcProviderIntrospect } from './oidc-provider-introspect.js';
 import { tallyConnectJsonIntrospect } from './tally-connect-json-introspect.js';
-import { tallyGrpcIntrospectOpaqueCacheHitHalfPeak, tallyGrpcIntrospectOpaqueHalfPeak } from './tally-grpc-introspect-half-peak.js';
+import {
+  bareGrpcIntrospectAtCacheHitHalfPeak,
+  tallyGrpcIntrospectOpaqueCacheHitHalfPeak,
+  tallyGrpcIntrospectOpaqueHalfPeak,
+} from './tally-grpc-introspect-half-peak.js';
 import { tallyGrpcIntrospectJwt } from './tally-grpc-introspect-jwt.js';
 import { tallyGrpcIntrospectOpaqueCacheHit } from './tally-grpc-introspect-opaque-cache-hit.js';
 import { tallyGrpcIntrospectOpaque } from './tally-grpc-introspect-opaque.js';
@@ -22,6 +26,7 @@ export const rows: readonly [Row, ...Row[]] = [
   tallyGrpcIntrospectOpaqueHalfPeak,
   tallyGrpcIntrospectOpaqueCacheHit,
   tallyGrpcIntrospectOpaqueCacheHitHalfPeak,
+  bareGrpcIntrospectAtCacheHitHalfPeak,
   tallyGrpcIntrospectJwt,
   tallyConnectJsonIntrospect,
   tallyOauth2Introspect,
