@@ -40,8 +40,6 @@ export interface KeyManager {
   signingKey(): SigningKey;
   /** The key for a kid; reloads the ring (rate-limited) when the kid is unknown, as after a rotation elsewhere. */
   verificationKey(kid: string): Promise<VerificationKey | undefined>;
-  /** Synchronous lookup in the loaded ring only. */
-  knownKey(kid: string): VerificationKey | undefined;
   rotate(algorithm?: SigningAlgorithm): Promise<PublicKeyInfo[]>;
   list(): PublicKeyInfo[];
 }
@@ -139,8 +137,6 @@ export function createKeyManager(options: KeyManagerOptions): KeyManager {
       if (ring === undefined) throw new KeyRingError('the key ring is not loaded yet');
       return ring.signing;
     },
-
-    knownKey: (kid) => ring?.verifying.get(kid),
 
     async verificationKey(kid) {
       const known = ring?.verifying.get(kid);

@@ -80,7 +80,7 @@ export function writeOAuthError(response: ServerResponse, status: number, error:
  * refusal is written: 401 invalid_client with a challenge in the scheme the
  * client tried (RFC 6749 §5.2), or 403 when it lacks the permission.
  */
-export function authenticateClient(guard: Guard, call: string, request: IncomingMessage, response: ServerResponse, endpoint: EndpointCall): Caller | undefined {
+function authenticateClient(guard: Guard, call: string, request: IncomingMessage, response: ServerResponse, endpoint: EndpointCall): Caller | undefined {
   const authorization = request.headers.authorization;
   try {
     return guard.check(call, authorization, peerInfoOf(request), (caller) => {
@@ -120,7 +120,7 @@ export type FormResult = { ok: true; form: Map<string, string> } | { ok: false }
  * written: 415 for another content type, 413 past maxBytes, 400 for a
  * parameter sent twice (RFC 6749 §3.2).
  */
-export async function readForm(request: IncomingMessage, response: ServerResponse, endpoint: EndpointCall, maxBytes: number): Promise<FormResult> {
+async function readForm(request: IncomingMessage, response: ServerResponse, endpoint: EndpointCall, maxBytes: number): Promise<FormResult> {
   const contentType = (request.headers['content-type'] ?? '').split(';', 1)[0]!.trim().toLowerCase();
   if (contentType !== 'application/x-www-form-urlencoded') {
     endpoint.error = new ConnectError('the body must be application/x-www-form-urlencoded', Code.InvalidArgument);
