@@ -94,27 +94,33 @@ export function createMetrics(options: MetricsOptions): Metrics {
     },
   });
 
+  // prom-client looks a label set up on every observation; on the hot path
+  // each series is bound once instead. The label values come from fixed sets,
+  // so these maps stay small.
+  const callSeries = boundSeries((method: string, protocol: string, code: string) => {
+    const labels = { method, protocol, code };
+    return { calls: calls.labels(labels), duration: callDuration.labels(labels) };
+  });
+  const storeSeries = boundSeries((operation: string, outcome: string) => storeDuration.labels({ operation, outcome }));
+  const introspectionSeries = boundSeries((result: string, reason: string) => introspections.labels({ result, reason }));
+
   return {
     registry,
     countCalls: (next) => (record) => {
-      const labels = {
-        method: known.has(record.method) ? record.method : 'other',
-        protocol: record.protocol,
-        code: codeName(record.code),
-      };
-      calls.inc(labels);
-      callDuration.observe(labels, record.durationMs / 1000);
+      const series = callSeries(known.has(record.method) ? record.method : 'other', record.protocol, codeName(record.code));
+      series.calls.inc();
+      series.duration.observe(record.durationMs / 1000);
       next(record);
     },
     observeStore: (operation, seconds, failed) => {
-      storeDuration.observe({ operation, outcome: failed ? 'error' : 'ok' }, seconds);
+      storeSeries(operation, failed ? 'error' : 'ok').observe(seconds);
       if (failed) storeErrors.inc({ operation });
     },
     countIntrospections: (tokens) => ({
       ...tokens,
       async introspect(input) {
         const result = await tokens.introspect(input);
-        introspections.inc(result.active ? { result: 'active', reason: '' } : { result: 'inactive', reason: result.reason });
+        (result.active ? introspectionSeries('active', '') : introspectionSeries('inactive', result.reason)).inc();
         return result;
       },
     }),
@@ -122,5 +128,19 @@ export function createMetrics(options: MetricsOptions): Metrics {
       listKeys = list;
     },
     render: async () => ({ contentType: registry.contentType, body: await registry.metrics() }),
+  };
+}
+
+/** Memoises make per combination of label values. */
+function boundSeries<Values extends string[], Series>(make: (...values: Values) => Series): (...values: Values) => Series {
+  const made = new Map<string, Series>();
+  return (...values) => {
+    const key = values.join('\u0000');
+    let series = made.get(key);
+    if (series === undefined) {
+      series = make(...values);
+      made.set(key, series);
+    }
+    return series;
   };
 }
