@@ -3,8 +3,6 @@
 // hash slots (a store that tagged every key alike would pass the suite on a
 // cluster while keeping all its data, and load, on one node).
 
-import { randomUUID } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Store } from '../../src/core/ports.js';
 import type { StoredKey, TokenRecord } from '../../src/core/types.js';
@@ -12,6 +10,7 @@ import { createRedisStore } from '../../src/store/redis/redis-store.js';
 import { startRedisCluster, type RedisClusterHandle } from '../support/redis-cluster.js';
 import { withNodeClient } from '../support/redis-node-client.js';
 import { describeStoreConformance } from './conformance.js';
+import { redisStoreHarness } from './redis-harness.js';
 
 const HOUR_MS = 60 * 60 * 1000;
 
@@ -25,16 +24,7 @@ afterAll(async () => {
   await cluster?.stop();
 });
 
-// A fresh key prefix per test keeps tests apart on the one cluster. Expiry runs
-// on Redis's clock, so passTime really waits; and the store is connected
-// before it is handed over, since learning the slot map and connecting to
-// every primary can take longer than the suite's shortest token lives.
-describeStoreConformance('redis cluster', async () => {
-  const clock = { now: () => Date.now() };
-  const store = createRedisStore({ url: cluster.url, keyPrefix: `tally-test:${randomUUID()}:`, clock });
-  await store.ping();
-  return { store, clock, passTime: (ms) => sleep(ms) };
-});
+describeStoreConformance('redis cluster', () => redisStoreHarness(cluster.url));
 
 interface PlacedKey {
   slot: number;

@@ -12,6 +12,7 @@ import { createRedisStore } from '../../src/store/redis/redis-store.js';
 import { eventually, timed } from '../support/eventually.js';
 import { startRedisSentinel, type RedisSentinelHandle } from '../support/redis-sentinel.js';
 import { describeStoreConformance } from './conformance.js';
+import { redisStoreHarness } from './redis-harness.js';
 
 const HOUR_MS = 60 * 60 * 1000;
 /** How long the store may take to find the new primary once Sentinel names it. */
@@ -27,16 +28,7 @@ afterAll(async () => {
   await deployment?.stop();
 });
 
-// A fresh key prefix per test keeps tests apart on the one primary. Expiry
-// runs on Redis's clock, so passTime really waits; and the store is connected
-// before it is handed over, since asking a Sentinel for the primary and then
-// connecting to it can take longer than the suite's shortest token lives.
-describeStoreConformance('redis sentinel', async () => {
-  const clock = { now: () => Date.now() };
-  const store = createRedisStore({ url: deployment.url, keyPrefix: `tally-test:${randomUUID()}:`, clock });
-  await store.ping();
-  return { store, clock, passTime: (ms) => sleep(ms) };
-});
+describeStoreConformance('redis sentinel', () => redisStoreHarness(deployment.url));
 
 describe('redis sentinel failover', () => {
   let store: Store | undefined;

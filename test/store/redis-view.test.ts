@@ -2,7 +2,6 @@
 // lease, and a token cache. It must keep the whole Store contract, and the
 // revocation guarantee across replicas, with answers served from memory.
 import { randomBytes, randomUUID } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { StoreUnavailableError } from '../../src/core/errors.js';
@@ -13,14 +12,11 @@ import { eventually } from '../support/eventually.js';
 import { startRedis, testRedisUrl, type RedisServerHandle } from '../support/redis-server.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
 import { describeStoreConformance } from './conformance.js';
+import { redisStoreHarness } from './redis-harness.js';
 
 const LEASE_MS = 400;
 
-describeStoreConformance('redis with a local view', async () => {
-  const clock = { now: () => Date.now() };
-  const store = createRedisStore({ url: await testRedisUrl(), keyPrefix: `tally-test:${randomUUID()}:`, clock, cacheSize: 1000, leaseMs: LEASE_MS });
-  return { store, clock, passTime: (ms) => sleep(ms) };
-});
+describeStoreConformance('redis with a local view', async () => redisStoreHarness(await testRedisUrl(), { cacheSize: 1000, leaseMs: LEASE_MS }));
 
 interface Replica {
   store: RedisStore;
