@@ -4,7 +4,7 @@
 # Secrets (the master key, the callers file) are given at run time, never baked in.
 
 # Build stage: dev dependencies (TypeScript) are needed to compile, and stay here.
-FROM node:20-bookworm-slim AS build
+FROM node:24-bookworm-slim AS build
 WORKDIR /app
 # The lock file alone decides the dependency layer, so a source change reuses it.
 COPY package.json package-lock.json ./
@@ -18,7 +18,7 @@ COPY src ./src
 RUN npm run build
 
 # Runtime stage: production dependencies and the compiled output only.
-FROM node:20-bookworm-slim AS runtime
+FROM node:24-bookworm-slim AS runtime
 ENV NODE_ENV=production
 WORKDIR /app
 COPY package.json package-lock.json ./

@@ -17,9 +17,9 @@ const all = (stage: Stage, keyword: string): Instruction[] => stage.instructions
 const runCommands = (stage: Stage): string[] => all(stage, 'RUN').map((instruction) => instruction.argument);
 
 describe('the Dockerfile', () => {
-  it('builds in one stage and runs from another, both on Node.js 20', () => {
+  it('builds in one stage and runs from another, both on Node.js 24', () => {
     expect(stages.length).toBeGreaterThanOrEqual(2);
-    for (const stage of stages) expect(stage.base).toMatch(/^node:20[.-]/);
+    for (const stage of stages) expect(stage.base).toMatch(/^node:24[.-]/);
     expect(runCommands(build)).toEqual(expect.arrayContaining([expect.stringMatching(/\bnpm ci\b/), 'npm run build']));
   });
 
