@@ -138,7 +138,7 @@ export function createTokenService(options: TokenServiceOptions): TokenService {
     if (!looksLikeJwt(token)) return inactive('malformed');
     const kid = jwtKeyId(token);
     if (kid === undefined) return inactive('malformed');
-    const check = await verifyAccessToken(token, await keys.verificationKey(kid), { issuer, now: clock.now() });
+    const check = await verifyAccessToken(token, await keys.verificationKey(kid), { issuer, now: clock.now(), clockToleranceMs: options.clockSkewMs });
     if (!check.ok) return inactive(check.reason);
     const record = await store.getToken(check.tokenId);
     return record?.format === 'jwt' && record.subject === check.subject ? record : inactive('unknown', check.tokenId);

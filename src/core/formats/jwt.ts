@@ -61,6 +61,8 @@ export function jwtKeyId(token: string): string | undefined {
 export interface VerifyOptions {
   issuer: string;
   now: number;
+  /** How far "nbf" may lie ahead and "exp" behind now (TALLY_CLOCK_SKEW): clocks that stamped and judge the times may disagree by this much. */
+  clockToleranceMs: number;
 }
 
 export async function verifyAccessToken(token: string, key: VerificationKey | undefined, options: VerifyOptions): Promise<JwtCheck> {
@@ -73,6 +75,7 @@ export async function verifyAccessToken(token: string, key: VerificationKey | un
       typ: JWT_TYPE,
       requiredClaims: ['sub', 'jti', 'exp', 'iat'],
       currentDate: new Date(options.now),
+      clockTolerance: Math.floor(options.clockToleranceMs / 1000),
     });
     if (typeof payload.jti !== 'string' || typeof payload.sub !== 'string') return { ok: false, reason: 'malformed' };
     return { ok: true, tokenId: payload.jti, subject: payload.sub };
