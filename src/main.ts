@@ -153,6 +153,10 @@ async function start(config: Config, logger: Logger): Promise<Running> {
     maxClaimsBytes: config.maxClaimsBytes,
     maxTokenLength: config.maxTokenLength,
     onBackgroundError: (error, task) => logger.warn({ err: error, task }, 'background work failed'),
+    onClockOffset: (offsetMs) =>
+      offsetMs === 0
+        ? logger.info('this replica\'s clock is back within TALLY_CLOCK_SKEW of the store\'s')
+        : logger.warn({ offset_ms: Math.round(offsetMs) }, 'this replica\'s clock is more than TALLY_CLOCK_SKEW off the store\'s; Tally judges token times on the store\'s clock, so answers stay exact, but fix the clock (NTP)'),
   }));
   metrics.watchKeys(() => tokens.listKeys());
   const readiness = createReadiness({

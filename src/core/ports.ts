@@ -81,6 +81,13 @@ export interface Store {
    */
   onKeyRingChange?(listener: () => void): void;
 
+  /**
+   * The store's own clock, in milliseconds since the Unix epoch: the one
+   * clock every replica judges token and key times by (see core/store-clock.ts),
+   * and the one that times mark keep times.
+   */
+  time(): Promise<number>;
+
   /** Resolves when the store answers; rejects with StoreUnavailableError otherwise. */
   ping(): Promise<void>;
 

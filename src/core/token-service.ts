@@ -7,6 +7,11 @@
 // its scopes is above the number it was issued under. So a token issued
 // before a revocation began is covered, one whose Issue began after it
 // returned is not, whatever the replicas' clocks say.
+//
+// Times (issued, expires, key retirement, how long a mark is kept) are all
+// on the store's clock (store-clock.ts), so they mean one instant on every
+// replica: a replica whose own clock is minutes off neither cuts a mark short
+// nor keeps a token alive past the moment the others consider it expired.
 import { SignJWT } from 'jose';
 import { InvalidArgumentError, KeyRingError } from './errors.js';
 import { isWellFormedOpaqueToken, mintOpaqueToken, OPAQUE_PREFIX, opaqueTokenId } from './formats/opaque.js';
@@ -14,6 +19,7 @@ import { jwtKeyId, looksLikeJwt, signAccessToken, verifyAccessToken } from './fo
 import { createKeyManager } from './keys/key-manager.js';
 import type { Clock, Randomness, Store } from './ports.js';
 import type { DerivedSecrets } from './secrets.js';
+import { createStoreClock } from './store-clock.js';
 import { systemClock, systemRandomness } from './system.js';
 import type {
   InactiveReason,
@@ -34,6 +40,7 @@ import { LIMITS, validateIssue, validateRevokeTarget } from './validation.js';
 
 export interface TokenServiceOptions {
   store: Store;
+  /** This replica's wall clock; every time is judged on the store's clock, read against this one. */
   clock?: Clock;
   randomness?: Randomness;
   secrets: DerivedSecrets;
@@ -57,6 +64,12 @@ export interface TokenServiceOptions {
   maxTokenLength?: number;
   /** Told of failures in background work (key ring refresh), which has no caller to tell. */
   onBackgroundError?: (error: unknown, task: string) => void;
+  /**
+   * Told when this replica's own clock is more than the clock skew off the
+   * store's (and again with 0 when it is back within): harmless to Tally,
+   * which judges times on the store's clock, but a sign that NTP is broken.
+   */
+  onClockOffset?: (localOffsetMs: number) => void;
 }
 
 export interface TokenService {
@@ -104,7 +117,17 @@ function scopesOf(record: TokenRecord): Array<readonly [MarkScope, string]> {
 
 export function createTokenService(options: TokenServiceOptions): TokenService {
   const { store, secrets, issuer } = options;
-  const clock = options.clock ?? systemClock;
+  // Half the skew per reading: two replicas then agree to within the skew.
+  const clock = createStoreClock({ store, local: options.clock ?? systemClock, maxErrorMs: options.clockSkewMs / 2 });
+  let clockWasOff = false;
+  async function syncClock(): Promise<void> {
+    await clock.sync();
+    const offsetMs = clock.localOffsetMs();
+    const off = Math.abs(offsetMs) > options.clockSkewMs;
+    // Told on each change only, not on every reading.
+    if (off !== clockWasOff) options.onClockOffset?.(off ? offsetMs : 0);
+    clockWasOff = off;
+  }
   const randomness = options.randomness ?? systemRandomness;
   // A token lives at most maxTtl; clocks may disagree by skew. Past both, nothing a key or a mark covers is alive.
   const coverMs = options.maxTtlMs + options.clockSkewMs;
@@ -180,8 +203,10 @@ export function createTokenService(options: TokenServiceOptions): TokenService {
       if (!(await store.checkSecretFingerprint(secrets.fingerprint))) {
         throw new KeyRingError('the store was set up under another master key; every replica must use the same TALLY_MASTER_KEY');
       }
+      await syncClock();
       await keys.load();
       refreshTimer = setInterval(() => {
+        syncClock().catch((error: unknown) => options.onBackgroundError?.(error, 'store clock reading'));
         keys.refresh().catch((error: unknown) => options.onBackgroundError?.(error, 'key ring refresh'));
       }, options.keyRefreshMs);
       refreshTimer.unref();
@@ -195,9 +220,11 @@ export function createTokenService(options: TokenServiceOptions): TokenService {
 
     async issue(input) {
       const request = validateIssue(input, limits);
+      // The time first: a revocation numbered above the sequence read next began after it,
+      // so the revocation's keep time (counted from then) covers this token's whole life.
+      const issuedAt = toWholeSeconds(clock.now());
       // Read before minting: a revocation that returned before this point has a number at or below it.
       const sequence = await store.revocationSequence();
-      const issuedAt = toWholeSeconds(clock.now());
       const expiresAt = toWholeSeconds(issuedAt + request.ttlMs);
       let token: string;
       let tokenId: string;

@@ -18,6 +18,7 @@ const OPERATIONS: readonly Operation[] = [
   'readKeyRing',
   'writeKeyRing',
   'checkSecretFingerprint',
+  'time',
   'ping',
 ];
 

@@ -286,6 +286,17 @@ export function describeStoreConformance(name: string, factory: StoreFactory): v
       });
     });
 
+    describe('clock', () => {
+      it('tells the time of the clock it judges keep times by', async () => {
+        const before = harness.clock.now();
+        const time = await store.time();
+        // The harness's clock and the store's are the same machine's here; the
+        // store rounds to milliseconds.
+        expect(time).toBeGreaterThanOrEqual(before - 1);
+        expect(time).toBeLessThanOrEqual(harness.clock.now() + 1);
+      });
+    });
+
     describe('lifecycle', () => {
       it('answers ping while open', async () => {
         await expect(store.ping()).resolves.toBeUndefined();
@@ -303,6 +314,7 @@ export function describeStoreConformance(name: string, factory: StoreFactory): v
           ['readKeyRing', () => store.readKeyRing()],
           ['writeKeyRing', () => store.writeKeyRing(0, [])],
           ['checkSecretFingerprint', () => store.checkSecretFingerprint('f')],
+          ['time', () => store.time()],
         ];
         for (const [method, invoke] of calls) {
           await expect(invoke(), method).rejects.toBeInstanceOf(StoreUnavailableError);

@@ -114,6 +114,11 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Store {
       return secretFingerprint === fingerprint;
     },
 
+    async time() {
+      await open();
+      return clock.now();
+    },
+
     async ping() {
       await open();
     },

@@ -48,7 +48,7 @@ export interface RedisStoreOptions {
   keyPrefix?: string;
   /** The longest wait between two reconnection attempts. */
   reconnectMaxDelayMs?: number;
-  /** Expiry of token records is computed from this clock, not from Redis's. */
+  /** The clock the token cache judges a cached record's expiry by (records in Redis expire on Redis's). */
   clock?: Clock;
   /** Connection errors as ioredis reports them, for the log; they repeat while Redis is down. */
   onConnectionError?: (error: Error) => void;
@@ -180,12 +180,11 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
 
     putToken: (record) =>
       call(async () => {
-        // Relative to our clock, so a Redis clock that is off does not shorten
-        // or stretch a token's life; +1 keeps it through expiresAt itself.
-        const timeToLive = Math.ceil(record.expiresAt - clock.now()) + 1;
-        const key = keys.token(record.tokenId);
-        if (timeToLive <= 0) await client.del(key);
-        else await client.set(key, JSON.stringify(record), 'PX', timeToLive);
+        // expiresAt is a time on the store's clock (core/store-clock.ts), so
+        // Redis keeps the record until its own clock passes it, whatever this
+        // replica's clock says; +1 keeps it through expiresAt itself. A time
+        // already past deletes an older copy.
+        await client.set(keys.token(record.tokenId), JSON.stringify(record), 'PXAT', Math.ceil(record.expiresAt) + 1);
         cache?.set(record);
       }),
 
@@ -245,6 +244,13 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
         // SET NX GET answers the value that was there, or null if ours went in.
         const recorded = await client.set(keys.secretFingerprint, fingerprint, 'NX', 'GET');
         return recorded === null || recorded === fingerprint;
+      }),
+
+    // The clock of the node that holds the marks and leases (on a Cluster, the {revocations} slot's).
+    time: () =>
+      call(async () => {
+        const [seconds, microseconds] = await client.serverTime(keys.revocationSequence);
+        return Number(seconds) * 1000 + Math.floor(Number(microseconds) / 1000);
       }),
 
     ping: () =>

@@ -120,6 +120,9 @@ end
 return { sequence, lastEventId, marks }
 `;
 
+/** KEYS: sequence (only to route the call to the node that times marks and leases). The server's TIME. */
+const SERVER_TIME = `return redis.call('TIME')`;
+
 export const SCRIPTS = {
   revoke: { lua: REVOKE, numberOfKeys: 4 },
   readMarks: { lua: READ_MARKS, numberOfKeys: 2 },
@@ -127,6 +130,7 @@ export const SCRIPTS = {
   renewLease: { lua: RENEW_LEASE, numberOfKeys: 1 },
   pendingReplicas: { lua: PENDING_REPLICAS, numberOfKeys: 1 },
   snapshot: { lua: SNAPSHOT, numberOfKeys: 4 },
+  serverTime: { lua: SERVER_TIME, numberOfKeys: 1 },
 } as const;
 
 /** The methods ioredis adds for SCRIPTS. */
@@ -137,4 +141,5 @@ export interface ScriptCommands {
   renewLease(leasesKey: string, replicaId: string, appliedSequence: number, leaseMs: number): Promise<number>;
   pendingReplicas(leasesKey: string, sequence: number): Promise<number>;
   snapshot(sequenceKey: string, marksKey: string, markExpiryKey: string, eventsKey: string): Promise<[number, string, string[]]>;
+  serverTime(sequenceKey: string): Promise<[string, string]>;
 }
