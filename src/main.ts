@@ -157,6 +157,8 @@ async function start(config: Config, logger: Logger): Promise<Running> {
       offsetMs === 0
         ? logger.info('this replica\'s clock is back within TALLY_CLOCK_SKEW of the store\'s')
         : logger.warn({ offset_ms: Math.round(offsetMs) }, 'this replica\'s clock is more than TALLY_CLOCK_SKEW off the store\'s; Tally judges token times on the store\'s clock, so answers stay exact, but fix the clock (NTP)'),
+    onTampered: (kind, id) =>
+      logger.error({ kind, id }, 'a value in the store failed its integrity check and was ignored: someone without the master key wrote to Redis'),
   }));
   metrics.watchKeys(() => tokens.listKeys());
   const readiness = createReadiness({

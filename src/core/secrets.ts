@@ -10,6 +10,8 @@ export interface DerivedSecrets {
   tokenHashKey: Uint8Array;
   /** AES-256-GCM key that seals private signing keys in the store. */
   keyEncryptionKey: Uint8Array;
+  /** HMAC key that authenticates key-ring entries and token records in the store (core/integrity.ts). */
+  integrityKey: Uint8Array;
   /** A public, non-reversible name for the master secret, to detect replicas that disagree. */
   fingerprint: string;
 }
@@ -26,6 +28,7 @@ export function deriveSecrets(masterKey: Uint8Array): DerivedSecrets {
   return {
     tokenHashKey: derive(masterKey, 'token-hash'),
     keyEncryptionKey: derive(masterKey, 'key-encryption'),
+    integrityKey: derive(masterKey, 'store-integrity'),
     fingerprint: createHmac('sha256', fingerprintKey).update('tally master key').digest('base64url').slice(0, 22),
   };
 }

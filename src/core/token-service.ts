@@ -18,6 +18,7 @@ import { isWellFormedOpaqueToken, mintOpaqueToken, OPAQUE_PREFIX, opaqueTokenId 
 import { jwtKeyId, looksLikeJwt, signAccessToken, verifyAccessToken } from './formats/jwt.js';
 import { createKeyManager } from './keys/key-manager.js';
 import type { Clock, Randomness, Store } from './ports.js';
+import { isAuthenticRecord, sealRecord } from './integrity.js';
 import type { DerivedSecrets } from './secrets.js';
 import { createStoreClock } from './store-clock.js';
 import { systemClock, systemRandomness } from './system.js';
@@ -70,6 +71,12 @@ export interface TokenServiceOptions {
    * which judges times on the store's clock, but a sign that NTP is broken.
    */
   onClockOffset?: (localOffsetMs: number) => void;
+  /**
+   * Told of a value in the store that failed its MAC (core/integrity.ts): a
+   * key-ring entry (by kid) or a token record (by token id). It was ignored;
+   * someone without the master key wrote to the store.
+   */
+  onTampered?: (kind: 'key ring entry' | 'token record', id: string) => void;
 }
 
 export interface TokenService {
@@ -142,12 +149,28 @@ export function createTokenService(options: TokenServiceOptions): TokenService {
     clock,
     randomness,
     keyEncryptionKey: secrets.keyEncryptionKey,
+    integrityKey: secrets.integrityKey,
+    onTamperedEntry: (kid) => options.onTampered?.('key ring entry', kid),
     defaultAlgorithm: options.keyAlgorithm,
     verifyForMs: coverMs,
     unknownKidReloadMs: Math.min(250, options.keyRefreshMs),
     rotationIntervalMs: options.keyRotationIntervalMs,
   });
   let refreshTimer: NodeJS.Timeout | undefined;
+  // Records a store hands out again (a replica's cache) are checked once, not on every cache hit.
+  const checkedRecords = new WeakSet<TokenRecord>();
+
+  /** The record saved under tokenId if it is one Tally wrote, unchanged; otherwise undefined (and reported). */
+  async function authenticRecord(tokenId: string): Promise<TokenRecord | undefined> {
+    const record = await store.getToken(tokenId);
+    if (record === undefined || checkedRecords.has(record)) return record;
+    if (!isAuthenticRecord(record, secrets.integrityKey) || record.tokenId !== tokenId) {
+      options.onTampered?.('token record', tokenId);
+      return undefined;
+    }
+    checkedRecords.add(record);
+    return record;
+  }
 
   /** The record a token refers to, or why there is none. */
   async function findRecord(token: string): Promise<TokenRecord | InactiveToken> {
@@ -155,7 +178,7 @@ export function createTokenService(options: TokenServiceOptions): TokenService {
     if (token.startsWith(OPAQUE_PREFIX)) {
       if (!isWellFormedOpaqueToken(token)) return inactive('malformed');
       const tokenId = opaqueTokenId(token, secrets.tokenHashKey);
-      const record = await store.getToken(tokenId);
+      const record = await authenticRecord(tokenId);
       return record?.format === 'opaque' ? record : inactive('unknown', tokenId);
     }
     if (!looksLikeJwt(token)) return inactive('malformed');
@@ -163,7 +186,7 @@ export function createTokenService(options: TokenServiceOptions): TokenService {
     if (kid === undefined) return inactive('malformed');
     const check = await verifyAccessToken(token, await keys.verificationKey(kid), { issuer, now: clock.now(), clockToleranceMs: options.clockSkewMs });
     if (!check.ok) return inactive(check.reason);
-    const record = await store.getToken(check.tokenId);
+    const record = await authenticRecord(check.tokenId);
     return record?.format === 'jwt' && record.subject === check.subject ? record : inactive('unknown', check.tokenId);
   }
 
@@ -239,7 +262,7 @@ export function createTokenService(options: TokenServiceOptions): TokenService {
         token = mintOpaqueToken(randomness);
         tokenId = opaqueTokenId(token, secrets.tokenHashKey);
       }
-      await store.putToken({
+      const record = sealRecord({
         tokenId,
         format: request.format,
         subject: request.subject,
@@ -251,7 +274,9 @@ export function createTokenService(options: TokenServiceOptions): TokenService {
         issuedAt,
         expiresAt,
         sequence,
-      });
+      }, secrets.integrityKey);
+      checkedRecords.add(record);
+      await store.putToken(record);
       return { token, tokenId, format: request.format, issuedAt, expiresAt };
     },
 
@@ -272,7 +297,7 @@ export function createTokenService(options: TokenServiceOptions): TokenService {
         }
         case 'tokenId': {
           // Only ids that exist get a mark, so revoking made-up ids cannot fill the store.
-          const record = await store.getToken(valid.tokenId);
+          const record = await authenticRecord(valid.tokenId);
           if (record !== undefined) await revokeRecord(record, callerAudiences);
           return;
         }

@@ -38,6 +38,8 @@ export interface TokenRecord {
    * or below it came first and does not. No wall clock takes part.
    */
   sequence: number;
+  /** MAC of every other field under the integrity key (core/integrity.ts); a record without a good one is not Tally's. */
+  mac?: string;
 }
 
 export type RevocationScope = 'subject' | 'client' | 'session';
@@ -144,6 +146,8 @@ export interface StoredKey {
   publicJwk: PublicJwk;
   /** The private JWK, encrypted under the key-encryption key (base64). */
   sealedPrivateKey: string;
+  /** MAC of every other field under the integrity key (keys/ring-mac.ts); an entry without a good one is ignored. */
+  mac?: string;
 }
 
 export interface KeyRingSnapshot {

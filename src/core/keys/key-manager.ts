@@ -3,7 +3,7 @@
 // replicas rotating at once make one new key, not two.
 import { KeyRingError } from '../errors.js';
 import type { Clock, Randomness, Store } from '../ports.js';
-import type { PublicKeyInfo, SigningAlgorithm, StoredKey } from '../types.js';
+import type { KeyRingSnapshot, PublicKeyInfo, SigningAlgorithm, StoredKey } from '../types.js';
 import {
   generateStoredKey,
   isRetired,
@@ -14,12 +14,17 @@ import {
   type SigningKey,
   type VerificationKey,
 } from './key-ring.js';
+import { authenticRingEntries, withRingMac } from './ring-mac.js';
 
 export interface KeyManagerOptions {
   store: Store;
   clock: Clock;
   randomness: Randomness;
   keyEncryptionKey: Uint8Array;
+  /** Authenticates ring entries (ring-mac.ts): entries without a good MAC are ignored. */
+  integrityKey: Uint8Array;
+  /** Told of each ring entry that failed its MAC, once per ring version. */
+  onTamperedEntry?: (kid: string) => void;
   defaultAlgorithm: SigningAlgorithm;
   /** How long a key verifies after it stops signing: the longest token lifetime plus clock skew. */
   verifyForMs: number;
@@ -49,6 +54,16 @@ export function createKeyManager(options: KeyManagerOptions): KeyManager {
   let ring: KeyRing | undefined;
   let lastUnknownKidReload = -Infinity;
   let reloading: Promise<void> | undefined;
+  let reportedVersion = -1;
+
+  /** The snapshot's entries that are Tally's own; the others are reported once per ring version. */
+  function authentic(snapshot: KeyRingSnapshot): StoredKey[] {
+    const report = snapshot.version !== reportedVersion;
+    reportedVersion = snapshot.version;
+    return authenticRingEntries(snapshot.keys, options.integrityKey, (kid) => {
+      if (report) options.onTamperedEntry?.(kid);
+    });
+  }
 
   async function apply(version: number, keys: StoredKey[]): Promise<void> {
     if (ring !== undefined && ring.version === version) return;
@@ -59,11 +74,14 @@ export function createKeyManager(options: KeyManagerOptions): KeyManager {
   async function change(next: (keys: readonly StoredKey[], now: number) => Promise<StoredKey[] | undefined>): Promise<void> {
     for (let attempt = 0; attempt < MAX_WRITE_ATTEMPTS; attempt++) {
       const snapshot = await store.readKeyRing();
-      const keys = await next(snapshot.keys, clock.now());
-      if (keys === undefined) {
-        await apply(snapshot.version, snapshot.keys);
+      const current = authentic(snapshot);
+      const changed = await next(current, clock.now());
+      if (changed === undefined) {
+        await apply(snapshot.version, current);
         return;
       }
+      // Every entry written is MACed afresh: its fields may have changed (a key starting to retire).
+      const keys = changed.map((key) => withRingMac(key, options.integrityKey));
       if (await store.writeKeyRing(snapshot.version, keys)) {
         await apply(snapshot.version + 1, keys);
         return;
@@ -76,14 +94,15 @@ export function createKeyManager(options: KeyManagerOptions): KeyManager {
     reloading ??= (async () => {
       try {
         const snapshot = await store.readKeyRing();
-        if (snapshot.keys.some((key) => isRetired(key, clock.now()))) {
+        const current = authentic(snapshot);
+        if (current.some((key) => isRetired(key, clock.now()))) {
           // Drop retired keys: whichever replica sees them first does it.
           await change(async (keys, now) => {
             const kept = keys.filter((key) => !isRetired(key, now));
             return kept.length === keys.length ? undefined : kept;
           });
         } else {
-          await apply(snapshot.version, snapshot.keys);
+          await apply(snapshot.version, current);
         }
       } finally {
         reloading = undefined;
