@@ -24,7 +24,7 @@ import { instrumentStore } from './store/instrumented-store.js';
 import { createMetrics } from './transport/metrics.js';
 import { createExtAuthzHandlers } from './transport/grpc/ext-authz.js';
 import { createStandardRoutes } from './transport/http/standard-routes.js';
-import { JWKS_PATH } from './transport/http/jwks.js';
+import { INTERNAL_JWKS_PATH, JWKS_PATH, staleIfErrorMs } from './transport/http/jwks.js';
 import { createScanLimiter } from './auth/scan-limiter.js';
 import { systemClock } from './core/system.js';
 import { watchTlsFiles, type TlsFiles } from './transport/tls-files.js';
@@ -108,7 +108,7 @@ async function start(config: Config, logger: Logger): Promise<Running> {
     );
   }
   const viewError = throttled(10_000, (error) => logger.warn({ err: error }, 'the replica view could not follow Redis'));
-  const metrics = createMetrics({ knownMethods: [...Object.keys(REQUIRED_PERMISSION), `GET ${JWKS_PATH}`] });
+  const metrics = createMetrics({ knownMethods: [...Object.keys(REQUIRED_PERMISSION), `GET ${JWKS_PATH}`, `GET ${INTERNAL_JWKS_PATH}`] });
   const store = instrumentStore(createStore({
     redisUrl: config.redisUrl,
     commandTimeoutMs: config.redisCommandTimeoutMs,
@@ -178,7 +178,8 @@ async function start(config: Config, logger: Logger): Promise<Running> {
   // Order on every call: request id → logging → metrics → auth (the guard, inside the handlers), so refusals are counted.
   const logCall = metrics.countCalls(createCallLogger(logger));
   const authorization = guardService(Authorization, createExtAuthzHandlers({ tokens, internalJwtTtlMs: config.phantomTokenTtlMs }), guard);
-  const routes = createStandardRoutes({ tokens, guard, logCall, metrics, maxBodyBytes: config.maxMessageBytes, jwksMaxAgeMs: config.jwksMaxAgeMs, scanLimiter });
+  const routes = createStandardRoutes({ tokens, guard, logCall, metrics, maxBodyBytes: config.maxMessageBytes, jwksMaxAgeMs: config.jwksMaxAgeMs,
+    jwksStaleIfErrorMs: staleIfErrorMs({ maxTokenTtlMs: config.maxTtlMs, keyRotationIntervalMs: config.keyRotationIntervalMs }), scanLimiter });
   const grpcServer = createGrpcServer({ handlers, authorization, readiness, logCall, tls, maxMessageBytes: config.maxMessageBytes });
   const httpServer = createHttpServer({ handlers, readiness, logCall, logger, routes, tls, maxMessageBytes: config.maxMessageBytes });
 

@@ -12,6 +12,8 @@ export interface DerivedSecrets {
   keyEncryptionKey: Uint8Array;
   /** HMAC key that authenticates key-ring entries and token records in the store (core/integrity.ts). */
   integrityKey: Uint8Array;
+  /** Seed of the Ed25519 key that signs internal JWTs (keys/internal-key.ts). */
+  internalSigningSeed: Uint8Array;
   /** A public, non-reversible name for the master secret, to detect replicas that disagree. */
   fingerprint: string;
 }
@@ -29,6 +31,7 @@ export function deriveSecrets(masterKey: Uint8Array): DerivedSecrets {
     tokenHashKey: derive(masterKey, 'token-hash'),
     keyEncryptionKey: derive(masterKey, 'key-encryption'),
     integrityKey: derive(masterKey, 'store-integrity'),
+    internalSigningSeed: derive(masterKey, 'internal-jwt-signing'),
     fingerprint: createHmac('sha256', fingerprintKey).update('tally master key').digest('base64url').slice(0, 22),
   };
 }

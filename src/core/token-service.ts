@@ -16,6 +16,7 @@ import { SignJWT } from 'jose';
 import { InvalidArgumentError, KeyRingError } from './errors.js';
 import { isWellFormedOpaqueToken, mintOpaqueToken, OPAQUE_PREFIX, opaqueTokenId } from './formats/opaque.js';
 import { jwtKeyId, looksLikeJwt, signAccessToken, verifyAccessToken } from './formats/jwt.js';
+import { deriveInternalKey, type InternalKey } from './keys/internal-key.js';
 import { createKeyManager } from './keys/key-manager.js';
 import type { Clock, Randomness, Store } from './ports.js';
 import { isAuthenticRecord, sealRecord } from './integrity.js';
@@ -23,6 +24,7 @@ import type { DerivedSecrets } from './secrets.js';
 import { createStoreClock } from './store-clock.js';
 import { systemClock, systemRandomness } from './system.js';
 import type {
+  PublicJwk,
   InactiveReason,
   InactiveToken,
   IntrospectInput,
@@ -92,12 +94,15 @@ export interface TokenService {
   rotateKeys(algorithm?: SigningAlgorithm): Promise<PublicKeyInfo[]>;
   listKeys(): Promise<PublicKeyInfo[]>;
   /**
-   * Signs claims with the active key, with "iss", "iat" and "exp" (now +
-   * ttlMs) set and header "typ" as given: for statements Tally makes about a
-   * token it has checked (an internal JWT for the upstream, an RFC 9701
-   * introspection answer), verifiable with the JWKS.
+   * Signs claims with the internal key (keys/internal-key.ts), never a ring
+   * key, with "iss", "iat" and "exp" (now + ttlMs) set and header "typ" as
+   * given: for statements Tally makes about a token it has checked (an
+   * internal JWT for the upstream, an RFC 9701 introspection answer),
+   * verifiable with internalKeys() and never taken for an access token.
    */
   signStatement(claims: JsonObject, options: { type: string; ttlMs: number }): Promise<string>;
+  /** The public JWKs internal JWTs verify with (the internal JWKS); apart from the ring's. */
+  internalKeys(): PublicJwk[];
 }
 
 const DEFAULT_MAX_CLAIMS_BYTES = 8_192;
@@ -157,6 +162,7 @@ export function createTokenService(options: TokenServiceOptions): TokenService {
     rotationIntervalMs: options.keyRotationIntervalMs,
   });
   let refreshTimer: NodeJS.Timeout | undefined;
+  let internalKey: InternalKey | undefined;
   // Records a store hands out again (a replica's cache) are checked once, not on every cache hit.
   const checkedRecords = new WeakSet<TokenRecord>();
 
@@ -226,6 +232,7 @@ export function createTokenService(options: TokenServiceOptions): TokenService {
       if (!(await store.checkSecretFingerprint(secrets.fingerprint))) {
         throw new KeyRingError('the store was set up under another master key; every replica must use the same TALLY_MASTER_KEY');
       }
+      internalKey = await deriveInternalKey(secrets.internalSigningSeed);
       await syncClock();
       await keys.load();
       refreshTimer = setInterval(() => {
@@ -314,7 +321,8 @@ export function createTokenService(options: TokenServiceOptions): TokenService {
     },
 
     async signStatement(claims, { type, ttlMs }) {
-      const key = keys.signingKey();
+      const key = internalKey;
+      if (key === undefined) throw new KeyRingError('the internal signing key is not loaded yet');
       const now = Math.floor(clock.now() / 1000);
       return new SignJWT({ ...claims })
         .setProtectedHeader({ alg: key.algorithm, typ: type, kid: key.kid })
@@ -323,5 +331,7 @@ export function createTokenService(options: TokenServiceOptions): TokenService {
         .setExpirationTime(now + Math.max(1, Math.ceil(ttlMs / 1000)))
         .sign(key.privateKey);
     },
+
+    internalKeys: () => (internalKey === undefined ? [] : [internalKey.publicJwk]),
   };
 }

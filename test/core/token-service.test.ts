@@ -336,17 +336,38 @@ describe('callers limited to their audiences', () => {
 });
 
 describe('signed statements', () => {
-  it('are signed by the active key, verifiable with the public JWK, and carry the type asked for', async () => {
+  it('are signed by the internal key, verifiable with internalKeys(), and carry the type asked for', async () => {
     const { service, clock } = await replica();
     const jwt = await service.signStatement({ sub: 'alice', scope: 'read' }, { type: 'token-introspection+jwt', ttlMs: 30_000 });
-    const [key] = await service.listKeys();
+    const [key] = service.internalKeys();
     const { jwtVerify } = await import('jose');
-    const { payload, protectedHeader } = await jwtVerify(jwt, await importJWK(key!.publicJwk as never, key!.algorithm), {
+    const { payload, protectedHeader } = await jwtVerify(jwt, await importJWK(key as never, 'EdDSA'), {
       currentDate: new Date(clock.now()),
     });
     expect(protectedHeader).toEqual({ alg: 'EdDSA', typ: 'token-introspection+jwt', kid: key!.kid });
     expect(payload).toMatchObject({ sub: 'alice', scope: 'read', iss: 'https://tally.test' });
     expect(payload.exp! - payload.iat!).toBe(30);
+  });
+
+  it('are never signed by a ring key, so nothing takes them for access tokens, even typed at+jwt', async () => {
+    const { service, clock } = await replica();
+    const issued = await service.issue({ subject: 'alice', format: 'jwt' });
+    // A statement shaped exactly like an access token, with a record behind its jti.
+    const jwt = await service.signStatement({ sub: 'alice', jti: issued.tokenId }, { type: 'at+jwt', ttlMs: 30_000 });
+    expect(await service.introspect({ token: jwt })).toMatchObject({ active: false, reason: 'unknown_key' });
+    const ringKids = (await service.listKeys()).map((key) => key.kid);
+    expect(ringKids).not.toContain(decodeProtectedHeader(jwt).kid);
+    const { createLocalJWKSet, jwtVerify } = await import('jose');
+    const ringJwks = createLocalJWKSet({ keys: (await service.listKeys()).map((key) => key.publicJwk) as never });
+    await expect(jwtVerify(jwt, ringJwks, { currentDate: new Date(clock.now()) })).rejects.toMatchObject({ code: 'ERR_JWKS_NO_MATCHING_KEY' });
+  });
+
+  it('use one internal key on every replica of one master secret, and another under another', async () => {
+    const first = await replica();
+    const second = await replica({ store: first.store, secrets: first.secrets });
+    const stranger = await replica();
+    expect(second.service.internalKeys()).toEqual(first.service.internalKeys());
+    expect(stranger.service.internalKeys()[0]!.kid).not.toBe(first.service.internalKeys()[0]!.kid);
   });
 });
 

@@ -196,7 +196,7 @@ describe('Envoy ext_authz Check with TALLY_PHANTOM_TOKEN_TTL', () => {
     await tally?.stop();
   });
 
-  it('replaces the opaque token with a short-lived internal JWT that verifies with the JWKS', async () => {
+  it('replaces the opaque token with a short-lived internal JWT that verifies with the internal JWKS only', async () => {
     const { token, tokenId } = await grpc.unary(
       TokenService.method.issue,
       { subject: 'ivy', clientId: 'shop-web', audience: ['orders'], scopes: ['orders:read'], claims: { tenant: 'acme' } },
@@ -210,8 +210,13 @@ describe('Envoy ext_authz Check with TALLY_PHANTOM_TOKEN_TTL', () => {
     expect(authorization).toMatch(/^Bearer ey/);
     expect(authorization).not.toContain(token);
     const jwt = authorization.slice('Bearer '.length);
-    const jwks = createLocalJWKSet((await (await fetch(`${tally.httpUrl}/.well-known/jwks.json`)).json()) as JSONWebKeySet);
+    const jwks = createLocalJWKSet((await (await fetch(`${tally.httpUrl}/.well-known/internal-jwks.json`)).json()) as JSONWebKeySet);
     const { payload } = await jwtVerify(jwt, jwks, { issuer: 'tally', audience: 'orders', typ: INTERNAL_JWT_TYPE });
+    // A verifier of access tokens that skips "typ" (and checks issuer and audience) cannot take it for one:
+    // it is signed by a key the access-token JWKS does not hold.
+    const accessJwks = createLocalJWKSet((await (await fetch(`${tally.httpUrl}/.well-known/jwks.json`)).json()) as JSONWebKeySet);
+    await expect(jwtVerify(jwt, accessJwks, { issuer: 'tally', audience: 'orders' })).rejects.toMatchObject({ code: 'ERR_JWKS_NO_MATCHING_KEY' });
+    await expect(jwtVerify(jwt, accessJwks)).rejects.toMatchObject({ code: 'ERR_JWKS_NO_MATCHING_KEY' });
     expect(payload).toMatchObject({ sub: 'ivy', client_id: 'shop-web', scope: 'orders:read', jti: tokenId, tenant: 'acme' });
     expect(payload.exp! - payload.iat!).toBe(30);
     expect(decodeProtectedHeader(jwt).typ).toBe(INTERNAL_JWT_TYPE);

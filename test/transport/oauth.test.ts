@@ -132,8 +132,12 @@ describe('OAuth endpoints', () => {
       expect(response.headers.get('content-type')).toBe('application/token-introspection+jwt');
       const jwt = await response.text();
       expect(decodeProtectedHeader(jwt).typ).toBe('token-introspection+jwt');
-      const jwks = createLocalJWKSet((await (await fetch(`${tally.httpUrl}/.well-known/jwks.json`)).json()) as JSONWebKeySet);
+      const jwks = createLocalJWKSet((await (await fetch(`${tally.httpUrl}/.well-known/internal-jwks.json`)).json()) as JSONWebKeySet);
       const { payload } = await jwtVerify(jwt, jwks, { issuer: 'https://tally.example', audience: 'orders-api', typ: 'token-introspection+jwt' });
+      // Not an access token to a verifier that skips "typ": the access-token JWKS has no key for it, and Tally's Introspect refuses it.
+      const accessJwks = createLocalJWKSet((await (await fetch(`${tally.httpUrl}/.well-known/jwks.json`)).json()) as JSONWebKeySet);
+      await expect(jwtVerify(jwt, accessJwks, { issuer: 'https://tally.example', audience: 'orders-api' })).rejects.toMatchObject({ code: 'ERR_JWKS_NO_MATCHING_KEY' });
+      expect(await introspect(jwt)).toEqual({ active: false });
       expect(payload.iat).toBeTypeOf('number');
       expect(payload.token_introspection).toMatchObject({ active: true, sub: 'signed-user', scope: 'read', jti: tokenId });
       expect(payload.sub).toBeUndefined();
@@ -216,6 +220,18 @@ describe('OAuth endpoints', () => {
         expect(key.kid).toBeTypeOf('string');
         expect(key.d).toBeUndefined();
       }
+    });
+
+    it('keeps the internal key apart: served at /.well-known/internal-jwks.json, never with the ring\'s keys', async () => {
+      const ring = (await (await fetch(`${tally.httpUrl}/.well-known/jwks.json`)).json()) as { keys: Array<Record<string, unknown>> };
+      const response = await fetch(`${tally.httpUrl}/.well-known/internal-jwks.json`);
+      expect(response.status).toBe(200);
+      expect(response.headers.get('content-type')).toBe('application/jwk-set+json');
+      const { keys } = (await response.json()) as { keys: Array<Record<string, unknown>> };
+      expect(keys).toHaveLength(1);
+      expect(keys[0]).toMatchObject({ kty: 'OKP', crv: 'Ed25519', use: 'sig', alg: 'EdDSA' });
+      expect(keys[0]!.d).toBeUndefined();
+      expect(ring.keys.map((key) => key.kid)).not.toContain(keys[0]!.kid);
     });
   });
 

@@ -6,7 +6,7 @@ import type { TokenService } from '../../core/token-service.js';
 import type { CallLogger } from '../call-log.js';
 import type { Guard } from '../guard.js';
 import type { Metrics } from '../metrics.js';
-import { createJwksRoute } from './jwks.js';
+import { createInternalJwksRoute, createJwksRoute } from './jwks.js';
 import { createMetricsRoute } from './metrics-route.js';
 import { createIntrospectionRoute } from './oauth-introspect.js';
 import { createRevocationRoute } from './oauth-revoke.js';
@@ -19,6 +19,8 @@ export interface StandardRoutesOptions {
   metrics: Metrics;
   maxBodyBytes: number;
   jwksMaxAgeMs: number;
+  /** stale-if-error of both key sets (jwks.ts staleIfErrorMs). */
+  jwksStaleIfErrorMs: number;
   scanLimiter?: ScanLimiter;
 }
 
@@ -27,7 +29,8 @@ export function createStandardRoutes(options: StandardRoutesOptions): Route[] {
   return [
     createIntrospectionRoute({ tokens, guard, logCall, maxBodyBytes, scanLimiter: options.scanLimiter }),
     createRevocationRoute({ tokens, guard, logCall, maxBodyBytes }),
-    createJwksRoute({ tokens, logCall, maxAgeMs: options.jwksMaxAgeMs }),
+    createJwksRoute({ tokens, logCall, maxAgeMs: options.jwksMaxAgeMs, staleIfErrorMs: options.jwksStaleIfErrorMs }),
+    createInternalJwksRoute({ tokens, logCall, maxAgeMs: options.jwksMaxAgeMs, staleIfErrorMs: options.jwksStaleIfErrorMs }),
     createMetricsRoute(options.metrics),
   ];
 }
