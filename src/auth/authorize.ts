@@ -10,6 +10,7 @@ export const REQUIRED_PERMISSION: Readonly<Record<string, Permission>> = {
   'tally.v1.TokenService/Revoke': 'revoke',
   'tally.v1.TokenService/RotateKeys': 'keys',
   'tally.v1.TokenService/ListKeys': 'keys',
+  'tally.v1.TokenService/RevokeKey': 'keys',
   'envoy.service.auth.v3.Authorization/Check': 'introspect',
   'POST /oauth2/introspect': 'introspect',
   'POST /oauth2/revoke': 'revoke',

@@ -94,6 +94,14 @@ export interface TokenService {
   rotateKeys(algorithm?: SigningAlgorithm): Promise<PublicKeyInfo[]>;
   listKeys(): Promise<PublicKeyInfo[]>;
   /**
+   * Pulls a key at once (a compromised key): every JWT it signed is inactive
+   * on every replica once this returns, through the same mark, event and
+   * lease machinery as revoke; then the key leaves the ring (and the JWKS),
+   * an active key being replaced by a new one of its algorithm. A kid not in
+   * the ring changes nothing. Answers the ring after.
+   */
+  revokeKey(kid: string): Promise<PublicKeyInfo[]>;
+  /**
    * Signs claims with the internal key (keys/internal-key.ts), never a ring
    * key, with "iss", "iat" and "exp" (now + ttlMs) set and header "typ" as
    * given: for statements Tally makes about a token it has checked (an
@@ -106,6 +114,14 @@ export interface TokenService {
 }
 
 const DEFAULT_MAX_CLAIMS_BYTES = 8_192;
+/** A kid as Tally makes them (RFC 7638 thumbprints), with room to spare; as the proto's rule. */
+const KID = /^[A-Za-z0-9_-]{1,128}$/;
+
+/** A stored token's record and, for a JWT, the kid of the key that signed it. */
+interface Found {
+  record: TokenRecord;
+  kid?: string;
+}
 const TOKEN_ID_BYTES = 16;
 
 function inactive(reason: InactiveReason, tokenId?: string): InactiveToken {
@@ -178,14 +194,14 @@ export function createTokenService(options: TokenServiceOptions): TokenService {
     return record;
   }
 
-  /** The record a token refers to, or why there is none. */
-  async function findRecord(token: string): Promise<TokenRecord | InactiveToken> {
+  /** The record a token refers to (and for a JWT the kid that signed it), or why there is none. */
+  async function findRecord(token: string): Promise<Found | InactiveToken> {
     if (token.length === 0 || token.length > maxTokenLength) return inactive('malformed');
     if (token.startsWith(OPAQUE_PREFIX)) {
       if (!isWellFormedOpaqueToken(token)) return inactive('malformed');
       const tokenId = opaqueTokenId(token, secrets.tokenHashKey);
       const record = await authenticRecord(tokenId);
-      return record?.format === 'opaque' ? record : inactive('unknown', tokenId);
+      return record?.format === 'opaque' ? { record } : inactive('unknown', tokenId);
     }
     if (!looksLikeJwt(token)) return inactive('malformed');
     const kid = jwtKeyId(token);
@@ -193,17 +209,22 @@ export function createTokenService(options: TokenServiceOptions): TokenService {
     const check = await verifyAccessToken(token, await keys.verificationKey(kid), { issuer, now: clock.now(), clockToleranceMs: options.clockSkewMs });
     if (!check.ok) return inactive(check.reason);
     const record = await authenticRecord(check.tokenId);
-    return record?.format === 'jwt' && record.subject === check.subject ? record : inactive('unknown', check.tokenId);
+    return record?.format === 'jwt' && record.subject === check.subject ? { record, kid } : inactive('unknown', check.tokenId);
   }
 
   /** Whether a stored token is active now and fits what the caller demands. */
-  async function decide(record: TokenRecord, input: IntrospectInput): Promise<Introspection> {
+  async function decide({ record, kid }: Found, input: IntrospectInput): Promise<Introspection> {
     if (!namesOneOf(record, input.callerAudiences)) return inactive('caller_audience', record.tokenId);
     if (clock.now() >= record.expiresAt) return inactive('expired', record.tokenId);
     if (input.audience && !record.audience.includes(input.audience)) return inactive('wrong_audience', record.tokenId);
     if (input.requiredScopes?.some((scope) => !record.scopes.includes(scope))) return inactive('missing_scope', record.tokenId);
-    // Last, because it is the one step that may cost a store round trip.
-    if (record.sequence < (await store.revocationMark(scopesOf(record)))) return inactive('revoked', record.tokenId);
+    // Last, because it is the one step that may cost a store round trip. A
+    // mark on the signing key covers every JWT it signed, whatever its sequence.
+    const [mark, keyMark] = await Promise.all([
+      store.revocationMark(scopesOf(record)),
+      kid === undefined ? 0 : store.revocationMark([['key', kid]]),
+    ]);
+    if (record.sequence < mark || keyMark > 0) return inactive('revoked', record.tokenId);
     return {
       active: true,
       tokenId: record.tokenId,
@@ -299,7 +320,7 @@ export function createTokenService(options: TokenServiceOptions): TokenService {
         case 'token': {
           // Expired, forged and malformed tokens name no record: nothing to revoke.
           const found = await findRecord(valid.token);
-          if (!('active' in found)) await revokeRecord(found, callerAudiences);
+          if (!('active' in found)) await revokeRecord(found.record, callerAudiences);
           return;
         }
         case 'tokenId': {
@@ -318,6 +339,16 @@ export function createTokenService(options: TokenServiceOptions): TokenService {
     async listKeys() {
       await keys.refresh();
       return keys.list();
+    },
+
+    async revokeKey(kid) {
+      if (!KID.test(kid)) throw new InvalidArgumentError('kid', 'must be 1 to 128 letters, digits, "-" or "_", as ListKeys shows it');
+      // Only keys in the ring get a mark: one not in it already verifies nothing anywhere.
+      if (!(await keys.holds(kid))) return keys.list();
+      // First the mark, so that once it returns no replica answers active for a JWT of the key;
+      // then the ring change, so the key stops signing and leaves the JWKS.
+      await store.revokeScope('key', kid, coverMs);
+      return keys.remove(kid);
     },
 
     async signStatement(claims, { type, ttlMs }) {

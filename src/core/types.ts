@@ -48,8 +48,10 @@ export type RevocationScope = 'subject' | 'client' | 'session';
  * What a revocation mark can cover: every token of a subject, client or
  * session, or one token by its id. Revoking a single token is a mark too, so
  * token records never change once written and any replica may cache them.
+ * A 'key' mark (RevokeKey) covers every JWT its kid signed, whatever the
+ * JWT's sequence: a key once pulled signs nothing valid again.
  */
-export type MarkScope = RevocationScope | 'token';
+export type MarkScope = RevocationScope | 'token' | 'key';
 
 export type RevokeTarget =
   | { kind: 'token'; token: string }

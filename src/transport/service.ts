@@ -126,6 +126,11 @@ export function createTokenServiceHandlers(tokens: TokenService, options: TokenS
       const keys = await untilAborted(context, () => tokens.listKeys());
       return { keys: keys.map(keyToProto) };
     },
+
+    async revokeKey(request, context) {
+      const keys = await untilAborted(context, () => tokens.revokeKey(request.kid));
+      return { keys: keys.map(keyToProto) };
+    },
   };
 }
 

@@ -90,6 +90,8 @@ describe('authorization', () => {
     expect(() => authorize(orders, 'tally.v1.TokenService/Issue')).toThrow(/lacks the "issue" permission/);
     expect(() => authorize(orders, 'tally.v1.TokenService/RotateKeys')).toThrow(expect.objectContaining({ code: 'ERR_PERMISSION_DENIED' }));
     expect(() => authorize(admin, 'tally.v1.TokenService/RotateKeys')).not.toThrow();
+    expect(() => authorize(orders, 'tally.v1.TokenService/RevokeKey')).toThrow(/lacks the "keys" permission/);
+    expect(() => authorize(admin, 'tally.v1.TokenService/RevokeKey')).not.toThrow();
     expect(() => authorize(admin, 'tally.v1.TokenService/Unknown')).toThrow(/not a call/);
   });
 

@@ -8,7 +8,7 @@ import { create, toBinary } from '@bufbuild/protobuf';
 import { IssueRequestSchema, KeyState, TokenFormat, TokenService } from '../../src/gen/tally/v1/token_service_pb.js';
 import { startRawGrpcCall } from '../support/raw-grpc.js';
 
-const { issue, introspect, revoke, rotateKeys, listKeys } = TokenService.method;
+const { issue, introspect, revoke, rotateKeys, listKeys, revokeKey } = TokenService.method;
 
 describe('TokenService over gRPC (grpc-js server, independent grpc-js client)', () => {
   let tally: InProcessTally;
@@ -117,6 +117,19 @@ describe('TokenService over gRPC (grpc-js server, independent grpc-js client)', 
     expect(after.keys.map((key) => key.kid).sort()).toEqual(rotated.keys.map((key) => key.kid).sort());
   });
 
+  it('revokes a key: its JWTs go inactive, it leaves ListKeys, and a new key signs', async () => {
+    const jwt = await client.unary(issue, { subject: 'key-victim', format: TokenFormat.JWT });
+    const { keys } = await client.unary(listKeys, {});
+    const active = keys.find((key) => key.state === KeyState.ACTIVE)!;
+    const after = await client.unary(revokeKey, { kid: active.kid });
+    expect(after.keys.map((key) => key.kid)).not.toContain(active.kid);
+    expect(after.keys.filter((key) => key.state === KeyState.ACTIVE)).toHaveLength(1);
+    expect((await client.unary(introspect, { token: jwt.token })).active).toBe(false);
+    const fresh = await client.unary(issue, { subject: 'key-victim', format: TokenFormat.JWT });
+    expect((await client.unary(introspect, { token: fresh.token })).active).toBe(true);
+    expect((await client.unary(listKeys, {})).keys.map((key) => key.kid)).not.toContain(active.kid);
+  });
+
   describe('refuses bad requests with INVALID_ARGUMENT naming the field', () => {
     const cases = [
       { name: 'missing subject', call: () => client.unary(issue, {}), field: 'subject' },
@@ -128,6 +141,8 @@ describe('TokenService over gRPC (grpc-js server, independent grpc-js client)', 
       { name: 'revoke with no target', call: () => client.unary(revoke, {}), field: 'target' },
       { name: 'revoke an empty token id', call: () => client.unary(revoke, { target: { case: 'tokenId', value: '' } }), field: 'token_id' },
       { name: 'unknown algorithm', call: () => client.unary(rotateKeys, { algorithm: 'HS256' }), field: 'algorithm' },
+      { name: 'revoke a key with no kid', call: () => client.unary(revokeKey, {}), field: 'kid' },
+      { name: 'revoke a key with a malformed kid', call: () => client.unary(revokeKey, { kid: 'a/b' }), field: 'kid' },
     ];
     it.each(cases)('$name', async ({ call, field }) => {
       const status = await grpcStatusOf(call());

@@ -32,3 +32,24 @@ describe('JWKS staleness', () => {
     ]);
   });
 });
+
+describe('RevokeKey and the JWKS', () => {
+  it('takes the key out of /.well-known/jwks.json at once, over Connect JSON', async () => {
+    const tally = await startTally();
+    running.push(tally);
+    const kids = async () => ((await (await fetch(`${tally.httpUrl}/.well-known/jwks.json`)).json()) as { keys: Array<{ kid: string }> }).keys.map((key) => key.kid);
+    const [kid] = await kids();
+    const response = await fetch(`${tally.httpUrl}/tally.v1.TokenService/RevokeKey`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ kid }),
+    });
+    expect(response.status).toBe(200);
+    const { keys } = (await response.json()) as { keys: Array<{ kid: string; state: string }> };
+    expect(keys.map((key) => key.kid)).not.toContain(kid);
+    expect(keys.filter((key) => key.state === 'KEY_STATE_ACTIVE')).toHaveLength(1);
+    const after = await kids();
+    expect(after).not.toContain(kid);
+    expect(after).toEqual(keys.map((key) => key.kid));
+  });
+});

@@ -46,6 +46,10 @@ export interface KeyManager {
   /** The key for a kid; reloads the ring (rate-limited) when the kid is unknown, as after a rotation elsewhere. */
   verificationKey(kid: string): Promise<VerificationKey | undefined>;
   rotate(algorithm?: SigningAlgorithm): Promise<PublicKeyInfo[]>;
+  /** Takes a key out of the ring at once; an active key is replaced by a new one of its algorithm. */
+  remove(kid: string): Promise<PublicKeyInfo[]>;
+  /** Whether the latest ring (read from the store) holds kid. */
+  holds(kid: string): Promise<boolean>;
   list(): PublicKeyInfo[];
 }
 
@@ -175,6 +179,22 @@ export function createKeyManager(options: KeyManagerOptions): KeyManager {
         return ringAfterRotation(keys, fresh, now, options.verifyForMs);
       });
       return manager.list();
+    },
+
+    async remove(kid) {
+      await change(async (keys, now) => {
+        const pulled = keys.find((key) => key.kid === kid);
+        if (pulled === undefined) return undefined;
+        const rest = keys.filter((key) => key.kid !== kid);
+        if (pulled.state !== 'active') return rest;
+        return [...rest, await generateStoredKey(pulled.algorithm, now, options.keyEncryptionKey, options.randomness)];
+      });
+      return manager.list();
+    },
+
+    async holds(kid) {
+      await reload();
+      return ring?.stored.some((key) => key.kid === kid) ?? false;
     },
 
     list() {

@@ -13,7 +13,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file tally/v1/token_service.proto.
  */
 export const file_tally_v1_token_service: GenFile = /*@__PURE__*/
-  fileDesc("Chx0YWxseS92MS90b2tlbl9zZXJ2aWNlLnByb3RvEgh0YWxseS52MSLaAgoMSXNzdWVSZXF1ZXN0EhwKB3N1YmplY3QYASABKAlCC7pICMgBAXIDGIACEhsKCWNsaWVudF9pZBgCIAEoCUIIukgFcgMYgAISIwoIYXVkaWVuY2UYAyADKAlCEbpIDpIBCxAgIgdyBRABGIACEj4KBnNjb3BlcxgEIAMoCUIuukgrkgEoEEAiJHIiEAEYgAEyG15bXHgyMVx4MjMtXHg1Qlx4NUQtXHg3RV0rJBIyCgN0dGwYBSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb25CCrpIB6oBBDICCAESLwoGZm9ybWF0GAYgASgOMhUudGFsbHkudjEuVG9rZW5Gb3JtYXRCCLpIBYIBAhABEicKBmNsYWltcxgHIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSHAoKc2Vzc2lvbl9pZBgIIAEoCUIIukgFcgMYgAIitgEKDUlzc3VlUmVzcG9uc2USDQoFdG9rZW4YASABKAkSEAoIdG9rZW5faWQYAiABKAkSJQoGZm9ybWF0GAMgASgOMhUudGFsbHkudjEuVG9rZW5Gb3JtYXQSLQoJaXNzdWVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpleHBpcmVzX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJ4ChFJbnRyb3NwZWN0UmVxdWVzdBIbCgV0b2tlbhgBIAEoCUIMukgJyAEBcgQYgIAEEhoKCGF1ZGllbmNlGAIgASgJQgi6SAVyAxiAAhIqCg9yZXF1aXJlZF9zY29wZXMYAyADKAlCEbpIDpIBCxBAIgdyBRABGIABIs8CChJJbnRyb3NwZWN0UmVzcG9uc2USDgoGYWN0aXZlGAEgASgIEhAKCHRva2VuX2lkGAIgASgJEiUKBmZvcm1hdBgDIAEoDjIVLnRhbGx5LnYxLlRva2VuRm9ybWF0Eg8KB3N1YmplY3QYBCABKAkSEQoJY2xpZW50X2lkGAUgASgJEhAKCGF1ZGllbmNlGAYgAygJEg4KBnNjb3BlcxgHIAMoCRItCglpc3N1ZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmV4cGlyZXNfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg4KBmlzc3VlchgKIAEoCRInCgZjbGFpbXMYCyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EhIKCnNlc3Npb25faWQYDCABKAki0QEKDVJldm9rZVJlcXVlc3QSHAoFdG9rZW4YASABKAlCC7pICHIGEAEYgIAESAASLwoIdG9rZW5faWQYAiABKAlCG7pIGHIWEAEYQDIQXltBLVphLXowLTlfLV0rJEgAEh0KB3N1YmplY3QYAyABKAlCCrpIB3IFEAEYgAJIABIfCgljbGllbnRfaWQYBCABKAlCCrpIB3IFEAEYgAJIABIgCgpzZXNzaW9uX2lkGAUgASgJQgq6SAdyBRABGIACSABCDwoGdGFyZ2V0EgW6SAIIASIQCg5SZXZva2VSZXNwb25zZSJSChFSb3RhdGVLZXlzUmVxdWVzdBI9CglhbGdvcml0aG0YASABKAlCKrpIJ3IlUgBSBUVkRFNBUgVFUzI1NlIFRVMzODRSBVJTMjU2UgVQUzI1NiIxChJSb3RhdGVLZXlzUmVzcG9uc2USGwoEa2V5cxgBIAMoCzINLnRhbGx5LnYxLktleSIRCg9MaXN0S2V5c1JlcXVlc3QiLwoQTGlzdEtleXNSZXNwb25zZRIbCgRrZXlzGAEgAygLMg0udGFsbHkudjEuS2V5ItUBCgNLZXkSCwoDa2lkGAEgASgJEhEKCWFsZ29yaXRobRgCIAEoCRIhCgVzdGF0ZRgDIAEoDjISLnRhbGx5LnYxLktleVN0YXRlEi4KCmNyZWF0ZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnJldGlyZXNfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEisKCnB1YmxpY19qd2sYBiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0KloKC1Rva2VuRm9ybWF0EhwKGFRPS0VOX0ZPUk1BVF9VTlNQRUNJRklFRBAAEhcKE1RPS0VOX0ZPUk1BVF9PUEFRVUUQARIUChBUT0tFTl9GT1JNQVRfSldUEAIqUwoIS2V5U3RhdGUSGQoVS0VZX1NUQVRFX1VOU1BFQ0lGSUVEEAASFAoQS0VZX1NUQVRFX0FDVElWRRABEhYKEktFWV9TVEFURV9SRVRJUklORxACMukCCgxUb2tlblNlcnZpY2USOAoFSXNzdWUSFi50YWxseS52MS5Jc3N1ZVJlcXVlc3QaFy50YWxseS52MS5Jc3N1ZVJlc3BvbnNlEkwKCkludHJvc3BlY3QSGy50YWxseS52MS5JbnRyb3NwZWN0UmVxdWVzdBocLnRhbGx5LnYxLkludHJvc3BlY3RSZXNwb25zZSIDkAIBEkAKBlJldm9rZRIXLnRhbGx5LnYxLlJldm9rZVJlcXVlc3QaGC50YWxseS52MS5SZXZva2VSZXNwb25zZSIDkAICEkcKClJvdGF0ZUtleXMSGy50YWxseS52MS5Sb3RhdGVLZXlzUmVxdWVzdBocLnRhbGx5LnYxLlJvdGF0ZUtleXNSZXNwb25zZRJGCghMaXN0S2V5cxIZLnRhbGx5LnYxLkxpc3RLZXlzUmVxdWVzdBoaLnRhbGx5LnYxLkxpc3RLZXlzUmVzcG9uc2UiA5ACAWIGcHJvdG8z", [file_buf_validate_validate, file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("Chx0YWxseS92MS90b2tlbl9zZXJ2aWNlLnByb3RvEgh0YWxseS52MSLaAgoMSXNzdWVSZXF1ZXN0EhwKB3N1YmplY3QYASABKAlCC7pICMgBAXIDGIACEhsKCWNsaWVudF9pZBgCIAEoCUIIukgFcgMYgAISIwoIYXVkaWVuY2UYAyADKAlCEbpIDpIBCxAgIgdyBRABGIACEj4KBnNjb3BlcxgEIAMoCUIuukgrkgEoEEAiJHIiEAEYgAEyG15bXHgyMVx4MjMtXHg1Qlx4NUQtXHg3RV0rJBIyCgN0dGwYBSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb25CCrpIB6oBBDICCAESLwoGZm9ybWF0GAYgASgOMhUudGFsbHkudjEuVG9rZW5Gb3JtYXRCCLpIBYIBAhABEicKBmNsYWltcxgHIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSHAoKc2Vzc2lvbl9pZBgIIAEoCUIIukgFcgMYgAIitgEKDUlzc3VlUmVzcG9uc2USDQoFdG9rZW4YASABKAkSEAoIdG9rZW5faWQYAiABKAkSJQoGZm9ybWF0GAMgASgOMhUudGFsbHkudjEuVG9rZW5Gb3JtYXQSLQoJaXNzdWVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpleHBpcmVzX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJ4ChFJbnRyb3NwZWN0UmVxdWVzdBIbCgV0b2tlbhgBIAEoCUIMukgJyAEBcgQYgIAEEhoKCGF1ZGllbmNlGAIgASgJQgi6SAVyAxiAAhIqCg9yZXF1aXJlZF9zY29wZXMYAyADKAlCEbpIDpIBCxBAIgdyBRABGIABIs8CChJJbnRyb3NwZWN0UmVzcG9uc2USDgoGYWN0aXZlGAEgASgIEhAKCHRva2VuX2lkGAIgASgJEiUKBmZvcm1hdBgDIAEoDjIVLnRhbGx5LnYxLlRva2VuRm9ybWF0Eg8KB3N1YmplY3QYBCABKAkSEQoJY2xpZW50X2lkGAUgASgJEhAKCGF1ZGllbmNlGAYgAygJEg4KBnNjb3BlcxgHIAMoCRItCglpc3N1ZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmV4cGlyZXNfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg4KBmlzc3VlchgKIAEoCRInCgZjbGFpbXMYCyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EhIKCnNlc3Npb25faWQYDCABKAki0QEKDVJldm9rZVJlcXVlc3QSHAoFdG9rZW4YASABKAlCC7pICHIGEAEYgIAESAASLwoIdG9rZW5faWQYAiABKAlCG7pIGHIWEAEYQDIQXltBLVphLXowLTlfLV0rJEgAEh0KB3N1YmplY3QYAyABKAlCCrpIB3IFEAEYgAJIABIfCgljbGllbnRfaWQYBCABKAlCCrpIB3IFEAEYgAJIABIgCgpzZXNzaW9uX2lkGAUgASgJQgq6SAdyBRABGIACSABCDwoGdGFyZ2V0EgW6SAIIASIQCg5SZXZva2VSZXNwb25zZSJSChFSb3RhdGVLZXlzUmVxdWVzdBI9CglhbGdvcml0aG0YASABKAlCKrpIJ3IlUgBSBUVkRFNBUgVFUzI1NlIFRVMzODRSBVJTMjU2UgVQUzI1NiIxChJSb3RhdGVLZXlzUmVzcG9uc2USGwoEa2V5cxgBIAMoCzINLnRhbGx5LnYxLktleSI9ChBSZXZva2VLZXlSZXF1ZXN0EikKA2tpZBgBIAEoCUIcukgZchcQARiAATIQXltBLVphLXowLTlfLV0rJCIwChFSZXZva2VLZXlSZXNwb25zZRIbCgRrZXlzGAEgAygLMg0udGFsbHkudjEuS2V5IhEKD0xpc3RLZXlzUmVxdWVzdCIvChBMaXN0S2V5c1Jlc3BvbnNlEhsKBGtleXMYASADKAsyDS50YWxseS52MS5LZXki1QEKA0tleRILCgNraWQYASABKAkSEQoJYWxnb3JpdGhtGAIgASgJEiEKBXN0YXRlGAMgASgOMhIudGFsbHkudjEuS2V5U3RhdGUSLgoKY3JlYXRlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKcmV0aXJlc19hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKwoKcHVibGljX2p3axgGIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QqWgoLVG9rZW5Gb3JtYXQSHAoYVE9LRU5fRk9STUFUX1VOU1BFQ0lGSUVEEAASFwoTVE9LRU5fRk9STUFUX09QQVFVRRABEhQKEFRPS0VOX0ZPUk1BVF9KV1QQAipTCghLZXlTdGF0ZRIZChVLRVlfU1RBVEVfVU5TUEVDSUZJRUQQABIUChBLRVlfU1RBVEVfQUNUSVZFEAESFgoSS0VZX1NUQVRFX1JFVElSSU5HEAIytAMKDFRva2VuU2VydmljZRI4CgVJc3N1ZRIWLnRhbGx5LnYxLklzc3VlUmVxdWVzdBoXLnRhbGx5LnYxLklzc3VlUmVzcG9uc2USTAoKSW50cm9zcGVjdBIbLnRhbGx5LnYxLkludHJvc3BlY3RSZXF1ZXN0GhwudGFsbHkudjEuSW50cm9zcGVjdFJlc3BvbnNlIgOQAgESQAoGUmV2b2tlEhcudGFsbHkudjEuUmV2b2tlUmVxdWVzdBoYLnRhbGx5LnYxLlJldm9rZVJlc3BvbnNlIgOQAgISRwoKUm90YXRlS2V5cxIbLnRhbGx5LnYxLlJvdGF0ZUtleXNSZXF1ZXN0GhwudGFsbHkudjEuUm90YXRlS2V5c1Jlc3BvbnNlEkYKCExpc3RLZXlzEhkudGFsbHkudjEuTGlzdEtleXNSZXF1ZXN0GhoudGFsbHkudjEuTGlzdEtleXNSZXNwb25zZSIDkAIBEkkKCVJldm9rZUtleRIaLnRhbGx5LnYxLlJldm9rZUtleVJlcXVlc3QaGy50YWxseS52MS5SZXZva2VLZXlSZXNwb25zZSIDkAICYgZwcm90bzM", [file_buf_validate_validate, file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * @generated from message tally.v1.IssueRequest
@@ -376,6 +376,44 @@ export const RotateKeysResponseSchema: GenMessage<RotateKeysResponse> = /*@__PUR
   messageDesc(file_tally_v1_token_service, 7);
 
 /**
+ * @generated from message tally.v1.RevokeKeyRequest
+ */
+export type RevokeKeyRequest = Message<"tally.v1.RevokeKeyRequest"> & {
+  /**
+   * The key id (the JWT header "kid", as ListKeys shows it). Required.
+   *
+   * @generated from field: string kid = 1;
+   */
+  kid: string;
+};
+
+/**
+ * Describes the message tally.v1.RevokeKeyRequest.
+ * Use `create(RevokeKeyRequestSchema)` to create a new message.
+ */
+export const RevokeKeyRequestSchema: GenMessage<RevokeKeyRequest> = /*@__PURE__*/
+  messageDesc(file_tally_v1_token_service, 8);
+
+/**
+ * @generated from message tally.v1.RevokeKeyResponse
+ */
+export type RevokeKeyResponse = Message<"tally.v1.RevokeKeyResponse"> & {
+  /**
+   * The key ring after the revocation, public parts only.
+   *
+   * @generated from field: repeated tally.v1.Key keys = 1;
+   */
+  keys: Key[];
+};
+
+/**
+ * Describes the message tally.v1.RevokeKeyResponse.
+ * Use `create(RevokeKeyResponseSchema)` to create a new message.
+ */
+export const RevokeKeyResponseSchema: GenMessage<RevokeKeyResponse> = /*@__PURE__*/
+  messageDesc(file_tally_v1_token_service, 9);
+
+/**
  * @generated from message tally.v1.ListKeysRequest
  */
 export type ListKeysRequest = Message<"tally.v1.ListKeysRequest"> & {
@@ -386,7 +424,7 @@ export type ListKeysRequest = Message<"tally.v1.ListKeysRequest"> & {
  * Use `create(ListKeysRequestSchema)` to create a new message.
  */
 export const ListKeysRequestSchema: GenMessage<ListKeysRequest> = /*@__PURE__*/
-  messageDesc(file_tally_v1_token_service, 8);
+  messageDesc(file_tally_v1_token_service, 10);
 
 /**
  * @generated from message tally.v1.ListKeysResponse
@@ -405,7 +443,7 @@ export type ListKeysResponse = Message<"tally.v1.ListKeysResponse"> & {
  * Use `create(ListKeysResponseSchema)` to create a new message.
  */
 export const ListKeysResponseSchema: GenMessage<ListKeysResponse> = /*@__PURE__*/
-  messageDesc(file_tally_v1_token_service, 9);
+  messageDesc(file_tally_v1_token_service, 11);
 
 /**
  * Key is one signing key, public part only.
@@ -461,7 +499,7 @@ export type Key = Message<"tally.v1.Key"> & {
  * Use `create(KeySchema)` to create a new message.
  */
 export const KeySchema: GenMessage<Key> = /*@__PURE__*/
-  messageDesc(file_tally_v1_token_service, 10);
+  messageDesc(file_tally_v1_token_service, 12);
 
 /**
  * TokenFormat is how a token is serialised.
@@ -601,6 +639,20 @@ export const TokenService: GenService<{
     methodKind: "unary";
     input: typeof ListKeysRequestSchema;
     output: typeof ListKeysResponseSchema;
+  },
+  /**
+   * RevokeKey pulls a signing key at once, for a key that may be
+   * compromised. Once it returns, no JWT the key signed is active on any
+   * replica (as after a Revoke), the key has left the ring and the JWKS, and
+   * if it was the active key a new key of its algorithm signs in its place.
+   * Revoking a key that is no longer in the ring succeeds and changes nothing.
+   *
+   * @generated from rpc tally.v1.TokenService.RevokeKey
+   */
+  revokeKey: {
+    methodKind: "unary";
+    input: typeof RevokeKeyRequestSchema;
+    output: typeof RevokeKeyResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_tally_v1_token_service, 0);
