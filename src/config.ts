@@ -256,7 +256,7 @@ export const SETTINGS = {
   clockSkewMs: required({
     env: 'TALLY_CLOCK_SKEW',
     default: '60s',
-    description: 'Tolerance for clocks that disagree when checking JWT times.',
+    description: 'Tolerance for clocks that disagree: JWT times (nbf, exp) are checked with it, token and key times are judged on the store\'s clock read to within half of it, and a replica whose own clock is further off the store\'s logs a warning.',
     parse: parseDuration,
   }),
   keyAlgorithm: required({

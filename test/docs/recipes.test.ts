@@ -71,6 +71,7 @@ describe('docs/recipes.md', () => {
       'tally.v1.TokenService/Revoke',
       'tally.v1.TokenService/RotateKeys',
       'tally.v1.TokenService/ListKeys',
+      'tally.v1.TokenService/RevokeKey',
       'grpc.health.v1.Health/Check',
     ];
     for (const tool of ['grpcurl', 'buf'] as const) {
@@ -100,6 +101,9 @@ describe('docs/recipes.md', () => {
     expect(keys.find((key) => key.state === 'KEY_STATE_ACTIVE')?.algorithm).toBe('ES256');
     const listed = await runRecipe('tally.v1.TokenService/ListKeys');
     expect((listed.keys as unknown[]).length).toBe(keys.length);
+    const retiring = (listed.keys as Array<{ kid: string; state: string }>).find((key) => key.state === 'KEY_STATE_RETIRING')!;
+    const pulled = await runRecipe('tally.v1.TokenService/RevokeKey', { KID: retiring.kid });
+    expect((pulled.keys as Array<{ kid: string }>).map((key) => key.kid)).not.toContain(retiring.kid);
 
     expect(await runRecipe('grpc.health.v1.Health/Check')).toEqual({ status: 'SERVING' });
   });
