@@ -5,8 +5,9 @@
 // replica minutes fast or slow stamps and judges exactly as the others do).
 //
 // A reading is taken between two readings of the local clock; half the round
-// trip bounds its error. One whose error could exceed half the clock skew is
-// not used, so replicas that use the store clock agree to within the skew.
+// trip bounds its error. Once there is a good reading, one whose error could
+// exceed half the clock skew is not used, so replicas agree to within the
+// skew. The first reading is always used: anything beats the local clock.
 import type { Clock, Store } from './ports.js';
 
 export interface StoreClock extends Clock {
@@ -27,15 +28,17 @@ export function createStoreClock(options: StoreClockOptions): StoreClock {
   const { store, local } = options;
   // Until the first reading, the local clock: start() syncs before anything is judged.
   let correctionMs = 0;
+  let synced = false;
   return {
     now: () => local.now() + correctionMs,
     async sync() {
       const before = local.now();
       const storeTime = await store.time();
       const after = local.now();
-      if ((after - before) / 2 > options.maxErrorMs) return;
+      if (synced && (after - before) / 2 > options.maxErrorMs) return;
       correctionMs = storeTime - (before + after) / 2;
+      synced = true;
     },
-    localOffsetMs: () => -correctionMs,
+    localOffsetMs: () => 0 - correctionMs || 0,
   };
 }
