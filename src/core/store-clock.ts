@@ -39,6 +39,6 @@ export function createStoreClock(options: StoreClockOptions): StoreClock {
       correctionMs = storeTime - (before + after) / 2;
       synced = true;
     },
-    localOffsetMs: () => 0 - correctionMs || 0,
+    localOffsetMs: () => (correctionMs === 0 ? 0 : -correctionMs),
   };
 }
