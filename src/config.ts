@@ -207,7 +207,7 @@ export const SETTINGS = {
   httpPort: required({
     env: 'TALLY_HTTP_PORT',
     default: '8080',
-    description: 'Port for HTTP: TokenService over Connect and gRPC-Web, /oauth2/introspect, /oauth2/revoke, /.well-known/jwks.json, /metrics, /healthz and /readyz. 0 picks a free port.',
+    description: 'Port for HTTP: TokenService over Connect and gRPC-Web, /oauth2/introspect, /oauth2/revoke, /.well-known/jwks.json, /.well-known/internal-jwks.json, /metrics, /healthz and /readyz. 0 picks a free port.',
     parse: parsePort,
   }),
   redisUrl: optional({
