@@ -2,7 +2,9 @@
 // store's, so that every replica judges times on one clock.
 import { describe, expect, it } from 'vitest';
 import { createStoreClock } from '../../src/core/store-clock.js';
+import { createMemoryStore } from '../../src/store/memory/memory-store.js';
 import { createFakeClock } from '../support/fake-clock.js';
+import { startReplica } from './fixtures.js';
 
 /** A store whose clock is offsetMs from local, answering after roundTripMs (half each way). */
 function storeAt(local: ReturnType<typeof createFakeClock>, offsetMs: number, roundTrip: { ms: number }) {
@@ -48,5 +50,20 @@ describe('the store clock', () => {
     const clock = createStoreClock({ store: storeAt(local, 30_000, { ms: 5_000 }), local, maxErrorMs: 500 });
     await clock.sync();
     expect(clock.localOffsetMs()).toBe(-30_000);
+  });
+});
+
+describe('a token service on a replica whose clock is off the store\'s', () => {
+  it('says so when it is more than the clock skew off, and stamps tokens on the store\'s clock', async () => {
+    const storeClock = createFakeClock();
+    const store = createMemoryStore({ clock: storeClock });
+    const offsets: number[] = [];
+    const fast = await startReplica({ store, clock: createFakeClock(storeClock.now() + 5 * 60_000), onClockOffset: (ms) => offsets.push(ms) });
+    const close = await startReplica({ store, secrets: fast.secrets, clock: createFakeClock(storeClock.now() + 30_000), onClockOffset: (ms) => offsets.push(ms) });
+    expect(offsets).toEqual([5 * 60_000]);
+    const issued = await fast.service.issue({ subject: 'alice' });
+    expect(issued.issuedAt).toBe(Math.floor(storeClock.now() / 1000) * 1000);
+    for (const { service } of [fast, close]) await service.stop();
+    await store.close();
   });
 });
