@@ -13,7 +13,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file tally/v1/token_service.proto.
  */
 export const file_tally_v1_token_service: GenFile = /*@__PURE__*/
-  fileDesc("Chx0YWxseS92MS90b2tlbl9zZXJ2aWNlLnByb3RvEgh0YWxseS52MSLaAgoMSXNzdWVSZXF1ZXN0EhwKB3N1YmplY3QYASABKAlCC7pICMgBAXIDGIACEhsKCWNsaWVudF9pZBgCIAEoCUIIukgFcgMYgAISIwoIYXVkaWVuY2UYAyADKAlCEbpIDpIBCxAgIgdyBRABGIACEj4KBnNjb3BlcxgEIAMoCUIuukgrkgEoEEAiJHIiEAEYgAEyG15bXHgyMVx4MjMtXHg1Qlx4NUQtXHg3RV0rJBIyCgN0dGwYBSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb25CCrpIB6oBBDICCAESLwoGZm9ybWF0GAYgASgOMhUudGFsbHkudjEuVG9rZW5Gb3JtYXRCCLpIBYIBAhABEicKBmNsYWltcxgHIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSHAoKc2Vzc2lvbl9pZBgIIAEoCUIIukgFcgMYgAIitgEKDUlzc3VlUmVzcG9uc2USDQoFdG9rZW4YASABKAkSEAoIdG9rZW5faWQYAiABKAkSJQoGZm9ybWF0GAMgASgOMhUudGFsbHkudjEuVG9rZW5Gb3JtYXQSLQoJaXNzdWVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpleHBpcmVzX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJ4ChFJbnRyb3NwZWN0UmVxdWVzdBIbCgV0b2tlbhgBIAEoCUIMukgJyAEBcgQYgIAEEhoKCGF1ZGllbmNlGAIgASgJQgi6SAVyAxiAAhIqCg9yZXF1aXJlZF9zY29wZXMYAyADKAlCEbpIDpIBCxBAIgdyBRABGIABIs8CChJJbnRyb3NwZWN0UmVzcG9uc2USDgoGYWN0aXZlGAEgASgIEhAKCHRva2VuX2lkGAIgASgJEiUKBmZvcm1hdBgDIAEoDjIVLnRhbGx5LnYxLlRva2VuRm9ybWF0Eg8KB3N1YmplY3QYBCABKAkSEQoJY2xpZW50X2lkGAUgASgJEhAKCGF1ZGllbmNlGAYgAygJEg4KBnNjb3BlcxgHIAMoCRItCglpc3N1ZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmV4cGlyZXNfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg4KBmlzc3VlchgKIAEoCRInCgZjbGFpbXMYCyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EhIKCnNlc3Npb25faWQYDCABKAki0QEKDVJldm9rZVJlcXVlc3QSHAoFdG9rZW4YASABKAlCC7pICHIGEAEYgIAESAASLwoIdG9rZW5faWQYAiABKAlCG7pIGHIWEAEYQDIQXltBLVphLXowLTlfLV0rJEgAEh0KB3N1YmplY3QYAyABKAlCCrpIB3IFEAEYgAJIABIfCgljbGllbnRfaWQYBCABKAlCCrpIB3IFEAEYgAJIABIgCgpzZXNzaW9uX2lkGAUgASgJQgq6SAdyBRABGIACSABCDwoGdGFyZ2V0EgW6SAIIASIQCg5SZXZva2VSZXNwb25zZSJSChFSb3RhdGVLZXlzUmVxdWVzdBI9CglhbGdvcml0aG0YASABKAlCKrpIJ3IlUgBSBUVkRFNBUgVFUzI1NlIFRVMzODRSBVJTMjU2UgVQUzI1NiIxChJSb3RhdGVLZXlzUmVzcG9uc2USGwoEa2V5cxgBIAMoCzINLnRhbGx5LnYxLktleSIRCg9MaXN0S2V5c1JlcXVlc3QiLwoQTGlzdEtleXNSZXNwb25zZRIbCgRrZXlzGAEgAygLMg0udGFsbHkudjEuS2V5ItUBCgNLZXkSCwoDa2lkGAEgASgJEhEKCWFsZ29yaXRobRgCIAEoCRIhCgVzdGF0ZRgDIAEoDjISLnRhbGx5LnYxLktleVN0YXRlEi4KCmNyZWF0ZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnJldGlyZXNfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEisKCnB1YmxpY19qd2sYBiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0KloKC1Rva2VuRm9ybWF0EhwKGFRPS0VOX0ZPUk1BVF9VTlNQRUNJRklFRBAAEhcKE1RPS0VOX0ZPUk1BVF9PUEFRVUUQARIUChBUT0tFTl9GT1JNQVRfSldUEAIqUwoIS2V5U3RhdGUSGQoVS0VZX1NUQVRFX1VOU1BFQ0lGSUVEEAASFAoQS0VZX1NUQVRFX0FDVElWRRABEhYKEktFWV9TVEFURV9SRVRJUklORxACMukCCgxUb2tlblNlcnZpY2USOAoFSXNzdWUSFi50YWxseS52MS5Jc3N1ZVJlcXVlc3QaFy50YWxseS52MS5Jc3N1ZVJlc3BvbnNlEkwKCkludHJvc3BlY3QSGy50YWxseS52MS5JbnRyb3NwZWN0UmVxdWVzdBocLnRhbGx5LnYxLkludHJvc3BlY3RSZXNwb25zZSIDkAIBEkAKBlJldm9rZRIXLnRhbGx5LnYxLlJldm9rZVJlcXVlc3QaGC50YWxseS52MS5SZXZva2VSZXNwb25zZSIDkAICEkcKClJvdGF0ZUtleXMSGy50YWxseS52MS5Sb3RhdGVLZXlzUmVxdWVzdBocLnRhbGx5LnYxLlJvdGF0ZUtleXNSZXNwb25zZRJGCghMaXN0S2V5cxIZLnRhbGx5LnYxLkxpc3RLZXlzUmVxdWVzdBoaLnRhbGx5LnYxLkxpc3RLZXlzUmVzcG9uc2UiA5ACAWIGcHJvdG8z", [file_buf_validate_validate, file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("Chx0YWxseS92MS90b2tlbl9zZXJ2aWNlLnByb3RvEgh0YWxseS52MSK6AwoMSXNzdWVSZXF1ZXN0EhwKB3N1YmplY3QYASABKAlCC7pICMgBAXIDGIACEhsKCWNsaWVudF9pZBgCIAEoCUIIukgFcgMYgAISIwoIYXVkaWVuY2UYAyADKAlCEbpIDpIBCxAgIgdyBRABGIACEj4KBnNjb3BlcxgEIAMoCUIuukgrkgEoEEAiJHIiEAEYgAEyG15bXHgyMVx4MjMtXHg1Qlx4NUQtXHg3RV0rJBIyCgN0dGwYBSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb25CCrpIB6oBBDICCAESLwoGZm9ybWF0GAYgASgOMhUudGFsbHkudjEuVG9rZW5Gb3JtYXRCCLpIBYIBAhABEicKBmNsYWltcxgHIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSHAoKc2Vzc2lvbl9pZBgIIAEoCUIIukgFcgMYgAISXgoJYWxnb3JpdGhtGAkgASgJQku6SEhyRlIAUgVFZERTQVIFRVMyNTZSBUVTMzg0UgVSUzI1NlIFUFMyNTZSCU1MLURTQS00NFIJTUwtRFNBLTY1UglNTC1EU0EtODcitgEKDUlzc3VlUmVzcG9uc2USDQoFdG9rZW4YASABKAkSEAoIdG9rZW5faWQYAiABKAkSJQoGZm9ybWF0GAMgASgOMhUudGFsbHkudjEuVG9rZW5Gb3JtYXQSLQoJaXNzdWVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpleHBpcmVzX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJ4ChFJbnRyb3NwZWN0UmVxdWVzdBIbCgV0b2tlbhgBIAEoCUIMukgJyAEBcgQYgIAEEhoKCGF1ZGllbmNlGAIgASgJQgi6SAVyAxiAAhIqCg9yZXF1aXJlZF9zY29wZXMYAyADKAlCEbpIDpIBCxBAIgdyBRABGIABIs8CChJJbnRyb3NwZWN0UmVzcG9uc2USDgoGYWN0aXZlGAEgASgIEhAKCHRva2VuX2lkGAIgASgJEiUKBmZvcm1hdBgDIAEoDjIVLnRhbGx5LnYxLlRva2VuRm9ybWF0Eg8KB3N1YmplY3QYBCABKAkSEQoJY2xpZW50X2lkGAUgASgJEhAKCGF1ZGllbmNlGAYgAygJEg4KBnNjb3BlcxgHIAMoCRItCglpc3N1ZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmV4cGlyZXNfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg4KBmlzc3VlchgKIAEoCRInCgZjbGFpbXMYCyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EhIKCnNlc3Npb25faWQYDCABKAki0QEKDVJldm9rZVJlcXVlc3QSHAoFdG9rZW4YASABKAlCC7pICHIGEAEYgIAESAASLwoIdG9rZW5faWQYAiABKAlCG7pIGHIWEAEYQDIQXltBLVphLXowLTlfLV0rJEgAEh0KB3N1YmplY3QYAyABKAlCCrpIB3IFEAEYgAJIABIfCgljbGllbnRfaWQYBCABKAlCCrpIB3IFEAEYgAJIABIgCgpzZXNzaW9uX2lkGAUgASgJQgq6SAdyBRABGIACSABCDwoGdGFyZ2V0EgW6SAIIASIQCg5SZXZva2VSZXNwb25zZSJzChFSb3RhdGVLZXlzUmVxdWVzdBJeCglhbGdvcml0aG0YASABKAlCS7pISHJGUgBSBUVkRFNBUgVFUzI1NlIFRVMzODRSBVJTMjU2UgVQUzI1NlIJTUwtRFNBLTQ0UglNTC1EU0EtNjVSCU1MLURTQS04NyIxChJSb3RhdGVLZXlzUmVzcG9uc2USGwoEa2V5cxgBIAMoCzINLnRhbGx5LnYxLktleSJ6ChpTZXREZWZhdWx0QWxnb3JpdGhtUmVxdWVzdBJcCglhbGdvcml0aG0YASABKAlCSbpIRnJEUgVFZERTQVIFRVMyNTZSBUVTMzg0UgVSUzI1NlIFUFMyNTZSCU1MLURTQS00NFIJTUwtRFNBLTY1UglNTC1EU0EtODciOgobU2V0RGVmYXVsdEFsZ29yaXRobVJlc3BvbnNlEhsKBGtleXMYASADKAsyDS50YWxseS52MS5LZXkidgoWUmV0aXJlQWxnb3JpdGhtUmVxdWVzdBJcCglhbGdvcml0aG0YASABKAlCSbpIRnJEUgVFZERTQVIFRVMyNTZSBUVTMzg0UgVSUzI1NlIFUFMyNTZSCU1MLURTQS00NFIJTUwtRFNBLTY1UglNTC1EU0EtODciNgoXUmV0aXJlQWxnb3JpdGhtUmVzcG9uc2USGwoEa2V5cxgBIAMoCzINLnRhbGx5LnYxLktleSIRCg9MaXN0S2V5c1JlcXVlc3QiLwoQTGlzdEtleXNSZXNwb25zZRIbCgRrZXlzGAEgAygLMg0udGFsbHkudjEuS2V5IukBCgNLZXkSCwoDa2lkGAEgASgJEhEKCWFsZ29yaXRobRgCIAEoCRIhCgVzdGF0ZRgDIAEoDjISLnRhbGx5LnYxLktleVN0YXRlEi4KCmNyZWF0ZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnJldGlyZXNfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEisKCnB1YmxpY19qd2sYBiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EhIKCmlzX2RlZmF1bHQYByABKAgqWgoLVG9rZW5Gb3JtYXQSHAoYVE9LRU5fRk9STUFUX1VOU1BFQ0lGSUVEEAASFwoTVE9LRU5fRk9STUFUX09QQVFVRRABEhQKEFRPS0VOX0ZPUk1BVF9KV1QQAipTCghLZXlTdGF0ZRIZChVLRVlfU1RBVEVfVU5TUEVDSUZJRUQQABIUChBLRVlfU1RBVEVfQUNUSVZFEAESFgoSS0VZX1NUQVRFX1JFVElSSU5HEAIyqgQKDFRva2VuU2VydmljZRI4CgVJc3N1ZRIWLnRhbGx5LnYxLklzc3VlUmVxdWVzdBoXLnRhbGx5LnYxLklzc3VlUmVzcG9uc2USTAoKSW50cm9zcGVjdBIbLnRhbGx5LnYxLkludHJvc3BlY3RSZXF1ZXN0GhwudGFsbHkudjEuSW50cm9zcGVjdFJlc3BvbnNlIgOQAgESQAoGUmV2b2tlEhcudGFsbHkudjEuUmV2b2tlUmVxdWVzdBoYLnRhbGx5LnYxLlJldm9rZVJlc3BvbnNlIgOQAgISRwoKUm90YXRlS2V5cxIbLnRhbGx5LnYxLlJvdGF0ZUtleXNSZXF1ZXN0GhwudGFsbHkudjEuUm90YXRlS2V5c1Jlc3BvbnNlEmcKE1NldERlZmF1bHRBbGdvcml0aG0SJC50YWxseS52MS5TZXREZWZhdWx0QWxnb3JpdGhtUmVxdWVzdBolLnRhbGx5LnYxLlNldERlZmF1bHRBbGdvcml0aG1SZXNwb25zZSIDkAICElYKD1JldGlyZUFsZ29yaXRobRIgLnRhbGx5LnYxLlJldGlyZUFsZ29yaXRobVJlcXVlc3QaIS50YWxseS52MS5SZXRpcmVBbGdvcml0aG1SZXNwb25zZRJGCghMaXN0S2V5cxIZLnRhbGx5LnYxLkxpc3RLZXlzUmVxdWVzdBoaLnRhbGx5LnYxLkxpc3RLZXlzUmVzcG9uc2UiA5ACAWIGcHJvdG8z", [file_buf_validate_validate, file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * @generated from message tally.v1.IssueRequest
@@ -78,6 +78,16 @@ export type IssueRequest = Message<"tally.v1.IssueRequest"> & {
    * @generated from field: string session_id = 8;
    */
   sessionId: string;
+
+  /**
+   * Which active signing algorithm signs the JWT (EdDSA, ES256, ES384,
+   * RS256, PS256, ML-DSA-44, ML-DSA-65 or ML-DSA-87). Empty: the ring's
+   * default. An algorithm with no active key fails with
+   * FAILED_PRECONDITION; only a JWT may name one.
+   *
+   * @generated from field: string algorithm = 9;
+   */
+  algorithm: string;
 };
 
 /**
@@ -341,8 +351,9 @@ export const RevokeResponseSchema: GenMessage<RevokeResponse> = /*@__PURE__*/
  */
 export type RotateKeysRequest = Message<"tally.v1.RotateKeysRequest"> & {
   /**
-   * Algorithm of the new key: EdDSA, ES256, ES384, RS256 or PS256. Empty
-   * keeps the current one.
+   * Algorithm of the new key: EdDSA, ES256, ES384, RS256, PS256, or the
+   * post-quantum ML-DSA-44, ML-DSA-65, ML-DSA-87 (RFC 9964). Empty rotates
+   * the default algorithm's key.
    *
    * @generated from field: string algorithm = 1;
    */
@@ -376,6 +387,82 @@ export const RotateKeysResponseSchema: GenMessage<RotateKeysResponse> = /*@__PUR
   messageDesc(file_tally_v1_token_service, 7);
 
 /**
+ * @generated from message tally.v1.SetDefaultAlgorithmRequest
+ */
+export type SetDefaultAlgorithmRequest = Message<"tally.v1.SetDefaultAlgorithmRequest"> & {
+  /**
+   * The algorithm that signs from now on when Issue names none. Required.
+   *
+   * @generated from field: string algorithm = 1;
+   */
+  algorithm: string;
+};
+
+/**
+ * Describes the message tally.v1.SetDefaultAlgorithmRequest.
+ * Use `create(SetDefaultAlgorithmRequestSchema)` to create a new message.
+ */
+export const SetDefaultAlgorithmRequestSchema: GenMessage<SetDefaultAlgorithmRequest> = /*@__PURE__*/
+  messageDesc(file_tally_v1_token_service, 8);
+
+/**
+ * @generated from message tally.v1.SetDefaultAlgorithmResponse
+ */
+export type SetDefaultAlgorithmResponse = Message<"tally.v1.SetDefaultAlgorithmResponse"> & {
+  /**
+   * The key ring after the change, public parts only.
+   *
+   * @generated from field: repeated tally.v1.Key keys = 1;
+   */
+  keys: Key[];
+};
+
+/**
+ * Describes the message tally.v1.SetDefaultAlgorithmResponse.
+ * Use `create(SetDefaultAlgorithmResponseSchema)` to create a new message.
+ */
+export const SetDefaultAlgorithmResponseSchema: GenMessage<SetDefaultAlgorithmResponse> = /*@__PURE__*/
+  messageDesc(file_tally_v1_token_service, 9);
+
+/**
+ * @generated from message tally.v1.RetireAlgorithmRequest
+ */
+export type RetireAlgorithmRequest = Message<"tally.v1.RetireAlgorithmRequest"> & {
+  /**
+   * The algorithm that stops signing. Required.
+   *
+   * @generated from field: string algorithm = 1;
+   */
+  algorithm: string;
+};
+
+/**
+ * Describes the message tally.v1.RetireAlgorithmRequest.
+ * Use `create(RetireAlgorithmRequestSchema)` to create a new message.
+ */
+export const RetireAlgorithmRequestSchema: GenMessage<RetireAlgorithmRequest> = /*@__PURE__*/
+  messageDesc(file_tally_v1_token_service, 10);
+
+/**
+ * @generated from message tally.v1.RetireAlgorithmResponse
+ */
+export type RetireAlgorithmResponse = Message<"tally.v1.RetireAlgorithmResponse"> & {
+  /**
+   * The key ring after the change, public parts only.
+   *
+   * @generated from field: repeated tally.v1.Key keys = 1;
+   */
+  keys: Key[];
+};
+
+/**
+ * Describes the message tally.v1.RetireAlgorithmResponse.
+ * Use `create(RetireAlgorithmResponseSchema)` to create a new message.
+ */
+export const RetireAlgorithmResponseSchema: GenMessage<RetireAlgorithmResponse> = /*@__PURE__*/
+  messageDesc(file_tally_v1_token_service, 11);
+
+/**
  * @generated from message tally.v1.ListKeysRequest
  */
 export type ListKeysRequest = Message<"tally.v1.ListKeysRequest"> & {
@@ -386,7 +473,7 @@ export type ListKeysRequest = Message<"tally.v1.ListKeysRequest"> & {
  * Use `create(ListKeysRequestSchema)` to create a new message.
  */
 export const ListKeysRequestSchema: GenMessage<ListKeysRequest> = /*@__PURE__*/
-  messageDesc(file_tally_v1_token_service, 8);
+  messageDesc(file_tally_v1_token_service, 12);
 
 /**
  * @generated from message tally.v1.ListKeysResponse
@@ -405,7 +492,7 @@ export type ListKeysResponse = Message<"tally.v1.ListKeysResponse"> & {
  * Use `create(ListKeysResponseSchema)` to create a new message.
  */
 export const ListKeysResponseSchema: GenMessage<ListKeysResponse> = /*@__PURE__*/
-  messageDesc(file_tally_v1_token_service, 9);
+  messageDesc(file_tally_v1_token_service, 13);
 
 /**
  * Key is one signing key, public part only.
@@ -421,7 +508,8 @@ export type Key = Message<"tally.v1.Key"> & {
   kid: string;
 
   /**
-   * JWS algorithm: EdDSA, ES256, ES384, RS256 or PS256.
+   * JWS algorithm: EdDSA, ES256, ES384, RS256, PS256, ML-DSA-44, ML-DSA-65
+   * or ML-DSA-87.
    *
    * @generated from field: string algorithm = 2;
    */
@@ -449,11 +537,18 @@ export type Key = Message<"tally.v1.Key"> & {
   retiresAt?: Timestamp | undefined;
 
   /**
-   * The public JWK.
+   * The public JWK; for ML-DSA a key of kty "AKP" with "pub" (RFC 9964).
    *
    * @generated from field: google.protobuf.Struct public_jwk = 6;
    */
   publicJwk?: JsonObject | undefined;
+
+  /**
+   * Whether this active key signs JWTs whose Issue names no algorithm.
+   *
+   * @generated from field: bool is_default = 7;
+   */
+  isDefault: boolean;
 };
 
 /**
@@ -461,7 +556,7 @@ export type Key = Message<"tally.v1.Key"> & {
  * Use `create(KeySchema)` to create a new message.
  */
 export const KeySchema: GenMessage<Key> = /*@__PURE__*/
-  messageDesc(file_tally_v1_token_service, 10);
+  messageDesc(file_tally_v1_token_service, 14);
 
 /**
  * TokenFormat is how a token is serialised.
@@ -511,7 +606,7 @@ export enum KeyState {
   UNSPECIFIED = 0,
 
   /**
-   * Signs new JWTs and verifies. Exactly one key is active.
+   * Signs new JWTs and verifies. One key per algorithm in use is active.
    *
    * @generated from enum value: KEY_STATE_ACTIVE = 1;
    */
@@ -582,8 +677,10 @@ export const TokenService: GenService<{
     output: typeof RevokeResponseSchema;
   },
   /**
-   * RotateKeys makes a new signing key active. Earlier keys keep verifying
-   * until the longest token lifetime plus clock skew has passed.
+   * RotateKeys makes a new signing key active for one algorithm: it replaces
+   * that algorithm's active key, or joins the ring beside the other
+   * algorithms' keys. The replaced key keeps verifying until the longest
+   * token lifetime plus clock skew has passed.
    *
    * @generated from rpc tally.v1.TokenService.RotateKeys
    */
@@ -591,6 +688,31 @@ export const TokenService: GenService<{
     methodKind: "unary";
     input: typeof RotateKeysRequestSchema;
     output: typeof RotateKeysResponseSchema;
+  },
+  /**
+   * SetDefaultAlgorithm makes an algorithm with an active key the one that
+   * signs JWTs whose Issue names no algorithm. FAILED_PRECONDITION when it
+   * has no active key.
+   *
+   * @generated from rpc tally.v1.TokenService.SetDefaultAlgorithm
+   */
+  setDefaultAlgorithm: {
+    methodKind: "unary";
+    input: typeof SetDefaultAlgorithmRequestSchema;
+    output: typeof SetDefaultAlgorithmResponseSchema;
+  },
+  /**
+   * RetireAlgorithm stops an algorithm from signing: its active key becomes
+   * retiring and verifies until its last token has expired. The default
+   * algorithm cannot be retired (FAILED_PRECONDITION): make another the
+   * default first.
+   *
+   * @generated from rpc tally.v1.TokenService.RetireAlgorithm
+   */
+  retireAlgorithm: {
+    methodKind: "unary";
+    input: typeof RetireAlgorithmRequestSchema;
+    output: typeof RetireAlgorithmResponseSchema;
   },
   /**
    * ListKeys returns the key ring, public parts only.
