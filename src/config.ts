@@ -262,7 +262,7 @@ export const SETTINGS = {
   keyAlgorithm: required({
     env: 'TALLY_KEY_ALGORITHM',
     default: 'EdDSA',
-    description: `Algorithm of the first signing key and of rotations that name none: ${SIGNING_ALGORITHMS.join(', ')}.`,
+    description: `Algorithm of the first signing key, which is the default (signs JWTs whose Issue names no algorithm; SetDefaultAlgorithm moves it): ${SIGNING_ALGORITHMS.join(', ')}. ML-DSA-* are the post-quantum ones (RFC 9964).`,
     parse: parseAlgorithm,
   }),
   keyRefreshMs: required({
@@ -274,7 +274,7 @@ export const SETTINGS = {
   keyRotationIntervalMs: optional({
     env: 'TALLY_KEY_ROTATION_INTERVAL',
     description:
-      'Rotate the signing key on this schedule (e.g. 24h); exactly one replica makes each new key. Unset: keys change only on RotateKeys.',
+      'Rotate each active signing key (one per algorithm in use) on this schedule (e.g. 24h); exactly one replica makes each new key. Unset: keys change only on RotateKeys.',
     parse: parseRotationInterval,
   }),
   healthCheckIntervalMs: required({
@@ -340,9 +340,9 @@ export const SETTINGS = {
   }),
   maxTokenLength: required({
     env: 'TALLY_MAX_TOKEN_LENGTH',
-    default: '16384',
+    default: '49152',
     description:
-      'Longest token, in characters: longer ones introspect inactive, and Issue refuses to mint a JWT longer than this. The proto allows at most 65536.',
+      'Longest token, in characters: longer ones introspect inactive, and Issue refuses to mint a JWT longer than this. The default fits the largest JWT a default Issue can ask for signed with ML-DSA-87 (about 40,500 characters) and stays under Envoy\'s default 60 KiB request-header limit; the proto allows at most 65536.',
     parse: countBetween(256, 65_536),
   }),
   maxClaimsBytes: required({

@@ -42,7 +42,7 @@ describe('loadConfig', () => {
       tlsClientCaFile: undefined,
       scanLimitPerSecond: 100,
       scanLimitBurst: 1_000,
-      maxTokenLength: 16_384,
+      maxTokenLength: 49_152,
       phantomTokenTtlMs: 0,
       jwksMaxAgeMs: 60_000,
       maxClaimsBytes: 8_192,

@@ -14,8 +14,8 @@ export const LIMITS = {
   audiences: 32,
   scopes: 64,
   scopeLength: 128,
-  /** Longer than any token Tally mints, with room for large extra claims in JWTs. */
-  tokenLength: 16_384,
+  /** Longer than any token a default Issue can mint: every field at its limit, signed with ML-DSA-87, is about 40,500. */
+  tokenLength: 49_152,
   tokenIdLength: 64,
 } as const;
 

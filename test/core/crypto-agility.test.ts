@@ -49,7 +49,7 @@ describe.each(POST_QUANTUM_SIGNING_ALGORITHMS)('%s JWTs', (algorithm) => {
     const issued = await service.issue({ subject: 'alice', format: 'jwt' });
     const [header, payload, signature] = issued.token.split('.');
     const bytes = Buffer.from(signature!, 'base64url');
-    bytes[100] ^= 0x01;
+    bytes[100]! ^= 0x01;
     const altered = `${header}.${payload}.${bytes.toString('base64url')}`;
     expect(await service.introspect({ token: altered })).toMatchObject({ active: false, reason: 'bad_signature' });
     const [key] = await service.listKeys();
