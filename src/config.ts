@@ -5,6 +5,7 @@
 
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
+import { createSecureContext } from 'node:tls';
 import { parseRedisUrl as parseRedisTarget } from './store/redis/connection-url.js';
 import { isSigningAlgorithm, SIGNING_ALGORITHMS, type SigningAlgorithm } from './core/types.js';
 
@@ -171,6 +172,18 @@ function parseRedisUrl(raw: string): string {
   return url;
 }
 
+function parseTlsGroups(raw: string): string {
+  const value = raw.trim();
+  if (value === '') throw new Error('expected an OpenSSL group list such as X25519MLKEM768:X25519');
+  try {
+    // OpenSSL itself decides what a group list may name.
+    createSecureContext({ ecdhCurve: value });
+  } catch {
+    throw new Error(`OpenSSL ${process.versions.openssl} does not know every group in "${value}" (names are separated by colons, e.g. X25519MLKEM768:X25519)`);
+  }
+  return value;
+}
+
 function parseAlgorithm(raw: string): SigningAlgorithm {
   const value = raw.trim();
   if (!isSigningAlgorithm(value)) throw new Error(`expected one of ${SIGNING_ALGORITHMS.join(', ')}`);
@@ -325,6 +338,12 @@ export const SETTINGS = {
       'PEM CA certificates for client certificates. Set: mutual TLS on both ports, every client must present a certificate this CA signed, and callers may be named by its SPIFFE ID or subject (tls_identity). Re-read when it changes.',
     parse: parseReadableFile,
   }),
+  tlsGroups: optional({
+    env: 'TALLY_TLS_GROUPS',
+    description:
+      'Key exchange groups both TLS ports accept, as an OpenSSL group list (like nginx\'s ssl_ecdh_curve or Envoy\'s ecdh_curves), e.g. X25519MLKEM768 to require post-quantum hybrid key exchange; a client that offers none of them fails the handshake and the log says so. Unset: OpenSSL\'s own list, which offers X25519MLKEM768 first and still serves classical clients.',
+    parse: parseTlsGroups,
+  }),
   scanLimitPerSecond: required({
     env: 'TALLY_SCAN_LIMIT_RATE',
     default: '100',
@@ -449,6 +468,9 @@ export function loadConfig(environment: Environment): Config {
   }
   if ((settings.tlsCertFile === undefined) !== (settings.tlsKeyFile === undefined) && !problems.some((problem) => problem.startsWith('TALLY_TLS_'))) {
     problems.push(`${SETTINGS.tlsCertFile.env} and ${SETTINGS.tlsKeyFile.env}: set both for TLS, or neither`);
+  }
+  if (settings.tlsGroups !== undefined && settings.tlsCertFile === undefined) {
+    problems.push(`${SETTINGS.tlsGroups.env}: key exchange groups need TLS: set ${SETTINGS.tlsCertFile.env} and ${SETTINGS.tlsKeyFile.env} too`);
   }
   if (settings.tlsClientCaFile !== undefined && settings.tlsCertFile === undefined) {
     problems.push(`${SETTINGS.tlsClientCaFile.env}: mutual TLS needs ${SETTINGS.tlsCertFile.env} and ${SETTINGS.tlsKeyFile.env} too`);
