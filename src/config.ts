@@ -6,8 +6,9 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { createSecureContext } from 'node:tls';
+import { generateKeyPairSync } from 'node:crypto';
 import { parseRedisUrl as parseRedisTarget } from './store/redis/connection-url.js';
-import { isSigningAlgorithm, SIGNING_ALGORITHMS, type SigningAlgorithm } from './core/types.js';
+import { isSigningAlgorithm, POST_QUANTUM_SIGNING_ALGORITHMS, SIGNING_ALGORITHMS, type SigningAlgorithm } from './core/types.js';
 
 interface Setting<T> {
   env: string;
@@ -187,6 +188,14 @@ function parseTlsGroups(raw: string): string {
 function parseAlgorithm(raw: string): SigningAlgorithm {
   const value = raw.trim();
   if (!isSigningAlgorithm(value)) throw new Error(`expected one of ${SIGNING_ALGORITHMS.join(', ')}`);
+  if ((POST_QUANTUM_SIGNING_ALGORITHMS as readonly string[]).includes(value)) {
+    try {
+      // Refused here rather than when the first key is made, which start-up would retry for ever.
+      generateKeyPairSync(value.toLowerCase() as 'ml-dsa-65');
+    } catch {
+      throw new Error(`${value} needs Node.js 24.7 or later with OpenSSL 3.5; this is Node.js ${process.versions.node} with OpenSSL ${process.versions.openssl}`);
+    }
+  }
   return value;
 }
 
