@@ -133,6 +133,19 @@ describe('a ring with several algorithms', () => {
     expect(summary(await service.listKeys())).toEqual([['ML-DSA-65', 'active', true]]);
   });
 
+  it('takes a ring written before there were defaults (one active key, unmarked): that key stays the default', async () => {
+    const { service, store } = await replica();
+    const snapshot = await store.readKeyRing();
+    const [legacy] = snapshot.keys.map(({ default: _marked, ...key }) => key);
+    expect(await store.writeKeyRing(snapshot.version, [legacy!])).toBe(true);
+    const ring = await service.rotateKeys('ML-DSA-65');
+    expect(ring.map((key) => [key.kid, key.default])).toEqual([
+      [legacy!.kid, true],
+      [expect.any(String), false],
+    ]);
+    expect((await service.issue({ subject: 'alice', format: 'jwt' })).algorithm).toBe('EdDSA');
+  });
+
   it('is seen by another replica: the default it moved and the algorithm it added', async () => {
     const first = await replica();
     const second = await replica({ store: first.store, secrets: first.secrets, keyRefreshMs: 60_000 });

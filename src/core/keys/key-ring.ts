@@ -87,7 +87,12 @@ export function ringAfterRotation(keys: readonly StoredKey[], newKey: StoredKey,
   const replaced = kept.find((key) => key.state === 'active' && key.algorithm === newKey.algorithm);
   const becomesDefault = defaultKey === undefined || defaultKey === replaced;
   return [
-    ...kept.map((key) => (key === replaced ? retire(key, now, verifyForMs) : key)),
+    ...kept.map((key): StoredKey => {
+      if (key === replaced) return retire(key, now, verifyForMs);
+      // A ring written before several keys could be active marks none: its one active key is the default, and now says so.
+      if (key === defaultKey) return { ...key, default: true };
+      return key;
+    }),
     becomesDefault ? { ...newKey, default: true } : newKey,
   ];
 }
