@@ -209,7 +209,7 @@ export function createTokenService(options: TokenServiceOptions): TokenService {
       let algorithm: SigningAlgorithm | undefined;
       if (request.format === 'jwt') {
         tokenId = Buffer.from(randomness.bytes(TOKEN_ID_BYTES)).toString('base64url');
-        const key = keys.signingKey(input.algorithm);
+        const key = await keys.currentSigningKey(input.algorithm);
         algorithm = key.algorithm;
         token = await signAccessToken({ ...request, issuer, tokenId, issuedAt, expiresAt, extra: request.claims }, key);
         // A token this service would refuse to introspect must not be handed out.

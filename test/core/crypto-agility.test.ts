@@ -146,6 +146,13 @@ describe('a ring with several algorithms', () => {
     expect((await service.issue({ subject: 'alice', format: 'jwt' })).algorithm).toBe('EdDSA');
   });
 
+  it('an Issue naming an algorithm another replica just added finds its key without waiting for a refresh', async () => {
+    const first = await replica({ keyRefreshMs: 3_600_000 });
+    const second = await replica({ store: first.store, secrets: first.secrets, keyRefreshMs: 3_600_000 });
+    await first.service.rotateKeys('ML-DSA-44');
+    expect((await second.service.issue({ subject: 'alice', format: 'jwt', algorithm: 'ML-DSA-44' })).algorithm).toBe('ML-DSA-44');
+  });
+
   it('is seen by another replica: the default it moved and the algorithm it added', async () => {
     const first = await replica();
     const second = await replica({ store: first.store, secrets: first.secrets, keyRefreshMs: 60_000 });

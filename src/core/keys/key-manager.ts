@@ -42,6 +42,8 @@ export interface KeyManager {
   loaded(): boolean;
   /** The active key of the algorithm (the default one when undefined); FailedPreconditionError when it has none. */
   signingKey(algorithm?: SigningAlgorithm): SigningKey;
+  /** As signingKey, but first reloads the ring (rate-limited) when the algorithm has no key here, as after it was added elsewhere. */
+  currentSigningKey(algorithm?: SigningAlgorithm): Promise<SigningKey>;
   /** The key for a kid; reloads the ring (rate-limited) when the kid is unknown, as after a rotation elsewhere. */
   verificationKey(kid: string): Promise<VerificationKey | undefined>;
   /** A new active key for the algorithm (the default one when undefined), replacing its current one or joining the ring beside the others. */
@@ -57,6 +59,7 @@ export function createKeyManager(options: KeyManagerOptions): KeyManager {
   const { store, clock } = options;
   let ring: KeyRing | undefined;
   let lastUnknownKidReload = -Infinity;
+  let lastUnknownAlgorithmReload = -Infinity;
   let reloading: Promise<void> | undefined;
 
   async function apply(version: number, keys: StoredKey[]): Promise<void> {
@@ -156,6 +159,17 @@ export function createKeyManager(options: KeyManagerOptions): KeyManager {
         throw new FailedPreconditionError(`algorithm: ${algorithm} has no active signing key; add one with RotateKeys, or name one of ${[...ring.signing.keys()].join(', ')}`);
       }
       return key;
+    },
+
+    async currentSigningKey(algorithm) {
+      const known = ring?.signing.get(algorithm ?? ring.defaultAlgorithm);
+      if (known !== undefined) return known;
+      const now = clock.now();
+      if (ring !== undefined && now - lastUnknownAlgorithmReload >= options.unknownKidReloadMs) {
+        lastUnknownAlgorithmReload = now;
+        await reload();
+      }
+      return manager.signingKey(algorithm);
     },
 
     async verificationKey(kid) {
