@@ -48,22 +48,23 @@ describe('moving from EdDSA to ML-DSA-65 without a flag day, on three replicas',
 
   beforeAll(async () => {
     redis = await startRedis({ appendonly: false });
-    replicas = await Promise.all(
-      [0, 1, 2].map(async () => {
-        const tally = await startTally({
-          env: {
-            TALLY_REDIS_URL: redis.url,
-            TALLY_MASTER_KEY: MASTER_KEY,
-            TALLY_KEY_ALGORITHM: 'EdDSA',
-            TALLY_TOKEN_TTL: `${MAX_TTL_SECONDS}s`,
-            TALLY_MAX_TOKEN_TTL: `${MAX_TTL_SECONDS}s`,
-            TALLY_CLOCK_SKEW: '1s',
-          },
-        });
-        return { tally, clients: createTallyClients(tally) };
-      }),
-    );
-  });
+    replicas = [];
+    // One after another: three processes compiling at once on a busy machine can miss the start-up wait.
+    for (let index = 0; index < 3; index++) {
+      const tally = await startTally({
+        env: {
+          TALLY_REDIS_URL: redis.url,
+          TALLY_MASTER_KEY: MASTER_KEY,
+          TALLY_KEY_ALGORITHM: 'EdDSA',
+          TALLY_TOKEN_TTL: `${MAX_TTL_SECONDS}s`,
+          TALLY_MAX_TOKEN_TTL: `${MAX_TTL_SECONDS}s`,
+          TALLY_CLOCK_SKEW: '1s',
+        },
+        startTimeoutMs: 60_000,
+      });
+      replicas.push({ tally, clients: createTallyClients(tally) });
+    }
+  }, 240_000);
   afterAll(async () => {
     for (const replica of replicas ?? []) {
       replica.clients.close();
