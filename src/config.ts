@@ -5,8 +5,10 @@
 
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
+import { createSecureContext } from 'node:tls';
+import { generateKeyPairSync } from 'node:crypto';
 import { parseRedisUrl as parseRedisTarget } from './store/redis/connection-url.js';
-import { isSigningAlgorithm, SIGNING_ALGORITHMS, type SigningAlgorithm } from './core/types.js';
+import { isSigningAlgorithm, POST_QUANTUM_SIGNING_ALGORITHMS, SIGNING_ALGORITHMS, type SigningAlgorithm } from './core/types.js';
 
 interface Setting<T> {
   env: string;
@@ -171,9 +173,29 @@ function parseRedisUrl(raw: string): string {
   return url;
 }
 
+function parseTlsGroups(raw: string): string {
+  const value = raw.trim();
+  if (value === '') throw new Error('expected an OpenSSL group list such as X25519MLKEM768:X25519');
+  try {
+    // OpenSSL itself decides what a group list may name.
+    createSecureContext({ ecdhCurve: value });
+  } catch {
+    throw new Error(`OpenSSL ${process.versions.openssl} does not know every group in "${value}" (names are separated by colons, e.g. X25519MLKEM768:X25519)`);
+  }
+  return value;
+}
+
 function parseAlgorithm(raw: string): SigningAlgorithm {
   const value = raw.trim();
   if (!isSigningAlgorithm(value)) throw new Error(`expected one of ${SIGNING_ALGORITHMS.join(', ')}`);
+  if ((POST_QUANTUM_SIGNING_ALGORITHMS as readonly string[]).includes(value)) {
+    try {
+      // Refused here rather than when the first key is made, which start-up would retry for ever.
+      generateKeyPairSync(value.toLowerCase() as 'ml-dsa-65');
+    } catch {
+      throw new Error(`${value} needs Node.js 24.7 or later with OpenSSL 3.5; this is Node.js ${process.versions.node} with OpenSSL ${process.versions.openssl}`);
+    }
+  }
   return value;
 }
 
@@ -262,7 +284,7 @@ export const SETTINGS = {
   keyAlgorithm: required({
     env: 'TALLY_KEY_ALGORITHM',
     default: 'EdDSA',
-    description: `Algorithm of the first signing key and of rotations that name none: ${SIGNING_ALGORITHMS.join(', ')}.`,
+    description: `Algorithm of the first signing key, which is the default (signs JWTs whose Issue names no algorithm; SetDefaultAlgorithm moves it): ${SIGNING_ALGORITHMS.join(', ')}. ML-DSA-* are the post-quantum ones (RFC 9964).`,
     parse: parseAlgorithm,
   }),
   keyRefreshMs: required({
@@ -274,7 +296,7 @@ export const SETTINGS = {
   keyRotationIntervalMs: optional({
     env: 'TALLY_KEY_ROTATION_INTERVAL',
     description:
-      'Rotate the signing key on this schedule (e.g. 24h); exactly one replica makes each new key. Unset: keys change only on RotateKeys.',
+      'Rotate each active signing key (one per algorithm in use) on this schedule (e.g. 24h); exactly one replica makes each new key. Unset: keys change only on RotateKeys.',
     parse: parseRotationInterval,
   }),
   healthCheckIntervalMs: required({
@@ -325,6 +347,12 @@ export const SETTINGS = {
       'PEM CA certificates for client certificates. Set: mutual TLS on both ports, every client must present a certificate this CA signed, and callers may be named by its SPIFFE ID or subject (tls_identity). Re-read when it changes.',
     parse: parseReadableFile,
   }),
+  tlsGroups: optional({
+    env: 'TALLY_TLS_GROUPS',
+    description:
+      'Key exchange groups both TLS ports accept, as an OpenSSL group list (like nginx\'s ssl_ecdh_curve or Envoy\'s ecdh_curves), e.g. X25519MLKEM768 to require post-quantum hybrid key exchange; a client that offers none of them fails the handshake and the log says so. Unset: OpenSSL\'s own list, which offers X25519MLKEM768 first and still serves classical clients.',
+    parse: parseTlsGroups,
+  }),
   scanLimitPerSecond: required({
     env: 'TALLY_SCAN_LIMIT_RATE',
     default: '100',
@@ -340,9 +368,9 @@ export const SETTINGS = {
   }),
   maxTokenLength: required({
     env: 'TALLY_MAX_TOKEN_LENGTH',
-    default: '16384',
+    default: '49152',
     description:
-      'Longest token, in characters: longer ones introspect inactive, and Issue refuses to mint a JWT longer than this. The proto allows at most 65536.',
+      'Longest token, in characters: longer ones introspect inactive, and Issue refuses to mint a JWT longer than this. The default fits the largest JWT a default Issue can ask for signed with ML-DSA-87 (about 40,500 characters) and stays under Envoy\'s default 60 KiB request-header limit; the proto allows at most 65536.',
     parse: countBetween(256, 65_536),
   }),
   maxClaimsBytes: required({
@@ -449,6 +477,9 @@ export function loadConfig(environment: Environment): Config {
   }
   if ((settings.tlsCertFile === undefined) !== (settings.tlsKeyFile === undefined) && !problems.some((problem) => problem.startsWith('TALLY_TLS_'))) {
     problems.push(`${SETTINGS.tlsCertFile.env} and ${SETTINGS.tlsKeyFile.env}: set both for TLS, or neither`);
+  }
+  if (settings.tlsGroups !== undefined && settings.tlsCertFile === undefined) {
+    problems.push(`${SETTINGS.tlsGroups.env}: key exchange groups need TLS: set ${SETTINGS.tlsCertFile.env} and ${SETTINGS.tlsKeyFile.env} too`);
   }
   if (settings.tlsClientCaFile !== undefined && settings.tlsCertFile === undefined) {
     problems.push(`${SETTINGS.tlsClientCaFile.env}: mutual TLS needs ${SETTINGS.tlsCertFile.env} and ${SETTINGS.tlsKeyFile.env} too`);

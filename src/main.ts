@@ -21,7 +21,7 @@ import { TokenService as TokenServiceDescriptor } from './gen/tally/v1/token_ser
 import { Authorization } from './gen/envoy/service/auth/v3/external_auth_pb.js';
 import { REQUIRED_PERMISSION } from './auth/authorize.js';
 import { instrumentStore } from './store/instrumented-store.js';
-import { createMetrics } from './transport/metrics.js';
+import { createMetrics, type Metrics } from './transport/metrics.js';
 import { createExtAuthzHandlers } from './transport/grpc/ext-authz.js';
 import { createStandardRoutes } from './transport/http/standard-routes.js';
 import { INTERNAL_JWKS_PATH, JWKS_PATH, staleIfErrorMs } from './transport/http/jwks.js';
@@ -56,6 +56,16 @@ function throttled(interval: number, log: (error: Error) => void): (error: Error
   };
 }
 
+/** As throttled, once per interval for each key. */
+function throttledByKey(interval: number, log: (key: string) => void): (key: string) => void {
+  const last = new Map<string, number>();
+  return (key) => {
+    if (Date.now() - (last.get(key) ?? -Infinity) < interval) return;
+    last.set(key, Date.now());
+    log(key);
+  };
+}
+
 function masterKeyOf(config: Config, logger: Logger): Uint8Array {
   if (config.masterKey !== undefined) return config.masterKey;
   logger.warn(
@@ -85,8 +95,13 @@ async function startTokenService(tokens: TokenService, logger: Logger, cancelled
 }
 
 /** The TLS files of both ports, followed for rotation; undefined for plaintext. */
-function watchTls(config: Config, logger: Logger): TlsFiles | undefined {
+function watchTls(config: Config, logger: Logger, metrics: Metrics): TlsFiles | undefined {
   if (config.tlsCertFile === undefined || config.tlsKeyFile === undefined) return undefined;
+  // A client that offers none of the accepted groups is refused at the handshake and learns only that; the log says which setting did it.
+  const groups = config.tlsGroups ?? "OpenSSL's default list";
+  const refusedForGroups = throttledByKey(10_000, (port: string) =>
+    logger.warn({ port, tls_groups: groups }, `a TLS client offered no key exchange group that TALLY_TLS_GROUPS (${groups}) accepts; the handshake was refused`),
+  );
   try {
     return watchTlsFiles({
       certFile: config.tlsCertFile,
@@ -95,6 +110,11 @@ function watchTls(config: Config, logger: Logger): TlsFiles | undefined {
       pollIntervalMs: 1_000,
       onReload: (files) => logger.info({ files }, 'TLS certificate files reloaded; new connections use them'),
       onError: (error) => logger.error({ err: error }, 'the TLS files changed but cannot be used yet; still serving the previous certificate'),
+      groups: config.tlsGroups,
+      onHandshake: (outcome) => {
+        metrics.observeTlsHandshake(outcome);
+        if (!outcome.ok && outcome.reason === 'no_shared_group') refusedForGroups(outcome.port);
+      },
     });
   } catch (error) {
     throw new Error(`TALLY_TLS_CERT_FILE, TALLY_TLS_KEY_FILE, TALLY_TLS_CLIENT_CA_FILE: ${(error as Error).message}`);
@@ -138,9 +158,9 @@ async function start(config: Config, logger: Logger): Promise<Running> {
       logger.warn('no callers are configured and TALLY_PROTECTED_MODE=no: every client that reaches the ports may issue, introspect, revoke and rotate keys');
     }
   }
-  const tls = watchTls(config, logger);
+  const tls = watchTls(config, logger, metrics);
   const guard = createGuard({ callers: () => callers.current(), protectedMode: config.protectedMode });
-  const tokens = metrics.countIntrospections(createTokenService({
+  const tokens = metrics.countIssues(metrics.countIntrospections(createTokenService({
     store,
     secrets: deriveSecrets(masterKeyOf(config, logger)),
     issuer: config.issuer,
@@ -159,7 +179,7 @@ async function start(config: Config, logger: Logger): Promise<Running> {
         : logger.warn({ offset_ms: Math.round(offsetMs) }, 'this replica\'s clock is more than TALLY_CLOCK_SKEW off the store\'s; Tally judges token times on the store\'s clock, so answers stay exact, but fix the clock (NTP)'),
     onTampered: (kind, id) =>
       logger.error({ kind, id }, 'a value in the store failed its integrity check and was ignored: someone without the master key wrote to Redis'),
-  }));
+  })));
   metrics.watchKeys(() => tokens.listKeys());
   const readiness = createReadiness({
     ping: () => store.ping(),

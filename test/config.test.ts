@@ -42,7 +42,7 @@ describe('loadConfig', () => {
       tlsClientCaFile: undefined,
       scanLimitPerSecond: 100,
       scanLimitBurst: 1_000,
-      maxTokenLength: 16_384,
+      maxTokenLength: 49_152,
       phantomTokenTtlMs: 0,
       jwksMaxAgeMs: 60_000,
       maxClaimsBytes: 8_192,
@@ -82,6 +82,10 @@ describe('loadConfig', () => {
     expect(Buffer.from(config.masterKey!).toString('base64')).toBe(KEY);
   });
 
+  it.each(['ML-DSA-44', 'ML-DSA-65', 'ML-DSA-87'])('takes the post-quantum %s as TALLY_KEY_ALGORITHM on this runtime', (algorithm) => {
+    expect(loadConfig({ TALLY_KEY_ALGORITHM: algorithm }).keyAlgorithm).toBe(algorithm);
+  });
+
   it('reads the master key from TALLY_MASTER_KEY_FILE, trailing newline and all', () => {
     const directory = mkdtempSync(join(tmpdir(), 'tally-config-'));
     const file = join(directory, 'master-key');
@@ -101,6 +105,7 @@ describe('loadConfig', () => {
       ['TALLY_MAX_TOKEN_TTL', '-5m'],
       ['TALLY_CLOCK_SKEW', 'soon'],
       ['TALLY_KEY_ALGORITHM', 'HS256'],
+      ['TALLY_KEY_ALGORITHM', 'ML-DSA-1024'],
       ['TALLY_KEY_REFRESH_INTERVAL', '0ms'],
       ['TALLY_REDIS_COMMAND_TIMEOUT', '1x'],
       ['TALLY_MAX_MESSAGE_BYTES', '12'],
@@ -122,6 +127,7 @@ describe('loadConfig', () => {
       ['TALLY_REDIS_WAIT_REPLICAS', 'one'],
       ['TALLY_KEY_ROTATION_INTERVAL', '100ms'],
       ['TALLY_KEY_ROTATION_INTERVAL', 'daily'],
+      ['TALLY_TLS_GROUPS', 'X25519MLKEM768:nonsense'],
     ])('%s=%j', (variable, value) => {
       const environment: Record<string, string> = { [variable]: value };
       if (variable === 'TALLY_REDIS_URL') environment.TALLY_MASTER_KEY = KEY;

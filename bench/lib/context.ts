@@ -1,13 +1,21 @@
 // What rows share: the settings, a scratch directory, and the processes under
 // test. Each process starts the first time a row asks for it, so a row that needs
 // something new adds a getter here and nothing starts that no row uses.
+import { create } from '@bufbuild/protobuf';
 import type { RedisServerHandle } from '../../test/support/redis-server.js';
 import { startRedis } from '../../test/support/redis-server.js';
-import { IssueResponseSchema, IssueRequestSchema, TokenFormat, type IssueResponse } from '../../src/gen/tally/v1/token_service_pb.js';
+import {
+  IssueResponseSchema,
+  IssueRequestSchema,
+  RotateKeysRequestSchema,
+  RotateKeysResponseSchema,
+  TokenFormat,
+  type IssueResponse,
+} from '../../src/gen/tally/v1/token_service_pb.js';
 import { startBareGrpcServer, type BareGrpcTarget } from '../targets/bare-grpc.js';
 import { startOidcProvider, type OidcProviderTarget } from '../targets/oidc-provider.js';
 import { buildTally, newMasterKey, startTally, type TallyTarget } from '../targets/tally.js';
-import { benchIssueRequest, issuePath } from './fixtures.js';
+import { benchIssueRequest, issuePath, type BenchJwtAlgorithm } from './fixtures.js';
 import { callUnary } from './grpc-client.js';
 import type { LoadSettings } from './h2load.js';
 import type { Measurement, Row } from './row.js';
@@ -30,8 +38,10 @@ export interface BenchContext {
   leasedReplicas(): Promise<readonly [TallyTarget, TallyTarget, TallyTarget]>;
   /** An opaque token minted through Tally's gRPC Issue. */
   opaqueToken(): Promise<IssueResponse>;
-  /** A JWT minted through Tally's gRPC Issue. */
-  jwtToken(): Promise<IssueResponse>;
+  /** A JWT minted through Tally's gRPC Issue: with the default algorithm (EdDSA), or the one named. */
+  jwtToken(algorithm?: BenchJwtAlgorithm): Promise<IssueResponse>;
+  /** Makes sure the shared key ring has an active key of the algorithm (RotateKeys once); the default stays EdDSA. */
+  signingKey(algorithm: BenchJwtAlgorithm): Promise<void>;
   /** node-oidc-provider with the bench's Redis adapter on the same Redis. */
   oidcProvider(): Promise<OidcProviderTarget>;
   /**
@@ -114,11 +124,20 @@ export function createBenchContext(options: BenchContextOptions): BenchContext {
     ]);
     return [first, second, third] as const;
   });
-  const issue = (format: TokenFormat) =>
+  const mlDsaKey = once(async () => {
+    const { grpcAddress } = await tally();
+    // Beside the default key, which stays the default: the EdDSA rows are unchanged by it.
+    await callUnary(grpcAddress, '/tally.v1.TokenService/RotateKeys', RotateKeysRequestSchema, RotateKeysResponseSchema, create(RotateKeysRequestSchema, { algorithm: 'ML-DSA-65' }));
+  });
+  const signingKey = async (algorithm: BenchJwtAlgorithm) => {
+    if (algorithm === 'ML-DSA-65') await mlDsaKey();
+  };
+  const issue = (format: TokenFormat, algorithm?: BenchJwtAlgorithm) =>
     once(async () => {
       // Any replica will do: tokens live in Redis and the key ring is shared.
       const { grpcAddress } = await tally();
-      const issued = await callUnary(grpcAddress, issuePath, IssueRequestSchema, IssueResponseSchema, benchIssueRequest(format));
+      if (algorithm !== undefined) await signingKey(algorithm);
+      const issued = await callUnary(grpcAddress, issuePath, IssueRequestSchema, IssueResponseSchema, benchIssueRequest(format, algorithm));
       if (issued.token === '') throw new Error('Issue answered without a token');
       return issued;
     });
@@ -141,7 +160,11 @@ export function createBenchContext(options: BenchContextOptions): BenchContext {
     cachedTally,
     leasedReplicas,
     opaqueToken: issue(TokenFormat.OPAQUE),
-    jwtToken: issue(TokenFormat.JWT),
+    jwtToken: (() => {
+      const byAlgorithm = { default: issue(TokenFormat.JWT), 'ML-DSA-65': issue(TokenFormat.JWT, 'ML-DSA-65') };
+      return (algorithm?: BenchJwtAlgorithm) => (algorithm === 'ML-DSA-65' ? byAlgorithm['ML-DSA-65']() : byAlgorithm.default());
+    })(),
+    signingKey,
     oidcProvider,
     measure(row) {
       let measurement = measurements.get(row.name);

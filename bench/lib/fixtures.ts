@@ -16,13 +16,17 @@ export const revokePath = '/tally.v1.TokenService/Revoke';
 /** Shaped like an opaque token (`tly_` + 49 base62 characters) so request sizes match Tally's row. */
 export const placeholderOpaqueToken = `tly_${'0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLM'}`;
 
-export function benchIssueRequest(format: TokenFormat = TokenFormat.OPAQUE): IssueRequest {
+/** The algorithms the bench signs JWTs with: the default, and the post-quantum one beside it. */
+export type BenchJwtAlgorithm = 'EdDSA' | 'ML-DSA-65';
+
+export function benchIssueRequest(format: TokenFormat = TokenFormat.OPAQUE, algorithm?: BenchJwtAlgorithm): IssueRequest {
   return create(IssueRequestSchema, {
     subject: 'bench-user-0001',
     clientId: 'bench-client',
     audience: ['orders'],
     scopes: ['orders:read', 'orders:write'],
     format,
+    algorithm: algorithm ?? '',
   });
 }
 

@@ -6,7 +6,7 @@
 import type { Row } from '../lib/row.js';
 import { bareGrpcIntrospectAgain } from './bare-grpc-introspect-again.js';
 import { bareGrpcIntrospect } from './bare-grpc-introspect.js';
-import { joseJwtVerifyEdDsa, joseJwtVerifyEs256 } from './jose-jwt-verify.js';
+import { joseJwtVerifyEdDsa, joseJwtVerifyEs256, joseJwtVerifyMlDsa65 } from './jose-jwt-verify.js';
 import { oidcProviderIntrospect } from './oidc-provider-introspect.js';
 import { tallyConnectJsonIntrospect } from './tally-connect-json-introspect.js';
 import {
@@ -14,7 +14,8 @@ import {
   tallyGrpcIntrospectOpaqueCacheHitHalfPeak,
   tallyGrpcIntrospectOpaqueHalfPeak,
 } from './tally-grpc-introspect-half-peak.js';
-import { tallyGrpcIntrospectJwt } from './tally-grpc-introspect-jwt.js';
+import { tallyGrpcIntrospectJwt, tallyGrpcIntrospectJwtMlDsa65 } from './tally-grpc-introspect-jwt.js';
+import { tallyGrpcIssueJwtEdDsa, tallyGrpcIssueJwtMlDsa65 } from './tally-grpc-issue-jwt.js';
 import { tallyGrpcIntrospectOpaqueCacheHit } from './tally-grpc-introspect-opaque-cache-hit.js';
 import { tallyGrpcIntrospectOpaque } from './tally-grpc-introspect-opaque.js';
 import { tallyOauth2Introspect } from './tally-oauth2-introspect.js';
@@ -28,11 +29,15 @@ export const rows: readonly [Row, ...Row[]] = [
   tallyGrpcIntrospectOpaqueCacheHitHalfPeak,
   bareGrpcIntrospectAtCacheHitHalfPeak,
   tallyGrpcIntrospectJwt,
+  tallyGrpcIntrospectJwtMlDsa65,
+  tallyGrpcIssueJwtEdDsa,
+  tallyGrpcIssueJwtMlDsa65,
   tallyConnectJsonIntrospect,
   tallyOauth2Introspect,
   oidcProviderIntrospect,
   joseJwtVerifyEs256,
   joseJwtVerifyEdDsa,
+  joseJwtVerifyMlDsa65,
   tallyRevokeLeasedReplicas,
   bareGrpcIntrospectAgain,
 ];

@@ -18,7 +18,7 @@ interface LoopResult {
   readonly p99Milliseconds: number;
 }
 
-function joseJwtVerify(algorithm: 'ES256' | 'EdDSA'): Row {
+function joseJwtVerify(algorithm: 'ES256' | 'EdDSA' | 'ML-DSA-65'): Row {
   return {
     name: `alternative: in-process jose jwtVerify, ${algorithm}`,
     description:
@@ -62,3 +62,4 @@ function joseJwtVerify(algorithm: 'ES256' | 'EdDSA'): Row {
 
 export const joseJwtVerifyEs256 = joseJwtVerify('ES256');
 export const joseJwtVerifyEdDsa = joseJwtVerify('EdDSA');
+export const joseJwtVerifyMlDsa65 = joseJwtVerify('ML-DSA-65');

@@ -3,7 +3,7 @@
 // rate is what one core of a verifying service gets and the percentiles are per
 // call. A child process, so the bench's own work does not share its event loop.
 //
-// Usage: node --import tsx bench/targets/jose-verify-loop.ts <ES256|EdDSA> <warm-up seconds> <seconds>
+// Usage: node --import tsx bench/targets/jose-verify-loop.ts <ES256|EdDSA|ML-DSA-65> <warm-up seconds> <seconds>
 // Prints one line: bench-result {json}.
 import { generateKeyPair, jwtVerify, SignJWT } from 'jose';
 import { percentile } from '../lib/percentiles.js';
@@ -11,8 +11,8 @@ import { percentile } from '../lib/percentiles.js';
 const [algorithm = '', warmUpText = '', secondsText = ''] = process.argv.slice(2);
 const warmUpSeconds = Number(warmUpText);
 const seconds = Number(secondsText);
-if (!['ES256', 'EdDSA'].includes(algorithm) || !(warmUpSeconds >= 0) || !(seconds > 0)) {
-  console.error('usage: jose-verify-loop.ts <ES256|EdDSA> <warm-up seconds> <seconds>');
+if (!['ES256', 'EdDSA', 'ML-DSA-65'].includes(algorithm) || !(warmUpSeconds >= 0) || !(seconds > 0)) {
+  console.error('usage: jose-verify-loop.ts <ES256|EdDSA|ML-DSA-65> <warm-up seconds> <seconds>');
   process.exit(2);
 }
 

@@ -9,6 +9,8 @@ export const REQUIRED_PERMISSION: Readonly<Record<string, Permission>> = {
   'tally.v1.TokenService/Introspect': 'introspect',
   'tally.v1.TokenService/Revoke': 'revoke',
   'tally.v1.TokenService/RotateKeys': 'keys',
+  'tally.v1.TokenService/SetDefaultAlgorithm': 'keys',
+  'tally.v1.TokenService/RetireAlgorithm': 'keys',
   'tally.v1.TokenService/ListKeys': 'keys',
   'tally.v1.TokenService/RevokeKey': 'keys',
   'envoy.service.auth.v3.Authorization/Check': 'introspect',

@@ -2,8 +2,9 @@
 // the gRPC protocol (so it talks to the fast grpc-js port), with a deadline
 // on every call, the caller's API key, TLS when the URL is https, and retries
 // with backoff on UNAVAILABLE for the calls the proto declares safe to repeat
-// (Introspect, ListKeys: no side effects; Revoke, RevokeKey: idempotent). Issue and
-// RotateKeys are never retried: a lost answer must not mint twice.
+// (Introspect, ListKeys: no side effects; Revoke, RevokeKey, SetDefaultAlgorithm:
+// idempotent). Issue, RotateKeys and RetireAlgorithm are never retried: a lost
+// answer must not mint twice.
 //
 //   import { createTallyClient } from 'tally/client';
 //   const tally = createTallyClient({ baseUrl: 'https://tally:50051', apiKey });

@@ -8,7 +8,8 @@ export type TallyErrorCode =
   | 'ERR_KEY_RING'
   | 'ERR_UNAUTHENTICATED'
   | 'ERR_PERMISSION_DENIED'
-  | 'ERR_RESOURCE_EXHAUSTED';
+  | 'ERR_RESOURCE_EXHAUSTED'
+  | 'ERR_FAILED_PRECONDITION';
 
 export class TallyError extends Error {
   readonly code: TallyErrorCode;
@@ -59,5 +60,12 @@ export class PermissionDeniedError extends TallyError {
 export class ResourceExhaustedError extends TallyError {
   constructor(message: string) {
     super('ERR_RESOURCE_EXHAUSTED', message);
+  }
+}
+
+/** The request is well formed but the system is not in a state to do it (an algorithm with no active key). */
+export class FailedPreconditionError extends TallyError {
+  constructor(message: string) {
+    super('ERR_FAILED_PRECONDITION', message);
   }
 }

@@ -52,7 +52,7 @@ export interface TokenServiceOptions {
   defaultTtlMs: number;
   maxTtlMs: number;
   clockSkewMs: number;
-  /** Algorithm of the first key. Rotations that name none keep the current key's algorithm. */
+  /** Algorithm of the first key (the default). Rotations that name none rotate the default key. */
   keyAlgorithm: SigningAlgorithm;
   /** How often the key ring is re-read from the store (and a scheduled rotation checked). */
   keyRefreshMs: number;
@@ -91,7 +91,12 @@ export interface TokenService {
   /** Never throws for a bad token: the answer is inactive, with a reason for logs and metrics only. */
   introspect(input: IntrospectInput): Promise<Introspection>;
   revoke(target: RevokeTarget, options?: RevokeOptions): Promise<void>;
+  /** A new active key for the algorithm (the default's when undefined); other algorithms' keys are left alone. */
   rotateKeys(algorithm?: SigningAlgorithm): Promise<PublicKeyInfo[]>;
+  /** The algorithm stops signing; its keys verify until their last token has expired. */
+  retireAlgorithm(algorithm: SigningAlgorithm): Promise<PublicKeyInfo[]>;
+  /** The algorithm signs JWTs whose Issue names none. */
+  setDefaultAlgorithm(algorithm: SigningAlgorithm): Promise<PublicKeyInfo[]>;
   listKeys(): Promise<PublicKeyInfo[]>;
   /**
    * Pulls a key at once (a compromised key): every JWT it signed is inactive
@@ -279,9 +284,12 @@ export function createTokenService(options: TokenServiceOptions): TokenService {
       const expiresAt = toWholeSeconds(issuedAt + request.ttlMs);
       let token: string;
       let tokenId: string;
+      let algorithm: SigningAlgorithm | undefined;
       if (request.format === 'jwt') {
         tokenId = Buffer.from(randomness.bytes(TOKEN_ID_BYTES)).toString('base64url');
-        token = await signAccessToken({ ...request, issuer, tokenId, issuedAt, expiresAt, extra: request.claims }, keys.signingKey());
+        const key = await keys.currentSigningKey(input.algorithm);
+        algorithm = key.algorithm;
+        token = await signAccessToken({ ...request, issuer, tokenId, issuedAt, expiresAt, extra: request.claims }, key);
         // A token this service would refuse to introspect must not be handed out.
         if (token.length > maxTokenLength) {
           throw new InvalidArgumentError('claims', `the JWT would be longer than the ${maxTokenLength} characters a token may have; send fewer claims, audiences or scopes`);
@@ -305,7 +313,9 @@ export function createTokenService(options: TokenServiceOptions): TokenService {
       }, secrets.integrityKey);
       checkedRecords.add(record);
       await store.putToken(record);
-      return { token, tokenId, format: request.format, issuedAt, expiresAt };
+      const issued: IssuedToken = { token, tokenId, format: request.format, issuedAt, expiresAt };
+      if (algorithm !== undefined) issued.algorithm = algorithm;
+      return issued;
     },
 
     async introspect(input) {
@@ -335,6 +345,8 @@ export function createTokenService(options: TokenServiceOptions): TokenService {
     },
 
     rotateKeys: (algorithm) => keys.rotate(algorithm),
+    retireAlgorithm: (algorithm) => keys.retire(algorithm),
+    setDefaultAlgorithm: (algorithm) => keys.makeDefault(algorithm),
 
     async listKeys() {
       await keys.refresh();

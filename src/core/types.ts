@@ -8,7 +8,10 @@ export interface JsonObject {
 
 export type TokenFormat = 'opaque' | 'jwt';
 
-export const SIGNING_ALGORITHMS = ['EdDSA', 'ES256', 'ES384', 'RS256', 'PS256'] as const;
+export const CLASSICAL_SIGNING_ALGORITHMS = ['EdDSA', 'ES256', 'ES384', 'RS256', 'PS256'] as const;
+/** ML-DSA (FIPS 204) as JOSE names it (RFC 9964): keys of kty "AKP". */
+export const POST_QUANTUM_SIGNING_ALGORITHMS = ['ML-DSA-44', 'ML-DSA-65', 'ML-DSA-87'] as const;
+export const SIGNING_ALGORITHMS = [...CLASSICAL_SIGNING_ALGORITHMS, ...POST_QUANTUM_SIGNING_ALGORITHMS] as const;
 export type SigningAlgorithm = (typeof SIGNING_ALGORITHMS)[number];
 
 export function isSigningAlgorithm(value: string): value is SigningAlgorithm {
@@ -68,6 +71,8 @@ export interface IssueInput {
   format?: TokenFormat;
   claims?: JsonObject;
   sessionId?: string;
+  /** Which active signing algorithm signs a JWT; undefined means the ring's default. */
+  algorithm?: SigningAlgorithm;
 }
 
 export interface IssuedToken {
@@ -76,6 +81,8 @@ export interface IssuedToken {
   format: TokenFormat;
   issuedAt: number;
   expiresAt: number;
+  /** The algorithm that signed a JWT; unset for opaque tokens. */
+  algorithm?: SigningAlgorithm;
 }
 
 export interface IntrospectInput {
@@ -142,6 +149,12 @@ export interface StoredKey {
   kid: string;
   algorithm: SigningAlgorithm;
   state: KeyState;
+  /**
+   * Set on the one active key that signs when Issue names no algorithm. A
+   * ring written before there could be several active keys has none set:
+   * its only active key is the default.
+   */
+  default?: true;
   createdAt: number;
   /** Set once the key stops signing: when it leaves the ring. */
   retiresAt?: number;
@@ -163,6 +176,8 @@ export interface PublicKeyInfo {
   kid: string;
   algorithm: SigningAlgorithm;
   state: KeyState;
+  /** Whether this key signs when Issue names no algorithm. */
+  default: boolean;
   createdAt: number;
   retiresAt?: number;
   publicJwk: PublicJwk;

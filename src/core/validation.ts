@@ -1,7 +1,7 @@
 // Checks on what callers ask the core to do. Each failure names the field at
 // fault (in proto snake_case, as callers see it) and never echoes a token.
 import { InvalidArgumentError } from './errors.js';
-import type { IssueInput, JsonObject, RevokeTarget, TokenFormat } from './types.js';
+import { isSigningAlgorithm, SIGNING_ALGORITHMS, type IssueInput, type JsonObject, type RevokeTarget, type SigningAlgorithm, type TokenFormat } from './types.js';
 
 export interface IssueLimits {
   defaultTtlMs: number;
@@ -14,8 +14,8 @@ export const LIMITS = {
   audiences: 32,
   scopes: 64,
   scopeLength: 128,
-  /** Longer than any token Tally mints, with room for large extra claims in JWTs. */
-  tokenLength: 16_384,
+  /** Longer than any token a default Issue can mint: every field at its limit, signed with ML-DSA-87, is about 40,500. */
+  tokenLength: 49_152,
   tokenIdLength: 64,
 } as const;
 
@@ -86,7 +86,18 @@ export function validateIssue(input: IssueInput, limits: IssueLimits): ValidIssu
     throw new InvalidArgumentError('claims', `must be at most ${limits.maxClaimsBytes} bytes as JSON`);
   }
 
-  return { subject, clientId, audience, scopes, sessionId, ttlMs, format: input.format ?? 'opaque', claims };
+  const format = input.format ?? 'opaque';
+  if (input.algorithm !== undefined) validateAlgorithm(input.algorithm);
+  if (input.algorithm !== undefined && format !== 'jwt') {
+    throw new InvalidArgumentError('algorithm', 'only a JWT is signed: set format to JWT, or leave algorithm empty');
+  }
+
+  return { subject, clientId, audience, scopes, sessionId, ttlMs, format, claims };
+}
+
+/** An algorithm name as callers send it; the one check for every field that names one. */
+export function validateAlgorithm(name: string): asserts name is SigningAlgorithm {
+  if (!isSigningAlgorithm(name)) throw new InvalidArgumentError('algorithm', `must be one of ${SIGNING_ALGORITHMS.join(', ')}`);
 }
 
 export function validateRevokeTarget(target: RevokeTarget, maxTokenLength: number = LIMITS.tokenLength): RevokeTarget {

@@ -18,6 +18,7 @@ const CODE_OF: Record<TallyErrorCode, Code> = {
   ERR_UNAUTHENTICATED: Code.Unauthenticated,
   ERR_PERMISSION_DENIED: Code.PermissionDenied,
   ERR_RESOURCE_EXHAUSTED: Code.ResourceExhausted,
+  ERR_FAILED_PRECONDITION: Code.FailedPrecondition,
 };
 
 /** Core messages that are safe and useful to pass on as they are. */
@@ -26,6 +27,7 @@ const PASSES_MESSAGE: ReadonlySet<TallyErrorCode> = new Set([
   'ERR_UNAUTHENTICATED',
   'ERR_PERMISSION_DENIED',
   'ERR_RESOURCE_EXHAUSTED',
+  'ERR_FAILED_PRECONDITION',
 ]);
 
 const GENERIC_MESSAGE: Partial<Record<Code, string>> = {

@@ -15,6 +15,7 @@ import type { PublicKeyInfo } from '../core/types.js';
 import type { StoreObserver } from '../store/instrumented-store.js';
 import type { CallLogger } from './call-log.js';
 import { codeName } from './errors.js';
+import type { TlsHandshakeOutcome } from './tls-handshakes.js';
 
 export interface Metrics {
   readonly registry: Registry;
@@ -24,6 +25,10 @@ export interface Metrics {
   readonly observeStore: StoreObserver;
   /** The token service, with every introspection's outcome counted (whichever endpoint asked). */
   countIntrospections(tokens: TokenService): TokenService;
+  /** The token service, with every JWT issued counted by the algorithm that signed it. */
+  countIssues(tokens: TokenService): TokenService;
+  /** Counts a TLS handshake on either port by the key exchange group it negotiated, or why it failed. */
+  observeTlsHandshake(outcome: TlsHandshakeOutcome): void;
   /** Reports each signing key's age at every scrape. */
   watchKeys(listKeys: () => Promise<PublicKeyInfo[]>): void;
   /** The exposition text and its content type. */
@@ -79,6 +84,28 @@ export function createMetrics(options: MetricsOptions): Metrics {
     registers: [registry],
   });
 
+  // How much classical cryptography is still in use: JWTs per signing
+  // algorithm, handshakes per key exchange group (X25519MLKEM768 is the
+  // post-quantum hybrid; X25519 and secp* are classical).
+  const jwtsIssued = new Counter({
+    name: 'tally_jwts_issued_total',
+    help: 'JWTs issued, by the algorithm that signed them (ML-DSA-* are post-quantum, RFC 9964).',
+    labelNames: ['algorithm'] as const,
+    registers: [registry],
+  });
+  const tlsHandshakes = new Counter({
+    name: 'tally_tls_handshakes_total',
+    help: 'TLS handshakes completed on either port, by port and negotiated key exchange group (X25519MLKEM768: post-quantum hybrid).',
+    labelNames: ['port', 'group'] as const,
+    registers: [registry],
+  });
+  const tlsHandshakeFailures = new Counter({
+    name: 'tally_tls_handshake_failures_total',
+    help: 'TLS handshakes that failed on either port, by port and reason (no_shared_group: the client offered no group TALLY_TLS_GROUPS accepts).',
+    labelNames: ['port', 'reason'] as const,
+    registers: [registry],
+  });
+
   let listKeys: (() => Promise<PublicKeyInfo[]>) | undefined;
   new Gauge({
     name: 'tally_signing_key_age_seconds',
@@ -103,6 +130,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
   });
   const storeSeries = boundSeries((operation: string, outcome: string) => storeDuration.labels({ operation, outcome }));
   const introspectionSeries = boundSeries((result: string, reason: string) => introspections.labels({ result, reason }));
+  const jwtSeries = boundSeries((algorithm: string) => jwtsIssued.labels({ algorithm }));
 
   return {
     registry,
@@ -124,6 +152,18 @@ export function createMetrics(options: MetricsOptions): Metrics {
         return result;
       },
     }),
+    countIssues: (tokens) => ({
+      ...tokens,
+      async issue(input) {
+        const issued = await tokens.issue(input);
+        if (issued.algorithm !== undefined) jwtSeries(issued.algorithm).inc();
+        return issued;
+      },
+    }),
+    observeTlsHandshake: (outcome) => {
+      if (outcome.ok) tlsHandshakes.inc({ port: outcome.port, group: outcome.group });
+      else tlsHandshakeFailures.inc({ port: outcome.port, reason: outcome.reason });
+    },
     watchKeys: (list) => {
       listKeys = list;
     },

@@ -9,12 +9,12 @@ import type { Duration } from '@bufbuild/protobuf/wkt';
 import { timestampFromMs } from '@bufbuild/protobuf/wkt';
 import { InvalidArgumentError } from '../core/errors.js';
 import type { TokenService } from '../core/token-service.js';
+import { validateAlgorithm } from '../core/validation.js';
 import {
-  isSigningAlgorithm,
-  SIGNING_ALGORITHMS,
   type KeyState as CoreKeyState,
   type PublicKeyInfo,
   type RevokeTarget,
+  type SigningAlgorithm,
   type TokenFormat as CoreTokenFormat,
 } from '../core/types.js';
 import {
@@ -56,6 +56,7 @@ export function createTokenServiceHandlers(tokens: TokenService, options: TokenS
           format: formatFromProto(request.format),
           claims: request.claims,
           sessionId: nonEmpty(request.sessionId),
+          algorithm: optionalAlgorithm(request.algorithm),
         }),
       );
       recordTokenId(context, issued.tokenId);
@@ -112,13 +113,20 @@ export function createTokenServiceHandlers(tokens: TokenService, options: TokenS
     },
 
     async rotateKeys(request, context) {
-      const algorithm = request.algorithm.trim();
-      if (algorithm !== '' && !isSigningAlgorithm(algorithm)) {
-        throw new InvalidArgumentError('algorithm', `must be one of ${SIGNING_ALGORITHMS.join(', ')}, or empty`);
-      }
-      const keys = await untilAborted(context, () =>
-        tokens.rotateKeys(algorithm === '' ? undefined : algorithm),
-      );
+      const algorithm = optionalAlgorithm(request.algorithm);
+      const keys = await untilAborted(context, () => tokens.rotateKeys(algorithm));
+      return { keys: keys.map(keyToProto) };
+    },
+
+    async setDefaultAlgorithm(request, context) {
+      const algorithm = requiredAlgorithm(request.algorithm);
+      const keys = await untilAborted(context, () => tokens.setDefaultAlgorithm(algorithm));
+      return { keys: keys.map(keyToProto) };
+    },
+
+    async retireAlgorithm(request, context) {
+      const algorithm = requiredAlgorithm(request.algorithm);
+      const keys = await untilAborted(context, () => tokens.retireAlgorithm(algorithm));
       return { keys: keys.map(keyToProto) };
     },
 
@@ -137,6 +145,19 @@ export function createTokenServiceHandlers(tokens: TokenService, options: TokenS
 function recordTokenId(context: HandlerContext, tokenId: string): void {
   const details = callDetailsOf(context.values);
   if (details !== undefined) details.tokenId = tokenId;
+}
+
+function optionalAlgorithm(value: string): SigningAlgorithm | undefined {
+  const name = value.trim();
+  if (name === '') return undefined;
+  validateAlgorithm(name);
+  return name;
+}
+
+function requiredAlgorithm(value: string): SigningAlgorithm {
+  const algorithm = optionalAlgorithm(value);
+  if (algorithm === undefined) throw new InvalidArgumentError('algorithm', 'is required');
+  return algorithm;
 }
 
 function nonEmpty(value: string): string | undefined {
@@ -210,6 +231,7 @@ function keyToProto(key: PublicKeyInfo): MessageInitShape<typeof KeySchema> {
     kid: key.kid,
     algorithm: key.algorithm,
     state: KEY_STATES[key.state],
+    isDefault: key.default,
     createdAt: timestampFromMs(key.createdAt),
     retiresAt: key.retiresAt === undefined ? undefined : timestampFromMs(key.retiresAt),
     publicJwk: key.publicJwk,

@@ -7,6 +7,7 @@
 // good set serving and is retried at the next change.
 import { readFileSync, unwatchFile, watchFile } from 'node:fs';
 import { createSecureContext, type SecureContextOptions } from 'node:tls';
+import type { TlsHandshakeObserver } from './tls-handshakes.js';
 
 export interface TlsFilePaths {
   certFile: string;
@@ -19,6 +20,8 @@ export interface TlsMaterial {
   cert: Buffer;
   key: Buffer;
   ca?: Buffer;
+  /** TALLY_TLS_GROUPS: the key exchange groups accepted; unset, OpenSSL's own list. */
+  groups?: string;
 }
 
 export interface TlsFiles {
@@ -27,23 +30,33 @@ export interface TlsFiles {
   current(): TlsMaterial;
   /** Told of every new good set, after it is current. */
   onChange(listener: (material: TlsMaterial) => void): void;
+  /** Told how every handshake on either port ended (the servers report to it). */
+  readonly observeHandshake: TlsHandshakeObserver;
   close(): void;
 }
 
 export interface TlsFilesOptions extends TlsFilePaths {
+  /** An OpenSSL group list both ports accept (TALLY_TLS_GROUPS); unset, OpenSSL's default. */
+  groups?: string;
   pollIntervalMs: number;
   onReload: (files: string[]) => void;
   onError: (error: Error) => void;
+  onHandshake?: TlsHandshakeObserver;
 }
 
 /** The secure context options for a set; the key is a secret and goes nowhere else. */
 export function secureContextOptions(material: TlsMaterial): SecureContextOptions {
-  return material.ca === undefined ? { cert: material.cert, key: material.key } : { cert: material.cert, key: material.key, ca: material.ca };
+  const options: SecureContextOptions = { cert: material.cert, key: material.key };
+  if (material.ca !== undefined) options.ca = material.ca;
+  // Node's name for OpenSSL's group list (SSL_CTX_set1_groups_list), post-quantum hybrids included.
+  if (material.groups !== undefined) options.ecdhCurve = material.groups;
+  return options;
 }
 
-function read(paths: TlsFilePaths): TlsMaterial {
+function read(paths: TlsFilePaths & { groups?: string }): TlsMaterial {
   const material: TlsMaterial = { cert: readFileSync(paths.certFile), key: readFileSync(paths.keyFile) };
   if (paths.clientCaFile !== undefined) material.ca = readFileSync(paths.clientCaFile);
+  if (paths.groups !== undefined) material.groups = paths.groups;
   try {
     // Throws for a key that does not belong to the certificate, or PEM that does not parse.
     createSecureContext(secureContextOptions(material));
@@ -81,6 +94,7 @@ export function watchTlsFiles(options: TlsFilesOptions): TlsFiles {
     mutual: options.clientCaFile !== undefined,
     current: () => material,
     onChange: (listener) => void listeners.push(listener),
+    observeHandshake: options.onHandshake ?? (() => {}),
     close: () => {
       for (const path of new Set(paths)) unwatchFile(path, reload);
     },

@@ -250,13 +250,13 @@ describe('keys', () => {
   it('rotation makes a new active key; JWTs of the old key stay active until they expire', async () => {
     const { service } = await replica();
     const old = await service.issue({ subject: 'alice', format: 'jwt' });
-    const ring = await service.rotateKeys('ES256');
-    expect(ring.map((key) => [key.algorithm, key.state])).toEqual([
-      ['EdDSA', 'retiring'],
-      ['ES256', 'active'],
+    const ring = await service.rotateKeys('EdDSA');
+    expect(ring.map((key) => [key.algorithm, key.state, key.default])).toEqual([
+      ['EdDSA', 'retiring', false],
+      ['EdDSA', 'active', true],
     ]);
     const fresh = await service.issue({ subject: 'alice', format: 'jwt' });
-    expect(decodeProtectedHeader(fresh.token)).toMatchObject({ alg: 'ES256', kid: ring[1]!.kid });
+    expect(decodeProtectedHeader(fresh.token)).toMatchObject({ alg: 'EdDSA', kid: ring[1]!.kid });
     expect((await service.introspect({ token: old.token })).active).toBe(true);
     expect((await service.introspect({ token: fresh.token })).active).toBe(true);
   });

@@ -97,8 +97,11 @@ describe('docs/recipes.md', () => {
     expect(await runRecipe('tally.v1.TokenService/Introspect', { TOKEN })).toEqual({});
 
     const rotated = await runRecipe('tally.v1.TokenService/RotateKeys');
-    const keys = rotated.keys as Array<{ algorithm: string; state: string }>;
-    expect(keys.find((key) => key.state === 'KEY_STATE_ACTIVE')?.algorithm).toBe('ES256');
+    const keys = rotated.keys as Array<{ algorithm: string; state: string; isDefault?: boolean }>;
+    expect(keys.filter((key) => key.state === 'KEY_STATE_ACTIVE').map((key) => [key.algorithm, key.isDefault ?? false])).toEqual([
+      ['EdDSA', true],
+      ['ML-DSA-65', false],
+    ]);
     const listed = await runRecipe('tally.v1.TokenService/ListKeys');
     expect((listed.keys as unknown[]).length).toBe(keys.length);
     const retiring = (listed.keys as Array<{ kid: string; state: string }>).find((key) => key.state === 'KEY_STATE_RETIRING')!;

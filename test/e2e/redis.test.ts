@@ -129,7 +129,7 @@ describe('Tally on Redis', () => {
     const oldKid = kidOf(signedBefore.token);
     expect(kidOf((await second.clients.grpc.unary(issue, { subject: 'bob', format: TokenFormat.JWT })).token)).toBe(oldKid);
 
-    const rotated = await first.clients.grpc.unary(rotateKeys, { algorithm: 'ES256' });
+    const rotated = await first.clients.grpc.unary(rotateKeys, { algorithm: 'EdDSA' });
     const newKid = rotated.keys.find((key) => key.state === KeyState.ACTIVE)!.kid;
     expect(newKid).not.toBe(oldKid);
 

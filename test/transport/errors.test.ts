@@ -1,6 +1,7 @@
 import { Code, ConnectError } from '@connectrpc/connect';
 import { describe, expect, it } from 'vitest';
 import {
+  FailedPreconditionError,
   InvalidArgumentError,
   KeyRingError,
   PermissionDeniedError,
@@ -18,6 +19,7 @@ describe('toConnectError: the one place a failure becomes a status', () => {
     { error: new UnauthenticatedError(), code: Code.Unauthenticated, http: 401, message: 'a valid caller credential is required' },
     { error: new PermissionDeniedError('the caller may not issue'), code: Code.PermissionDenied, http: 403, message: 'the caller may not issue' },
     { error: new ResourceExhaustedError('slow down'), code: Code.ResourceExhausted, http: 429, message: 'slow down' },
+    { error: new FailedPreconditionError('algorithm: ML-DSA-87 has no active signing key'), code: Code.FailedPrecondition, http: 400, message: 'algorithm: ML-DSA-87 has no active signing key' },
   ])('$error.code becomes $code (HTTP $http)', ({ error, code, http, message }) => {
     const mapped = toConnectError(error);
     expect(mapped.code).toBe(code);

@@ -103,11 +103,12 @@ describe('TokenService over gRPC (grpc-js server, independent grpc-js client)', 
 
   it('rotates keys: the new key is active, the old one retiring, and ListKeys agrees', async () => {
     const before = await client.unary(listKeys, {});
-    const rotated = await client.unary(rotateKeys, { algorithm: 'ES256' });
+    const rotated = await client.unary(rotateKeys, { algorithm: 'EdDSA' });
     const active = rotated.keys.filter((key) => key.state === KeyState.ACTIVE);
     expect(active).toHaveLength(1);
-    expect(active[0]!.algorithm).toBe('ES256');
-    expect(active[0]!.publicJwk).toMatchObject({ kty: 'EC', crv: 'P-256' });
+    expect(active[0]!.algorithm).toBe('EdDSA');
+    expect(active[0]!.isDefault).toBe(true);
+    expect(active[0]!.publicJwk).toMatchObject({ kty: 'OKP', crv: 'Ed25519' });
     expect(active[0]!.publicJwk).not.toHaveProperty('d');
     const previous = before.keys.find((key) => key.state === KeyState.ACTIVE)!;
     const retiring = rotated.keys.find((key) => key.kid === previous.kid)!;
@@ -143,6 +144,10 @@ describe('TokenService over gRPC (grpc-js server, independent grpc-js client)', 
       { name: 'unknown algorithm', call: () => client.unary(rotateKeys, { algorithm: 'HS256' }), field: 'algorithm' },
       { name: 'revoke a key with no kid', call: () => client.unary(revokeKey, {}), field: 'kid' },
       { name: 'revoke a key with a malformed kid', call: () => client.unary(revokeKey, { kid: 'a/b' }), field: 'kid' },
+      { name: 'Issue naming an unknown algorithm', call: () => client.unary(issue, { subject: 'a', format: TokenFormat.JWT, algorithm: 'ML-DSA-99' }), field: 'algorithm' },
+      { name: 'an opaque Issue naming an algorithm', call: () => client.unary(issue, { subject: 'a', algorithm: 'EdDSA' }), field: 'algorithm' },
+      { name: 'SetDefaultAlgorithm naming none', call: () => client.unary(TokenService.method.setDefaultAlgorithm, {}), field: 'algorithm' },
+      { name: 'RetireAlgorithm naming an unknown one', call: () => client.unary(TokenService.method.retireAlgorithm, { algorithm: 'none' }), field: 'algorithm' },
     ];
     it.each(cases)('$name', async ({ call, field }) => {
       const status = await grpcStatusOf(call());

@@ -6,7 +6,7 @@ import { createClient } from '@connectrpc/connect';
 import { createConnectTransport } from '@connectrpc/connect-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Authorization } from '../../src/gen/envoy/service/auth/v3/external_auth_pb.js';
-import { TokenService } from '../../src/gen/tally/v1/token_service_pb.js';
+import { TokenFormat, TokenService } from '../../src/gen/tally/v1/token_service_pb.js';
 import { instrumentStore } from '../../src/store/instrumented-store.js';
 import { createMetrics } from '../../src/transport/metrics.js';
 import { writeCallersFile } from '../support/keyed-callers.js';
@@ -96,6 +96,21 @@ describe('GET /metrics', () => {
     expect(moved('tally_store_operation_duration_seconds_count', { operation: 'putToken', outcome: 'ok' })).toBe(1);
     expect(after).not.toContain(token);
     expect(after).not.toContain(callers.keys.admin);
+  });
+
+  it('counts JWTs issued by the algorithm that signed them, on either port', async () => {
+    await grpc.unary(TokenService.method.rotateKeys, { algorithm: 'ML-DSA-65' }, { metadata: admin });
+    const before = await scrape();
+    const jwt = { subject: 'metrics-user', format: TokenFormat.JWT };
+    await grpc.unary(TokenService.method.issue, jwt, { metadata: admin });
+    await grpc.unary(TokenService.method.issue, { ...jwt, algorithm: 'ML-DSA-65' }, { metadata: admin });
+    const connect = createClient(TokenService, createConnectTransport({ baseUrl: tally.httpUrl, httpVersion: '1.1' }));
+    await connect.issue({ ...jwt, algorithm: 'ML-DSA-65' }, { headers: admin });
+    await grpc.unary(TokenService.method.issue, { subject: 'metrics-user' }, { metadata: admin });
+    const after = await scrape();
+    const moved = (algorithm: string) => sample(after, 'tally_jwts_issued_total', { algorithm }) - sample(before, 'tally_jwts_issued_total', { algorithm });
+    expect(moved('EdDSA')).toBe(1);
+    expect(moved('ML-DSA-65')).toBe(2);
   });
 });
 

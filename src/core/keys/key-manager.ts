@@ -1,15 +1,18 @@
 // Keeps this replica's copy of the key ring current and makes changes to the
 // shared one. Every change is a compare-and-set on the ring's version, so two
 // replicas rotating at once make one new key, not two.
-import { KeyRingError } from '../errors.js';
+import { FailedPreconditionError, KeyRingError } from '../errors.js';
 import type { Clock, Randomness, Store } from '../ports.js';
 import type { KeyRingSnapshot, PublicKeyInfo, SigningAlgorithm, StoredKey } from '../types.js';
 import {
+  activeKeys,
   generateStoredKey,
   isRetired,
   loadKeyRing,
   publicKeyInfo,
+  ringAfterRetiring,
   ringAfterRotation,
+  ringWithDefault,
   type KeyRing,
   type SigningKey,
   type VerificationKey,
@@ -30,7 +33,7 @@ export interface KeyManagerOptions {
   verifyForMs: number;
   /** Shortest pause between two reloads caused by tokens naming an unknown kid. */
   unknownKidReloadMs: number;
-  /** When set, the active key is replaced once it is this old (by whichever replica sees it first). */
+  /** When set, each active key is replaced once it is this old (by whichever replica sees it first). */
   rotationIntervalMs?: number;
 }
 
@@ -42,14 +45,22 @@ export interface KeyManager {
   /** Reloads the ring when another replica changed it, drops keys past retirement, and rotates when due. */
   refresh(): Promise<void>;
   loaded(): boolean;
-  signingKey(): SigningKey;
+  /** The active key of the algorithm (the default one when undefined); FailedPreconditionError when it has none. */
+  signingKey(algorithm?: SigningAlgorithm): SigningKey;
+  /** As signingKey, but first reloads the ring (rate-limited) when the algorithm has no key here, as after it was added elsewhere. */
+  currentSigningKey(algorithm?: SigningAlgorithm): Promise<SigningKey>;
   /** The key for a kid; reloads the ring (rate-limited) when the kid is unknown, as after a rotation elsewhere. */
   verificationKey(kid: string): Promise<VerificationKey | undefined>;
+  /** A new active key for the algorithm (the default one when undefined), replacing its current one or joining the ring beside the others. */
   rotate(algorithm?: SigningAlgorithm): Promise<PublicKeyInfo[]>;
   /** Takes a key out of the ring at once; an active key is replaced by a new one of its algorithm. */
   remove(kid: string): Promise<PublicKeyInfo[]>;
   /** Whether the latest ring (read from the store) holds kid. */
   holds(kid: string): Promise<boolean>;
+  /** The algorithm's active key stops signing; it verifies until its tokens have expired. Never the default. */
+  retire(algorithm: SigningAlgorithm): Promise<PublicKeyInfo[]>;
+  /** The algorithm's active key signs when Issue names no algorithm. */
+  makeDefault(algorithm: SigningAlgorithm): Promise<PublicKeyInfo[]>;
   list(): PublicKeyInfo[];
 }
 
@@ -57,6 +68,7 @@ export function createKeyManager(options: KeyManagerOptions): KeyManager {
   const { store, clock } = options;
   let ring: KeyRing | undefined;
   let lastUnknownKidReload = -Infinity;
+  let lastUnknownAlgorithmReload = -Infinity;
   let reloading: Promise<void> | undefined;
   let reportedVersion = -1;
 
@@ -84,6 +96,8 @@ export function createKeyManager(options: KeyManagerOptions): KeyManager {
         await apply(snapshot.version, current);
         return;
       }
+      // Loaded before it is written: a ring this replica could not use is never stored.
+      await loadKeyRing({ version: snapshot.version + 1, keys: changed }, options.keyEncryptionKey);
       // Every entry written is MACed afresh: its fields may have changed (a key starting to retire).
       const keys = changed.map((key) => withRingMac(key, options.integrityKey));
       if (await store.writeKeyRing(snapshot.version, keys)) {
@@ -115,19 +129,24 @@ export function createKeyManager(options: KeyManagerOptions): KeyManager {
     return reloading;
   }
 
-  /** A new active key with the current algorithm, unless the active one is younger than the interval. */
+  /** A new key for each active key at least an interval old, all in one write. */
   async function rotateIfDue(): Promise<void> {
     const interval = options.rotationIntervalMs;
     if (interval === undefined) return;
-    const active = ring?.stored.find((key) => key.state === 'active');
-    if (active === undefined || clock.now() - active.createdAt < interval) return;
+    const due = (keys: readonly StoredKey[], now: number) =>
+      activeKeys(keys).active.filter((key) => now - key.createdAt >= interval);
+    if (ring === undefined || due(ring.stored, clock.now()).length === 0) return;
     // Checked again on the snapshot the write depends on: of several replicas
-    // that find the key due at once, the first write makes it young for the rest.
+    // that find a key due at once, the first write makes it young for the rest.
     await change(async (keys, now) => {
-      const current = keys.find((key) => key.state === 'active');
-      if (current !== undefined && now - current.createdAt < interval) return undefined;
-      const fresh = await generateStoredKey(current?.algorithm ?? options.defaultAlgorithm, now, options.keyEncryptionKey, options.randomness);
-      return ringAfterRotation(keys, fresh, now, options.verifyForMs);
+      const stale = due(keys, now);
+      if (stale.length === 0) return undefined;
+      let next: StoredKey[] = [...keys];
+      for (const key of stale) {
+        const fresh = await generateStoredKey(key.algorithm, now, options.keyEncryptionKey, options.randomness);
+        next = ringAfterRotation(next, fresh, now, options.verifyForMs);
+      }
+      return next;
     });
   }
 
@@ -144,7 +163,7 @@ export function createKeyManager(options: KeyManagerOptions): KeyManager {
       await change(async (keys, now) =>
         keys.length > 0
           ? undefined
-          : [await generateStoredKey(options.defaultAlgorithm, now, options.keyEncryptionKey, options.randomness)],
+          : [{ ...(await generateStoredKey(options.defaultAlgorithm, now, options.keyEncryptionKey, options.randomness)), default: true }],
       );
       await reload();
     },
@@ -156,9 +175,24 @@ export function createKeyManager(options: KeyManagerOptions): KeyManager {
 
     loaded: () => ring !== undefined,
 
-    signingKey() {
+    signingKey(algorithm) {
       if (ring === undefined) throw new KeyRingError('the key ring is not loaded yet');
-      return ring.signing;
+      const key = ring.signing.get(algorithm ?? ring.defaultAlgorithm);
+      if (key === undefined) {
+        throw new FailedPreconditionError(`algorithm: ${algorithm} has no active signing key; add one with RotateKeys, or name one of ${[...ring.signing.keys()].join(', ')}`);
+      }
+      return key;
+    },
+
+    async currentSigningKey(algorithm) {
+      const known = ring?.signing.get(algorithm ?? ring.defaultAlgorithm);
+      if (known !== undefined) return known;
+      const now = clock.now();
+      if (ring !== undefined && now - lastUnknownAlgorithmReload >= options.unknownKidReloadMs) {
+        lastUnknownAlgorithmReload = now;
+        await reload();
+      }
+      return manager.signingKey(algorithm);
     },
 
     async verificationKey(kid) {
@@ -173,8 +207,7 @@ export function createKeyManager(options: KeyManagerOptions): KeyManager {
 
     async rotate(algorithm) {
       await change(async (keys, now) => {
-        const current = keys.find((key) => key.state === 'active');
-        const chosen = algorithm ?? current?.algorithm ?? options.defaultAlgorithm;
+        const chosen = algorithm ?? activeKeys(keys).defaultKey?.algorithm ?? options.defaultAlgorithm;
         const fresh = await generateStoredKey(chosen, now, options.keyEncryptionKey, options.randomness);
         return ringAfterRotation(keys, fresh, now, options.verifyForMs);
       });
@@ -187,7 +220,9 @@ export function createKeyManager(options: KeyManagerOptions): KeyManager {
         if (pulled === undefined) return undefined;
         const rest = keys.filter((key) => key.kid !== kid);
         if (pulled.state !== 'active') return rest;
-        return [...rest, await generateStoredKey(pulled.algorithm, now, options.keyEncryptionKey, options.randomness)];
+        // The replacement signs in its place, as the default when the pulled key was.
+        const replacement = await generateStoredKey(pulled.algorithm, now, options.keyEncryptionKey, options.randomness);
+        return [...rest, activeKeys(keys).defaultKey === pulled ? { ...replacement, default: true } : replacement];
       });
       return manager.list();
     },
@@ -197,9 +232,21 @@ export function createKeyManager(options: KeyManagerOptions): KeyManager {
       return ring?.stored.some((key) => key.kid === kid) ?? false;
     },
 
+    async retire(algorithm) {
+      await change(async (keys, now) => ringAfterRetiring(keys, algorithm, now, options.verifyForMs));
+      return manager.list();
+    },
+
+    async makeDefault(algorithm) {
+      await change(async (keys) => ringWithDefault(keys, algorithm));
+      return manager.list();
+    },
+
     list() {
       const now = clock.now();
-      return (ring?.stored ?? []).filter((key) => !isRetired(key, now)).map(publicKeyInfo);
+      const stored = ring?.stored ?? [];
+      const { defaultKey } = activeKeys(stored);
+      return stored.filter((key) => !isRetired(key, now)).map((key) => publicKeyInfo(key, defaultKey));
     },
   };
   return manager;

@@ -15,6 +15,7 @@ import type { Readiness } from '../readiness.js';
 import type { TokenServiceHandlers } from '../service.js';
 import type { TlsFiles } from '../tls-files.js';
 import { createGrpcServerCredentials } from './credentials.js';
+import { observeGrpcTlsHandshakes } from './tls-handshakes.js';
 import { createHealthService } from './health.js';
 import { createReflection } from './reflection.js';
 import { adaptUnaryService } from './unary-service.js';
@@ -45,6 +46,7 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
     'grpc.max_receive_message_length': options.maxMessageBytes,
     'grpc.max_send_message_length': options.maxMessageBytes,
   });
+  if (options.tls !== undefined) observeGrpcTlsHandshakes(server, options.tls.observeHandshake);
   const tokenService = adaptUnaryService(TokenService, options.handlers, { logCall: options.logCall });
   server.addService(tokenService.definition, tokenService.implementation);
   if (options.authorization !== undefined) {

@@ -18,6 +18,7 @@ import { isLoopbackAddress, peerKey, verifiedIdentities, type PeerInfo } from '.
 import type { TLSSocket } from 'node:tls';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import { secureContextOptions, type TlsFiles } from '../tls-files.js';
+import { observeTlsHandshakes } from '../tls-handshakes.js';
 import type { UniversalHandler } from '@connectrpc/connect/protocol';
 import { correctParseFailures } from './parse-failures.js';
 import { createProbeRoutes } from './probes.js';
@@ -187,6 +188,7 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
           listener,
         );
   tls?.onChange((material) => (server as HttpsServer).setSecureContext(secureContextOptions(material)));
+  if (tls !== undefined) observeTlsHandshakes(server as HttpsServer, 'http', tls.observeHandshake);
 
   return {
     listen(host, port) {

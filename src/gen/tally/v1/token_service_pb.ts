@@ -13,7 +13,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file tally/v1/token_service.proto.
  */
 export const file_tally_v1_token_service: GenFile = /*@__PURE__*/
-  fileDesc("Chx0YWxseS92MS90b2tlbl9zZXJ2aWNlLnByb3RvEgh0YWxseS52MSLaAgoMSXNzdWVSZXF1ZXN0EhwKB3N1YmplY3QYASABKAlCC7pICMgBAXIDGIACEhsKCWNsaWVudF9pZBgCIAEoCUIIukgFcgMYgAISIwoIYXVkaWVuY2UYAyADKAlCEbpIDpIBCxAgIgdyBRABGIACEj4KBnNjb3BlcxgEIAMoCUIuukgrkgEoEEAiJHIiEAEYgAEyG15bXHgyMVx4MjMtXHg1Qlx4NUQtXHg3RV0rJBIyCgN0dGwYBSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb25CCrpIB6oBBDICCAESLwoGZm9ybWF0GAYgASgOMhUudGFsbHkudjEuVG9rZW5Gb3JtYXRCCLpIBYIBAhABEicKBmNsYWltcxgHIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSHAoKc2Vzc2lvbl9pZBgIIAEoCUIIukgFcgMYgAIitgEKDUlzc3VlUmVzcG9uc2USDQoFdG9rZW4YASABKAkSEAoIdG9rZW5faWQYAiABKAkSJQoGZm9ybWF0GAMgASgOMhUudGFsbHkudjEuVG9rZW5Gb3JtYXQSLQoJaXNzdWVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpleHBpcmVzX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJ4ChFJbnRyb3NwZWN0UmVxdWVzdBIbCgV0b2tlbhgBIAEoCUIMukgJyAEBcgQYgIAEEhoKCGF1ZGllbmNlGAIgASgJQgi6SAVyAxiAAhIqCg9yZXF1aXJlZF9zY29wZXMYAyADKAlCEbpIDpIBCxBAIgdyBRABGIABIs8CChJJbnRyb3NwZWN0UmVzcG9uc2USDgoGYWN0aXZlGAEgASgIEhAKCHRva2VuX2lkGAIgASgJEiUKBmZvcm1hdBgDIAEoDjIVLnRhbGx5LnYxLlRva2VuRm9ybWF0Eg8KB3N1YmplY3QYBCABKAkSEQoJY2xpZW50X2lkGAUgASgJEhAKCGF1ZGllbmNlGAYgAygJEg4KBnNjb3BlcxgHIAMoCRItCglpc3N1ZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmV4cGlyZXNfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg4KBmlzc3VlchgKIAEoCRInCgZjbGFpbXMYCyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EhIKCnNlc3Npb25faWQYDCABKAki0QEKDVJldm9rZVJlcXVlc3QSHAoFdG9rZW4YASABKAlCC7pICHIGEAEYgIAESAASLwoIdG9rZW5faWQYAiABKAlCG7pIGHIWEAEYQDIQXltBLVphLXowLTlfLV0rJEgAEh0KB3N1YmplY3QYAyABKAlCCrpIB3IFEAEYgAJIABIfCgljbGllbnRfaWQYBCABKAlCCrpIB3IFEAEYgAJIABIgCgpzZXNzaW9uX2lkGAUgASgJQgq6SAdyBRABGIACSABCDwoGdGFyZ2V0EgW6SAIIASIQCg5SZXZva2VSZXNwb25zZSJSChFSb3RhdGVLZXlzUmVxdWVzdBI9CglhbGdvcml0aG0YASABKAlCKrpIJ3IlUgBSBUVkRFNBUgVFUzI1NlIFRVMzODRSBVJTMjU2UgVQUzI1NiIxChJSb3RhdGVLZXlzUmVzcG9uc2USGwoEa2V5cxgBIAMoCzINLnRhbGx5LnYxLktleSI9ChBSZXZva2VLZXlSZXF1ZXN0EikKA2tpZBgBIAEoCUIcukgZchcQARiAATIQXltBLVphLXowLTlfLV0rJCIwChFSZXZva2VLZXlSZXNwb25zZRIbCgRrZXlzGAEgAygLMg0udGFsbHkudjEuS2V5IhEKD0xpc3RLZXlzUmVxdWVzdCIvChBMaXN0S2V5c1Jlc3BvbnNlEhsKBGtleXMYASADKAsyDS50YWxseS52MS5LZXki1QEKA0tleRILCgNraWQYASABKAkSEQoJYWxnb3JpdGhtGAIgASgJEiEKBXN0YXRlGAMgASgOMhIudGFsbHkudjEuS2V5U3RhdGUSLgoKY3JlYXRlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKcmV0aXJlc19hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKwoKcHVibGljX2p3axgGIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QqWgoLVG9rZW5Gb3JtYXQSHAoYVE9LRU5fRk9STUFUX1VOU1BFQ0lGSUVEEAASFwoTVE9LRU5fRk9STUFUX09QQVFVRRABEhQKEFRPS0VOX0ZPUk1BVF9KV1QQAipTCghLZXlTdGF0ZRIZChVLRVlfU1RBVEVfVU5TUEVDSUZJRUQQABIUChBLRVlfU1RBVEVfQUNUSVZFEAESFgoSS0VZX1NUQVRFX1JFVElSSU5HEAIytAMKDFRva2VuU2VydmljZRI4CgVJc3N1ZRIWLnRhbGx5LnYxLklzc3VlUmVxdWVzdBoXLnRhbGx5LnYxLklzc3VlUmVzcG9uc2USTAoKSW50cm9zcGVjdBIbLnRhbGx5LnYxLkludHJvc3BlY3RSZXF1ZXN0GhwudGFsbHkudjEuSW50cm9zcGVjdFJlc3BvbnNlIgOQAgESQAoGUmV2b2tlEhcudGFsbHkudjEuUmV2b2tlUmVxdWVzdBoYLnRhbGx5LnYxLlJldm9rZVJlc3BvbnNlIgOQAgISRwoKUm90YXRlS2V5cxIbLnRhbGx5LnYxLlJvdGF0ZUtleXNSZXF1ZXN0GhwudGFsbHkudjEuUm90YXRlS2V5c1Jlc3BvbnNlEkYKCExpc3RLZXlzEhkudGFsbHkudjEuTGlzdEtleXNSZXF1ZXN0GhoudGFsbHkudjEuTGlzdEtleXNSZXNwb25zZSIDkAIBEkkKCVJldm9rZUtleRIaLnRhbGx5LnYxLlJldm9rZUtleVJlcXVlc3QaGy50YWxseS52MS5SZXZva2VLZXlSZXNwb25zZSIDkAICYgZwcm90bzM", [file_buf_validate_validate, file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("Chx0YWxseS92MS90b2tlbl9zZXJ2aWNlLnByb3RvEgh0YWxseS52MSK6AwoMSXNzdWVSZXF1ZXN0EhwKB3N1YmplY3QYASABKAlCC7pICMgBAXIDGIACEhsKCWNsaWVudF9pZBgCIAEoCUIIukgFcgMYgAISIwoIYXVkaWVuY2UYAyADKAlCEbpIDpIBCxAgIgdyBRABGIACEj4KBnNjb3BlcxgEIAMoCUIuukgrkgEoEEAiJHIiEAEYgAEyG15bXHgyMVx4MjMtXHg1Qlx4NUQtXHg3RV0rJBIyCgN0dGwYBSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb25CCrpIB6oBBDICCAESLwoGZm9ybWF0GAYgASgOMhUudGFsbHkudjEuVG9rZW5Gb3JtYXRCCLpIBYIBAhABEicKBmNsYWltcxgHIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSHAoKc2Vzc2lvbl9pZBgIIAEoCUIIukgFcgMYgAISXgoJYWxnb3JpdGhtGAkgASgJQku6SEhyRlIAUgVFZERTQVIFRVMyNTZSBUVTMzg0UgVSUzI1NlIFUFMyNTZSCU1MLURTQS00NFIJTUwtRFNBLTY1UglNTC1EU0EtODcitgEKDUlzc3VlUmVzcG9uc2USDQoFdG9rZW4YASABKAkSEAoIdG9rZW5faWQYAiABKAkSJQoGZm9ybWF0GAMgASgOMhUudGFsbHkudjEuVG9rZW5Gb3JtYXQSLQoJaXNzdWVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpleHBpcmVzX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJ4ChFJbnRyb3NwZWN0UmVxdWVzdBIbCgV0b2tlbhgBIAEoCUIMukgJyAEBcgQYgIAEEhoKCGF1ZGllbmNlGAIgASgJQgi6SAVyAxiAAhIqCg9yZXF1aXJlZF9zY29wZXMYAyADKAlCEbpIDpIBCxBAIgdyBRABGIABIs8CChJJbnRyb3NwZWN0UmVzcG9uc2USDgoGYWN0aXZlGAEgASgIEhAKCHRva2VuX2lkGAIgASgJEiUKBmZvcm1hdBgDIAEoDjIVLnRhbGx5LnYxLlRva2VuRm9ybWF0Eg8KB3N1YmplY3QYBCABKAkSEQoJY2xpZW50X2lkGAUgASgJEhAKCGF1ZGllbmNlGAYgAygJEg4KBnNjb3BlcxgHIAMoCRItCglpc3N1ZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmV4cGlyZXNfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg4KBmlzc3VlchgKIAEoCRInCgZjbGFpbXMYCyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EhIKCnNlc3Npb25faWQYDCABKAki0QEKDVJldm9rZVJlcXVlc3QSHAoFdG9rZW4YASABKAlCC7pICHIGEAEYgIAESAASLwoIdG9rZW5faWQYAiABKAlCG7pIGHIWEAEYQDIQXltBLVphLXowLTlfLV0rJEgAEh0KB3N1YmplY3QYAyABKAlCCrpIB3IFEAEYgAJIABIfCgljbGllbnRfaWQYBCABKAlCCrpIB3IFEAEYgAJIABIgCgpzZXNzaW9uX2lkGAUgASgJQgq6SAdyBRABGIACSABCDwoGdGFyZ2V0EgW6SAIIASIQCg5SZXZva2VSZXNwb25zZSJzChFSb3RhdGVLZXlzUmVxdWVzdBJeCglhbGdvcml0aG0YASABKAlCS7pISHJGUgBSBUVkRFNBUgVFUzI1NlIFRVMzODRSBVJTMjU2UgVQUzI1NlIJTUwtRFNBLTQ0UglNTC1EU0EtNjVSCU1MLURTQS04NyIxChJSb3RhdGVLZXlzUmVzcG9uc2USGwoEa2V5cxgBIAMoCzINLnRhbGx5LnYxLktleSJ6ChpTZXREZWZhdWx0QWxnb3JpdGhtUmVxdWVzdBJcCglhbGdvcml0aG0YASABKAlCSbpIRnJEUgVFZERTQVIFRVMyNTZSBUVTMzg0UgVSUzI1NlIFUFMyNTZSCU1MLURTQS00NFIJTUwtRFNBLTY1UglNTC1EU0EtODciOgobU2V0RGVmYXVsdEFsZ29yaXRobVJlc3BvbnNlEhsKBGtleXMYASADKAsyDS50YWxseS52MS5LZXkidgoWUmV0aXJlQWxnb3JpdGhtUmVxdWVzdBJcCglhbGdvcml0aG0YASABKAlCSbpIRnJEUgVFZERTQVIFRVMyNTZSBUVTMzg0UgVSUzI1NlIFUFMyNTZSCU1MLURTQS00NFIJTUwtRFNBLTY1UglNTC1EU0EtODciNgoXUmV0aXJlQWxnb3JpdGhtUmVzcG9uc2USGwoEa2V5cxgBIAMoCzINLnRhbGx5LnYxLktleSI9ChBSZXZva2VLZXlSZXF1ZXN0EikKA2tpZBgBIAEoCUIcukgZchcQARiAATIQXltBLVphLXowLTlfLV0rJCIwChFSZXZva2VLZXlSZXNwb25zZRIbCgRrZXlzGAEgAygLMg0udGFsbHkudjEuS2V5IhEKD0xpc3RLZXlzUmVxdWVzdCIvChBMaXN0S2V5c1Jlc3BvbnNlEhsKBGtleXMYASADKAsyDS50YWxseS52MS5LZXki6QEKA0tleRILCgNraWQYASABKAkSEQoJYWxnb3JpdGhtGAIgASgJEiEKBXN0YXRlGAMgASgOMhIudGFsbHkudjEuS2V5U3RhdGUSLgoKY3JlYXRlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKcmV0aXJlc19hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKwoKcHVibGljX2p3axgGIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSEgoKaXNfZGVmYXVsdBgHIAEoCCpaCgtUb2tlbkZvcm1hdBIcChhUT0tFTl9GT1JNQVRfVU5TUEVDSUZJRUQQABIXChNUT0tFTl9GT1JNQVRfT1BBUVVFEAESFAoQVE9LRU5fRk9STUFUX0pXVBACKlMKCEtleVN0YXRlEhkKFUtFWV9TVEFURV9VTlNQRUNJRklFRBAAEhQKEEtFWV9TVEFURV9BQ1RJVkUQARIWChJLRVlfU1RBVEVfUkVUSVJJTkcQAjL1BAoMVG9rZW5TZXJ2aWNlEjgKBUlzc3VlEhYudGFsbHkudjEuSXNzdWVSZXF1ZXN0GhcudGFsbHkudjEuSXNzdWVSZXNwb25zZRJMCgpJbnRyb3NwZWN0EhsudGFsbHkudjEuSW50cm9zcGVjdFJlcXVlc3QaHC50YWxseS52MS5JbnRyb3NwZWN0UmVzcG9uc2UiA5ACARJACgZSZXZva2USFy50YWxseS52MS5SZXZva2VSZXF1ZXN0GhgudGFsbHkudjEuUmV2b2tlUmVzcG9uc2UiA5ACAhJHCgpSb3RhdGVLZXlzEhsudGFsbHkudjEuUm90YXRlS2V5c1JlcXVlc3QaHC50YWxseS52MS5Sb3RhdGVLZXlzUmVzcG9uc2USZwoTU2V0RGVmYXVsdEFsZ29yaXRobRIkLnRhbGx5LnYxLlNldERlZmF1bHRBbGdvcml0aG1SZXF1ZXN0GiUudGFsbHkudjEuU2V0RGVmYXVsdEFsZ29yaXRobVJlc3BvbnNlIgOQAgISVgoPUmV0aXJlQWxnb3JpdGhtEiAudGFsbHkudjEuUmV0aXJlQWxnb3JpdGhtUmVxdWVzdBohLnRhbGx5LnYxLlJldGlyZUFsZ29yaXRobVJlc3BvbnNlEkYKCExpc3RLZXlzEhkudGFsbHkudjEuTGlzdEtleXNSZXF1ZXN0GhoudGFsbHkudjEuTGlzdEtleXNSZXNwb25zZSIDkAIBEkkKCVJldm9rZUtleRIaLnRhbGx5LnYxLlJldm9rZUtleVJlcXVlc3QaGy50YWxseS52MS5SZXZva2VLZXlSZXNwb25zZSIDkAICYgZwcm90bzM", [file_buf_validate_validate, file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * @generated from message tally.v1.IssueRequest
@@ -78,6 +78,16 @@ export type IssueRequest = Message<"tally.v1.IssueRequest"> & {
    * @generated from field: string session_id = 8;
    */
   sessionId: string;
+
+  /**
+   * Which active signing algorithm signs the JWT (EdDSA, ES256, ES384,
+   * RS256, PS256, ML-DSA-44, ML-DSA-65 or ML-DSA-87). Empty: the ring's
+   * default. An algorithm with no active key fails with
+   * FAILED_PRECONDITION; only a JWT may name one.
+   *
+   * @generated from field: string algorithm = 9;
+   */
+  algorithm: string;
 };
 
 /**
@@ -341,8 +351,9 @@ export const RevokeResponseSchema: GenMessage<RevokeResponse> = /*@__PURE__*/
  */
 export type RotateKeysRequest = Message<"tally.v1.RotateKeysRequest"> & {
   /**
-   * Algorithm of the new key: EdDSA, ES256, ES384, RS256 or PS256. Empty
-   * keeps the current one.
+   * Algorithm of the new key: EdDSA, ES256, ES384, RS256, PS256, or the
+   * post-quantum ML-DSA-44, ML-DSA-65, ML-DSA-87 (RFC 9964). Empty rotates
+   * the default algorithm's key.
    *
    * @generated from field: string algorithm = 1;
    */
@@ -376,6 +387,82 @@ export const RotateKeysResponseSchema: GenMessage<RotateKeysResponse> = /*@__PUR
   messageDesc(file_tally_v1_token_service, 7);
 
 /**
+ * @generated from message tally.v1.SetDefaultAlgorithmRequest
+ */
+export type SetDefaultAlgorithmRequest = Message<"tally.v1.SetDefaultAlgorithmRequest"> & {
+  /**
+   * The algorithm that signs from now on when Issue names none. Required.
+   *
+   * @generated from field: string algorithm = 1;
+   */
+  algorithm: string;
+};
+
+/**
+ * Describes the message tally.v1.SetDefaultAlgorithmRequest.
+ * Use `create(SetDefaultAlgorithmRequestSchema)` to create a new message.
+ */
+export const SetDefaultAlgorithmRequestSchema: GenMessage<SetDefaultAlgorithmRequest> = /*@__PURE__*/
+  messageDesc(file_tally_v1_token_service, 8);
+
+/**
+ * @generated from message tally.v1.SetDefaultAlgorithmResponse
+ */
+export type SetDefaultAlgorithmResponse = Message<"tally.v1.SetDefaultAlgorithmResponse"> & {
+  /**
+   * The key ring after the change, public parts only.
+   *
+   * @generated from field: repeated tally.v1.Key keys = 1;
+   */
+  keys: Key[];
+};
+
+/**
+ * Describes the message tally.v1.SetDefaultAlgorithmResponse.
+ * Use `create(SetDefaultAlgorithmResponseSchema)` to create a new message.
+ */
+export const SetDefaultAlgorithmResponseSchema: GenMessage<SetDefaultAlgorithmResponse> = /*@__PURE__*/
+  messageDesc(file_tally_v1_token_service, 9);
+
+/**
+ * @generated from message tally.v1.RetireAlgorithmRequest
+ */
+export type RetireAlgorithmRequest = Message<"tally.v1.RetireAlgorithmRequest"> & {
+  /**
+   * The algorithm that stops signing. Required.
+   *
+   * @generated from field: string algorithm = 1;
+   */
+  algorithm: string;
+};
+
+/**
+ * Describes the message tally.v1.RetireAlgorithmRequest.
+ * Use `create(RetireAlgorithmRequestSchema)` to create a new message.
+ */
+export const RetireAlgorithmRequestSchema: GenMessage<RetireAlgorithmRequest> = /*@__PURE__*/
+  messageDesc(file_tally_v1_token_service, 10);
+
+/**
+ * @generated from message tally.v1.RetireAlgorithmResponse
+ */
+export type RetireAlgorithmResponse = Message<"tally.v1.RetireAlgorithmResponse"> & {
+  /**
+   * The key ring after the change, public parts only.
+   *
+   * @generated from field: repeated tally.v1.Key keys = 1;
+   */
+  keys: Key[];
+};
+
+/**
+ * Describes the message tally.v1.RetireAlgorithmResponse.
+ * Use `create(RetireAlgorithmResponseSchema)` to create a new message.
+ */
+export const RetireAlgorithmResponseSchema: GenMessage<RetireAlgorithmResponse> = /*@__PURE__*/
+  messageDesc(file_tally_v1_token_service, 11);
+
+/**
  * @generated from message tally.v1.RevokeKeyRequest
  */
 export type RevokeKeyRequest = Message<"tally.v1.RevokeKeyRequest"> & {
@@ -392,7 +479,7 @@ export type RevokeKeyRequest = Message<"tally.v1.RevokeKeyRequest"> & {
  * Use `create(RevokeKeyRequestSchema)` to create a new message.
  */
 export const RevokeKeyRequestSchema: GenMessage<RevokeKeyRequest> = /*@__PURE__*/
-  messageDesc(file_tally_v1_token_service, 8);
+  messageDesc(file_tally_v1_token_service, 12);
 
 /**
  * @generated from message tally.v1.RevokeKeyResponse
@@ -411,7 +498,7 @@ export type RevokeKeyResponse = Message<"tally.v1.RevokeKeyResponse"> & {
  * Use `create(RevokeKeyResponseSchema)` to create a new message.
  */
 export const RevokeKeyResponseSchema: GenMessage<RevokeKeyResponse> = /*@__PURE__*/
-  messageDesc(file_tally_v1_token_service, 9);
+  messageDesc(file_tally_v1_token_service, 13);
 
 /**
  * @generated from message tally.v1.ListKeysRequest
@@ -424,7 +511,7 @@ export type ListKeysRequest = Message<"tally.v1.ListKeysRequest"> & {
  * Use `create(ListKeysRequestSchema)` to create a new message.
  */
 export const ListKeysRequestSchema: GenMessage<ListKeysRequest> = /*@__PURE__*/
-  messageDesc(file_tally_v1_token_service, 10);
+  messageDesc(file_tally_v1_token_service, 14);
 
 /**
  * @generated from message tally.v1.ListKeysResponse
@@ -443,7 +530,7 @@ export type ListKeysResponse = Message<"tally.v1.ListKeysResponse"> & {
  * Use `create(ListKeysResponseSchema)` to create a new message.
  */
 export const ListKeysResponseSchema: GenMessage<ListKeysResponse> = /*@__PURE__*/
-  messageDesc(file_tally_v1_token_service, 11);
+  messageDesc(file_tally_v1_token_service, 15);
 
 /**
  * Key is one signing key, public part only.
@@ -459,7 +546,8 @@ export type Key = Message<"tally.v1.Key"> & {
   kid: string;
 
   /**
-   * JWS algorithm: EdDSA, ES256, ES384, RS256 or PS256.
+   * JWS algorithm: EdDSA, ES256, ES384, RS256, PS256, ML-DSA-44, ML-DSA-65
+   * or ML-DSA-87.
    *
    * @generated from field: string algorithm = 2;
    */
@@ -487,11 +575,18 @@ export type Key = Message<"tally.v1.Key"> & {
   retiresAt?: Timestamp | undefined;
 
   /**
-   * The public JWK.
+   * The public JWK; for ML-DSA a key of kty "AKP" with "pub" (RFC 9964).
    *
    * @generated from field: google.protobuf.Struct public_jwk = 6;
    */
   publicJwk?: JsonObject | undefined;
+
+  /**
+   * Whether this active key signs JWTs whose Issue names no algorithm.
+   *
+   * @generated from field: bool is_default = 7;
+   */
+  isDefault: boolean;
 };
 
 /**
@@ -499,7 +594,7 @@ export type Key = Message<"tally.v1.Key"> & {
  * Use `create(KeySchema)` to create a new message.
  */
 export const KeySchema: GenMessage<Key> = /*@__PURE__*/
-  messageDesc(file_tally_v1_token_service, 12);
+  messageDesc(file_tally_v1_token_service, 16);
 
 /**
  * TokenFormat is how a token is serialised.
@@ -549,7 +644,7 @@ export enum KeyState {
   UNSPECIFIED = 0,
 
   /**
-   * Signs new JWTs and verifies. Exactly one key is active.
+   * Signs new JWTs and verifies. One key per algorithm in use is active.
    *
    * @generated from enum value: KEY_STATE_ACTIVE = 1;
    */
@@ -620,8 +715,10 @@ export const TokenService: GenService<{
     output: typeof RevokeResponseSchema;
   },
   /**
-   * RotateKeys makes a new signing key active. Earlier keys keep verifying
-   * until the longest token lifetime plus clock skew has passed.
+   * RotateKeys makes a new signing key active for one algorithm: it replaces
+   * that algorithm's active key, or joins the ring beside the other
+   * algorithms' keys. The replaced key keeps verifying until the longest
+   * token lifetime plus clock skew has passed.
    *
    * @generated from rpc tally.v1.TokenService.RotateKeys
    */
@@ -629,6 +726,31 @@ export const TokenService: GenService<{
     methodKind: "unary";
     input: typeof RotateKeysRequestSchema;
     output: typeof RotateKeysResponseSchema;
+  },
+  /**
+   * SetDefaultAlgorithm makes an algorithm with an active key the one that
+   * signs JWTs whose Issue names no algorithm. FAILED_PRECONDITION when it
+   * has no active key.
+   *
+   * @generated from rpc tally.v1.TokenService.SetDefaultAlgorithm
+   */
+  setDefaultAlgorithm: {
+    methodKind: "unary";
+    input: typeof SetDefaultAlgorithmRequestSchema;
+    output: typeof SetDefaultAlgorithmResponseSchema;
+  },
+  /**
+   * RetireAlgorithm stops an algorithm from signing: its active key becomes
+   * retiring and verifies until its last token has expired. The default
+   * algorithm cannot be retired (FAILED_PRECONDITION): make another the
+   * default first.
+   *
+   * @generated from rpc tally.v1.TokenService.RetireAlgorithm
+   */
+  retireAlgorithm: {
+    methodKind: "unary";
+    input: typeof RetireAlgorithmRequestSchema;
+    output: typeof RetireAlgorithmResponseSchema;
   },
   /**
    * ListKeys returns the key ring, public parts only.
