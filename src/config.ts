@@ -8,6 +8,7 @@ import { isIP } from 'node:net';
 import { createSecureContext } from 'node:tls';
 import { generateKeyPairSync } from 'node:crypto';
 import { parseRedisUrl as parseRedisTarget } from './store/redis/connection-url.js';
+import { INTERNAL_SIGNING_ALGORITHMS, type InternalSigningAlgorithm } from './core/keys/internal-key.js';
 import { isSigningAlgorithm, POST_QUANTUM_SIGNING_ALGORITHMS, SIGNING_ALGORITHMS, type SigningAlgorithm } from './core/types.js';
 
 interface Setting<T> {
@@ -398,6 +399,16 @@ export const SETTINGS = {
     description:
       'Redis replicas that must hold a revocation before Revoke returns (WAIT), so a failover cannot lose it. Unset: 1 with redis+sentinel:// (failover is the point of Sentinel), otherwise 0 (the primary alone).',
     parse: parseCount,
+  }),
+  internalKeyAlgorithm: required({
+    env: 'TALLY_INTERNAL_JWT_ALGORITHM',
+    default: 'EdDSA',
+    description: `Algorithm of the internal key that signs ext_authz phantom tokens and RFC 9701 introspection answers (published at /.well-known/internal-jwks.json, never with the access-token keys): ${INTERNAL_SIGNING_ALGORITHMS.join(', ')}. Its seed is derived from the master key, so every replica signs alike.`,
+    parse: (raw) => {
+      const value = parseAlgorithm(raw);
+      if (!(INTERNAL_SIGNING_ALGORITHMS as readonly string[]).includes(value)) throw new Error(`expected one of ${INTERNAL_SIGNING_ALGORITHMS.join(', ')}`);
+      return value as InternalSigningAlgorithm;
+    },
   }),
   phantomTokenTtlMs: required({
     env: 'TALLY_PHANTOM_TOKEN_TTL',

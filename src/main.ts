@@ -168,6 +168,7 @@ async function start(config: Config, logger: Logger): Promise<Running> {
     maxTtlMs: config.maxTtlMs,
     clockSkewMs: config.clockSkewMs,
     keyAlgorithm: config.keyAlgorithm,
+    internalKeyAlgorithm: config.internalKeyAlgorithm,
     keyRefreshMs: config.keyRefreshMs,
     keyRotationIntervalMs: config.keyRotationIntervalMs,
     maxClaimsBytes: config.maxClaimsBytes,

@@ -16,7 +16,7 @@ import { SignJWT } from 'jose';
 import { InvalidArgumentError, KeyRingError } from './errors.js';
 import { isWellFormedOpaqueToken, mintOpaqueToken, OPAQUE_PREFIX, opaqueTokenId } from './formats/opaque.js';
 import { jwtKeyId, looksLikeJwt, signAccessToken, verifyAccessToken } from './formats/jwt.js';
-import { deriveInternalKey, type InternalKey } from './keys/internal-key.js';
+import { deriveInternalKey, type InternalKey, type InternalSigningAlgorithm } from './keys/internal-key.js';
 import { createKeyManager } from './keys/key-manager.js';
 import type { Clock, Randomness, Store } from './ports.js';
 import { isAuthenticRecord, sealRecord } from './integrity.js';
@@ -54,6 +54,8 @@ export interface TokenServiceOptions {
   clockSkewMs: number;
   /** Algorithm of the first key (the default). Rotations that name none rotate the default key. */
   keyAlgorithm: SigningAlgorithm;
+  /** Algorithm of the internal key that signs phantom tokens and RFC 9701 answers (default EdDSA). */
+  internalKeyAlgorithm?: InternalSigningAlgorithm;
   /** How often the key ring is re-read from the store (and a scheduled rotation checked). */
   keyRefreshMs: number;
   /** Replace the active key once it is this old; undefined: only on RotateKeys. */
@@ -258,7 +260,7 @@ export function createTokenService(options: TokenServiceOptions): TokenService {
       if (!(await store.checkSecretFingerprint(secrets.fingerprint))) {
         throw new KeyRingError('the store was set up under another master key; every replica must use the same TALLY_MASTER_KEY');
       }
-      internalKey = await deriveInternalKey(secrets.internalSigningSeed);
+      internalKey = await deriveInternalKey(secrets.internalSigningSeed, options.internalKeyAlgorithm);
       await syncClock();
       await keys.load();
       refreshTimer = setInterval(() => {

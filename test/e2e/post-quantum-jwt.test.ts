@@ -3,6 +3,9 @@
 // and the largest JWT a default Issue can make (ML-DSA-87, every field at its
 // limit) carried on every path a token travels: gRPC, Connect, RFC 7662 and
 // RFC 9701 answers, Revoke by value, and Envoy ext_authz with its phantom token.
+// The internal JWTs (the RFC 9701 answer and the phantom token) are signed by
+// the internal key, here ML-DSA-65 (TALLY_INTERNAL_JWT_ALGORITHM), and verified
+// by @noble/post-quantum against the internal JWKS.
 import { ml_dsa65, ml_dsa87 } from '@noble/post-quantum/ml-dsa.js';
 import { decodeProtectedHeader } from 'jose';
 import { status as GrpcStatus } from '@grpc/grpc-js';
@@ -16,6 +19,8 @@ import { startTally, type TallyProcess } from '../support/tally-process.js';
 
 const { issue, introspect, revoke, rotateKeys } = TokenService.method;
 
+const INTERNAL_JWKS = '/.well-known/internal-jwks.json';
+
 /** Envoy's default limit on a request's headers (max_request_headers_kb: 60). */
 const ENVOY_DEFAULT_HEADERS_BYTES = 60 * 1024;
 
@@ -27,14 +32,14 @@ interface Jwk {
   priv?: string;
 }
 
-async function jwks(tally: TallyProcess): Promise<Jwk[]> {
-  return ((await (await fetch(`${tally.httpUrl}/.well-known/jwks.json`)).json()) as { keys: Jwk[] }).keys;
+async function jwks(tally: TallyProcess, path = '/.well-known/jwks.json'): Promise<Jwk[]> {
+  return ((await (await fetch(`${tally.httpUrl}${path}`)).json()) as { keys: Jwk[] }).keys;
 }
 
-/** @noble/post-quantum's verdict on a compact JWS, with the public key from the JWKS. */
-async function nobleVerifies(tally: TallyProcess, jwt: string): Promise<boolean> {
+/** @noble/post-quantum's verdict on a compact JWS, with the public key from the JWKS at path. */
+async function nobleVerifies(tally: TallyProcess, jwt: string, path?: string): Promise<boolean> {
   const { kid, alg } = decodeProtectedHeader(jwt);
-  const key = (await jwks(tally)).find((entry) => entry.kid === kid);
+  const key = (await jwks(tally, path)).find((entry) => entry.kid === kid);
   if (key?.pub === undefined) throw new Error(`the JWKS has no AKP key ${kid}`);
   const dsa = alg === 'ML-DSA-87' ? ml_dsa87 : ml_dsa65;
   const [header, payload, signature] = jwt.split('.');
@@ -60,7 +65,7 @@ describe('ML-DSA JWTs from the real process', () => {
 
   beforeAll(async () => {
     tally = await startTally({
-      env: { TALLY_CALLERS_FILE: callers.path, TALLY_KEY_ALGORITHM: 'ML-DSA-87', TALLY_PHANTOM_TOKEN_TTL: '30s' },
+      env: { TALLY_CALLERS_FILE: callers.path, TALLY_KEY_ALGORITHM: 'ML-DSA-87', TALLY_INTERNAL_JWT_ALGORITHM: 'ML-DSA-65', TALLY_PHANTOM_TOKEN_TTL: '30s' },
     });
     client = createGrpcTestClient(tally.grpcAddress);
   });
@@ -138,8 +143,11 @@ describe('ML-DSA JWTs from the real process', () => {
         });
       expect(await (await form('application/json')).json()).toMatchObject({ active: true });
       const signed = await (await form('application/token-introspection+jwt')).text();
-      expect(decodeProtectedHeader(signed).alg).toBe('ML-DSA-87');
-      expect(await nobleVerifies(tally, signed)).toBe(true);
+      expect(decodeProtectedHeader(signed).alg).toBe('ML-DSA-65');
+      expect(await nobleVerifies(tally, signed, INTERNAL_JWKS)).toBe(true);
+      expect(await nobleVerifies(tally, alterSignature(signed), INTERNAL_JWKS)).toBe(false);
+      // Never with the access-token keys: no access-token verifier can take the answer for a token.
+      await expect(nobleVerifies(tally, signed)).rejects.toThrow(/has no AKP key/);
     });
 
     it('passes Envoy ext_authz Check, and the phantom token that replaces it fits Envoy\'s limit too', async () => {
@@ -152,7 +160,8 @@ describe('ML-DSA JWTs from the real process', () => {
       const headers = response.httpResponse.case === 'okResponse' ? response.httpResponse.value.headers : [];
       const upstream = headers.map((option) => `${option.header!.key}: ${option.header!.value}\r\n`).join('');
       const phantom = headers.find((option) => option.header!.key === 'authorization')!.header!.value.slice('Bearer '.length);
-      expect(await nobleVerifies(tally, phantom)).toBe(true);
+      expect(decodeProtectedHeader(phantom).alg).toBe('ML-DSA-65');
+      expect(await nobleVerifies(tally, phantom, INTERNAL_JWKS)).toBe(true);
       expect(Buffer.byteLength(upstream)).toBeLessThan(ENVOY_DEFAULT_HEADERS_BYTES);
     });
 
