@@ -136,8 +136,26 @@ export async function call<Result>(connection: Connection, run: (client: TallyCl
   }
 }
 
+// Node's codes for a server certificate the client cannot trust or that names another host.
+const CERTIFICATE_ERRORS = /^(UNABLE_TO_|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|CERT_|ERR_TLS_CERT_ALTNAME_INVALID)/;
+
+function causeCode(error: ConnectError): string | undefined {
+  let cause: unknown = error.cause;
+  for (let depth = 0; depth < 4 && cause instanceof Error; depth += 1) {
+    const code = (cause as NodeJS.ErrnoException).code;
+    if (typeof code === 'string') return code;
+    cause = cause.cause;
+  }
+  return undefined;
+}
+
 function describeFailure(error: ConnectError, connection: Connection): string {
-  const detail = oneLine(error.rawMessage);
+  // Node adds advice about the system's CA store that does not fit this command.
+  const detail = oneLine(error.rawMessage.replace(/;? ?if the root CA is installed locally.*$/s, ''));
+  const cause = causeCode(error);
+  if (cause !== undefined && CERTIFICATE_ERRORS.test(cause)) {
+    return `cannot trust the certificate of Tally at ${connection.address}: ${detail}; give --ca FILE (the CA that signed it) and, if its name differs from the address, --server-name`;
+  }
   switch (error.code) {
     case Code.Unauthenticated:
       return `Tally at ${connection.address} did not accept the credential (unauthenticated): ${detail}; check --api-key-file or ${API_KEY_VARIABLE}`;

@@ -122,11 +122,15 @@ export const newCaller: Command = {
       api_key_sha256: [apiKeyHash(apiKey)],
       ...(typeof context.values['tls-identity'] === 'string' ? { tls_identity: context.values['tls-identity'] } : {}),
     };
+    // Checked alone first, so a bad name, permission or identity is named as the argument it came from.
+    try {
+      parseCallers(JSON.stringify({ callers: [entry] }));
+    } catch (error) {
+      if (error instanceof CallersFileError) throw usageError(`caller new: ${error.message.replace(/^callers\[0\]\.?/, '')}`);
+      throw error;
+    }
     const path = callersFileOf(context, false);
-    if (path === undefined) {
-      // Checked alone, so a bad permission or name fails here and not at the server.
-      checkCallersText('the new entry', JSON.stringify({ callers: [entry] }));
-    } else {
+    if (path !== undefined) {
       const document = readDocument(path, false);
       if (document.callers.some((candidate) => candidate.name === name)) {
         throw new CliError(`${path}: a caller named ${JSON.stringify(name)} exists; to give it a new key, use tally caller roll ${name}`);
