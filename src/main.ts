@@ -117,6 +117,7 @@ async function start(config: Config, logger: Logger): Promise<Running> {
     replicasToWait: config.redisWaitReplicas ?? (config.redisUrl?.startsWith('redis+sentinel://') ? 1 : 0),
     onConnectionError: throttled(10_000, (error) => logger.warn({ err: error }, 'Redis connection error')),
     onBackgroundError: (error) => viewError(error as Error),
+    onLeaseLapsed: metrics.countLeaseLapse,
   }), metrics.observeStore);
   let callers: CallersWatcher;
   try {
@@ -154,7 +155,7 @@ async function start(config: Config, logger: Logger): Promise<Running> {
     maxTokenLength: config.maxTokenLength,
     onBackgroundError: (error, task) => logger.warn({ err: error, task }, 'background work failed'),
   }));
-  metrics.watchKeys(() => tokens.listKeys());
+  metrics.watchKeys(() => tokens.listKeys(), { rotationIntervalMs: config.keyRotationIntervalMs, algorithm: config.keyAlgorithm });
   const readiness = createReadiness({
     ping: () => store.ping(),
     keyRingLoaded: () => tokens.ready(),
@@ -162,7 +163,7 @@ async function start(config: Config, logger: Logger): Promise<Running> {
     pingTimeoutMs: config.redisCommandTimeoutMs,
     logger,
   });
-  const scanLimiter = createScanLimiter({ missesPerSecond: config.scanLimitPerSecond, burst: config.scanLimitBurst, clock: systemClock });
+  const scanLimiter = metrics.countScanLimitRefusals(createScanLimiter({ missesPerSecond: config.scanLimitPerSecond, burst: config.scanLimitBurst, clock: systemClock }));
   // Per call: the guard (who calls, may they), then the proto's validation rules, then the handler.
   const handlers = guardService(
     TokenServiceDescriptor,

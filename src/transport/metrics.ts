@@ -13,6 +13,7 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 import type { TokenService } from '../core/token-service.js';
 import type { PublicKeyInfo } from '../core/types.js';
 import type { StoreObserver } from '../store/instrumented-store.js';
+import type { ScanLimiter } from '../auth/scan-limiter.js';
 import type { CallLogger } from './call-log.js';
 import { codeName } from './errors.js';
 
@@ -24,8 +25,15 @@ export interface Metrics {
   readonly observeStore: StoreObserver;
   /** The token service, with every introspection's outcome counted (whichever endpoint asked). */
   countIntrospections(tokens: TokenService): TokenService;
-  /** Reports each signing key's age at every scrape. */
-  watchKeys(listKeys: () => Promise<PublicKeyInfo[]>): void;
+  /**
+   * Reports each signing key's age at every scrape and, with a rotation
+   * schedule, when the next scheduled rotation is due.
+   */
+  watchKeys(listKeys: () => Promise<PublicKeyInfo[]>, schedule?: { rotationIntervalMs: number | undefined; algorithm: string }): void;
+  /** For the Redis store: a replica's lease lapsed while its view was trusted. */
+  readonly countLeaseLapse: () => void;
+  /** The scan limiter, with every introspection it refuses counted by caller. */
+  countScanLimitRefusals(limiter: ScanLimiter): ScanLimiter;
   /** The exposition text and its content type. */
   render(): Promise<{ contentType: string; body: string }>;
 }
@@ -79,7 +87,41 @@ export function createMetrics(options: MetricsOptions): Metrics {
     registers: [registry],
   });
 
+  const introspectionDuration = new Histogram({
+    name: 'tally_introspection_duration_seconds',
+    help: 'Time the token service took to decide an introspection (any endpoint), by result: active or inactive.',
+    labelNames: ['result'] as const,
+    buckets: LATENCY_BUCKETS,
+    registers: [registry],
+  });
+  const leaseLapses = new Counter({
+    name: 'tally_replica_lease_lapses_total',
+    help: 'Times this replica found its lease had lapsed while it trusted its local view (a pause, or Redis out of reach); it then answers from Redis until caught up.',
+    registers: [registry],
+  });
+  const scanLimitRefusals = new Counter({
+    name: 'tally_scan_limit_refusals_total',
+    help: 'Introspections refused with RESOURCE_EXHAUSTED because the caller kept asking about unknown tokens (TALLY_SCAN_LIMIT_RATE), by caller name.',
+    labelNames: ['caller'] as const,
+    registers: [registry],
+  });
+
   let listKeys: (() => Promise<PublicKeyInfo[]>) | undefined;
+  let rotation: { rotationIntervalMs: number | undefined; algorithm: string } | undefined;
+  new Gauge({
+    name: 'tally_signing_key_next_rotation_timestamp_seconds',
+    help: 'When the scheduled rotation (TALLY_KEY_ROTATION_INTERVAL) is next due: the newest active key\'s creation plus the interval, in Unix seconds, by the algorithm it will use. Absent without a schedule.',
+    labelNames: ['algorithm'] as const,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      if (listKeys === undefined || rotation?.rotationIntervalMs === undefined) return;
+      const active = (await listKeys().catch(() => [])).filter((key) => key.state === 'active');
+      if (active.length === 0) return;
+      const newest = Math.max(...active.map((key) => key.createdAt));
+      this.set({ algorithm: rotation.algorithm }, (newest + rotation.rotationIntervalMs) / 1000);
+    },
+  });
   new Gauge({
     name: 'tally_signing_key_age_seconds',
     help: 'Age of each key in the ring, by key id and state (active or retiring).',
@@ -103,6 +145,8 @@ export function createMetrics(options: MetricsOptions): Metrics {
   });
   const storeSeries = boundSeries((operation: string, outcome: string) => storeDuration.labels({ operation, outcome }));
   const introspectionSeries = boundSeries((result: string, reason: string) => introspections.labels({ result, reason }));
+  const activeDuration = introspectionDuration.labels({ result: 'active' });
+  const inactiveDuration = introspectionDuration.labels({ result: 'inactive' });
 
   return {
     registry,
@@ -119,14 +163,32 @@ export function createMetrics(options: MetricsOptions): Metrics {
     countIntrospections: (tokens) => ({
       ...tokens,
       async introspect(input) {
+        const started = performance.now();
         const result = await tokens.introspect(input);
-        (result.active ? introspectionSeries('active', '') : introspectionSeries('inactive', result.reason)).inc();
+        const seconds = (performance.now() - started) / 1000;
+        if (result.active) {
+          introspectionSeries('active', '').inc();
+          activeDuration.observe(seconds);
+        } else {
+          introspectionSeries('inactive', result.reason).inc();
+          inactiveDuration.observe(seconds);
+        }
         return result;
       },
     }),
-    watchKeys: (list) => {
+    watchKeys: (list, schedule) => {
       listKeys = list;
+      rotation = schedule;
     },
+    countLeaseLapse: () => leaseLapses.inc(),
+    countScanLimitRefusals: (limiter) => ({
+      ...limiter,
+      allows(caller) {
+        const allowed = limiter.allows(caller);
+        if (!allowed) scanLimitRefusals.inc({ caller });
+        return allowed;
+      },
+    }),
     render: async () => ({ contentType: registry.contentType, body: await registry.metrics() }),
   };
 }
