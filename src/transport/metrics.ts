@@ -6,8 +6,9 @@
 // handler: so refusals (UNAUTHENTICATED, PERMISSION_DENIED) are counted too.
 //
 // Label values come from fixed sets only (method names Tally knows, status
-// code names, inactive reasons, operations, key ids that are public anyway):
-// never a token, a credential or anything a client typed.
+// code names, inactive reasons, operations, key ids that are public anyway,
+// caller names from the callers file): never a token, a credential or
+// anything a client typed.
 
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { TokenService } from '../core/token-service.js';
