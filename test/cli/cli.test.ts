@@ -117,6 +117,15 @@ describe('tally, the operator command, against a real Tally over TLS', () => {
     expect(listed.keys.length).toBe(before.keys.length + 1);
   });
 
+  it('takes the address from TALLY_CLI_ADDRESS and the API key from a file', async () => {
+    const keyFile = join(directory, 'operator.key');
+    writeFileSync(keyFile, `${operatorKey}\n`, { mode: 0o600 });
+    const run = await runCli(['keys', 'list', '--ca', ca.certFile, '--server-name', 'localhost', '--api-key-file', keyFile, '--json'], {
+      env: { TALLY_CLI_ADDRESS: tally.grpcAddress },
+    });
+    expect(jsonOf<{ keys: unknown[] }>(run).keys.length).toBeGreaterThan(0);
+  });
+
   it('calls with a client certificate alone (mutual TLS identity, no API key)', async () => {
     // The server above checks no client certificates; this one requires them.
     const server = ca.server();
