@@ -5,10 +5,24 @@
 import { existsSync } from 'node:fs';
 
 const source = new URL('../src/cli/main.ts', import.meta.url);
-if (existsSync(source)) {
-  const { register } = await import('tsx/esm/api');
+const compiled = new URL('../dist/cli/main.js', import.meta.url);
+
+async function tsxRegister() {
+  try {
+    return (await import('tsx/esm/api')).register;
+  } catch {
+    // A checkout installed without dev dependencies: the compiled output, if built.
+    return undefined;
+  }
+}
+
+const register = existsSync(source) ? await tsxRegister() : undefined;
+if (register !== undefined) {
   register();
   await import(source.href);
+} else if (existsSync(compiled)) {
+  await import(compiled.href);
 } else {
-  await import('../dist/cli/main.js');
+  process.stderr.write('tally: neither the source with its dev dependencies (npm ci) nor a build (npm run build) is here\n');
+  process.exit(1);
 }
