@@ -294,6 +294,14 @@ describe('tally check and tally caller on files, without a server', () => {
     expectOneLineFailure(await runCli(['check', 'settings'], { env: { TALLY_CALLERS_FILE: path } }), 1, /TALLY_CALLERS_FILE: .*must be an object with a "callers" list/);
   });
 
+  it('check settings refuses TLS files whose key does not belong to the certificate', async () => {
+    const pki = createTestCa();
+    const [first, second] = [pki.server(), pki.server()];
+    const env = { TALLY_TLS_CERT_FILE: first.certFile, TALLY_TLS_KEY_FILE: second.keyFile };
+    expectOneLineFailure(await runCli(['check', 'settings'], { env }), 1, /invalid settings: TALLY_TLS_CERT_FILE, .*cannot be used together/);
+    expect(jsonOf(await runCli(['check', 'settings', '--json'], { env: { ...env, TALLY_TLS_KEY_FILE: first.keyFile } }))).toBeDefined();
+  });
+
   it('runs as `npx tally` from the checkout', async () => {
     const run = await runCli(['--offline', 'tally', 'check', 'settings', '--json'], { command: ['npx'] });
     expect(jsonOf<unknown[]>(run).length).toBeGreaterThan(10);

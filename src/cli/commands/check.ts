@@ -4,6 +4,7 @@
 
 import { readFileSync } from 'node:fs';
 import { ConfigError, loadConfig, SETTINGS } from '../../config.js';
+import { watchTlsFiles } from '../../transport/tls-files.js';
 import type { Command } from '../command.js';
 import { CliError } from '../usage-error.js';
 import { checkCallersText } from './callers.js';
@@ -35,7 +36,7 @@ export const checkCallers: Command = {
 export const checkSettings: Command = {
   words: ['check', 'settings'],
   usage: 'tally check settings',
-  summary: 'check the TALLY_* settings in the environment (and the callers file they name) without starting the server',
+  summary: 'check the TALLY_* settings in the environment (and the callers and TLS files they name) without starting the server',
   callsTally: false,
   options: {},
   async run(context) {
@@ -52,6 +53,15 @@ export const checkSettings: Command = {
         callerRows(config.callersFile);
       } catch (error) {
         throw new CliError(`invalid settings: ${SETTINGS.callersFile.env}: ${(error as Error).message}`);
+      }
+    }
+    // And its TLS files: they must parse and the key must belong to the certificate.
+    if (config.tlsCertFile !== undefined && config.tlsKeyFile !== undefined) {
+      try {
+        const files = { certFile: config.tlsCertFile, keyFile: config.tlsKeyFile, clientCaFile: config.tlsClientCaFile };
+        watchTlsFiles({ ...files, pollIntervalMs: 60_000, onReload: () => {}, onError: () => {} }).close();
+      } catch (error) {
+        throw new CliError(`invalid settings: ${SETTINGS.tlsCertFile.env}, ${SETTINGS.tlsKeyFile.env}, ${SETTINGS.tlsClientCaFile.env}: ${(error as Error).message}`);
       }
     }
     return Object.values(SETTINGS).map((setting) => {
