@@ -7,7 +7,8 @@
 // (./kustomize.ts) and, where kubectl is installed, checked equal to
 // `kubectl kustomize`.
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseDuration, SETTINGS } from '../../src/config.js';
@@ -209,6 +210,40 @@ describe('deploy/kubernetes/overlays/istio', () => {
 const kubectl = ['/usr/bin/kubectl', '/usr/local/bin/kubectl'].find((path) => existsSync(path));
 
 describe('the renderer', () => {
+  function kustomization(files: Record<string, string>): string {
+    const directory = mkdtempSync(join(tmpdir(), 'tally-kustomize-'));
+    for (const [name, text] of Object.entries(files)) {
+      mkdirSync(join(directory, name, '..'), { recursive: true });
+      writeFileSync(join(directory, name), text);
+    }
+    return directory;
+  }
+  const map = 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  list: [a, b]\n  mode: 0400\n';
+
+  it('applies add, replace, remove and test, and sets the namespace', () => {
+    const patch = '- op: test\n  path: /data/list/1\n  value: b\n- op: add\n  path: /data/list/-\n  value: c\n- op: remove\n  path: /data/list/0\n- op: replace\n  path: /metadata/labels\n  value: {x: z}\n- op: add\n  path: /metadata/annotations\n  value: {a~1b: c}';
+    const directory = kustomization({
+      'base/map.yaml': map,
+      'base/kustomization.yaml': 'resources: [map.yaml]\nnamespace: apps',
+      'overlay/kustomization.yaml': `resources: [../base]\npatches:\n  - target: {kind: ConfigMap, name: settings}\n    patch: |-\n${patch.replace(/^/gm, '      ')}\n`,
+    });
+    expect(() => renderKustomization(join(directory, 'overlay'))).toThrow(/replace \/metadata\/labels: nothing there/);
+    writeFileSync(join(directory, 'base', 'map.yaml'), map.replace('  name: settings\n', '  name: settings\n  labels: {}\n'));
+    const [resource] = renderKustomization(join(directory, 'overlay')) as any[];
+    expect(resource.metadata).toEqual({ name: 'settings', namespace: 'apps', labels: { x: 'z' }, annotations: { 'a~1b': 'c' } });
+    // YAML 1.1, as Kubernetes reads it: 0400 is octal.
+    expect(resource.data).toEqual({ list: ['b', 'c'], mode: 0o400 });
+  });
+
+  it('refuses what it does not implement, and a failed test', () => {
+    expect(() => renderKustomization(kustomization({ 'kustomization.yaml': 'resources: []\ncommonLabels: {a: b}' }))).toThrow(/commonLabels is not supported/);
+    const failing = kustomization({
+      'map.yaml': map,
+      'kustomization.yaml': 'resources: [map.yaml]\npatches:\n  - target: {kind: ConfigMap, name: settings}\n    patch: |-\n      - op: test\n        path: /data/list/0\n        value: z\n',
+    });
+    expect(() => renderKustomization(failing)).toThrow(/test \/data\/list\/0: expected "z", found "a"/);
+  });
+
   it.each(Object.entries(VARIANTS))('renders %s as kustomize does, where kubectl is installed', (variant, path) => {
     // Without kubectl the checks above still run on this renderer's output; this
     // comparison is what keeps the renderer honest where kubectl exists.
