@@ -155,7 +155,7 @@ async function start(config: Config, logger: Logger): Promise<Running> {
     maxTokenLength: config.maxTokenLength,
     onBackgroundError: (error, task) => logger.warn({ err: error, task }, 'background work failed'),
   }));
-  metrics.watchKeys(() => tokens.listKeys(), { rotationIntervalMs: config.keyRotationIntervalMs, algorithm: config.keyAlgorithm });
+  metrics.watchKeys(() => tokens.listKeys(), config.keyRotationIntervalMs);
   const readiness = createReadiness({
     ping: () => store.ping(),
     keyRingLoaded: () => tokens.ready(),

@@ -30,7 +30,7 @@ export interface Metrics {
    * Reports each signing key's age at every scrape and, with a rotation
    * schedule, when the next scheduled rotation is due.
    */
-  watchKeys(listKeys: () => Promise<PublicKeyInfo[]>, schedule?: { rotationIntervalMs: number | undefined; algorithm: string }): void;
+  watchKeys(listKeys: () => Promise<PublicKeyInfo[]>, rotationIntervalMs?: number): void;
   /** For the Redis store: a replica's lease lapsed while its view was trusted. */
   readonly countLeaseLapse: () => void;
   /** The scan limiter, with every introspection it refuses counted by caller. */
@@ -108,19 +108,20 @@ export function createMetrics(options: MetricsOptions): Metrics {
   });
 
   let listKeys: (() => Promise<PublicKeyInfo[]>) | undefined;
-  let rotation: { rotationIntervalMs: number | undefined; algorithm: string } | undefined;
+  let rotationIntervalMs: number | undefined;
   new Gauge({
     name: 'tally_signing_key_next_rotation_timestamp_seconds',
-    help: 'When the scheduled rotation (TALLY_KEY_ROTATION_INTERVAL) is next due: the newest active key\'s creation plus the interval, in Unix seconds, by the algorithm it will use. Absent without a schedule.',
+    help: 'When the scheduled rotation (TALLY_KEY_ROTATION_INTERVAL) is next due: the active key\'s creation plus the interval, in Unix seconds, by that key\'s algorithm (which the new key keeps). Absent without a schedule.',
     labelNames: ['algorithm'] as const,
     registers: [registry],
     async collect() {
       this.reset();
-      if (listKeys === undefined || rotation?.rotationIntervalMs === undefined) return;
-      const active = (await listKeys().catch(() => [])).filter((key) => key.state === 'active');
-      if (active.length === 0) return;
-      const newest = Math.max(...active.map((key) => key.createdAt));
-      this.set({ algorithm: rotation.algorithm }, (newest + rotation.rotationIntervalMs) / 1000);
+      if (listKeys === undefined || rotationIntervalMs === undefined) return;
+      const interval = rotationIntervalMs;
+      // As the key manager decides (core/keys/key-manager.ts): an active key older than the interval is due.
+      for (const key of (await listKeys().catch(() => [])).filter((candidate) => candidate.state === 'active')) {
+        this.set({ algorithm: key.algorithm }, (key.createdAt + interval) / 1000);
+      }
     },
   });
   new Gauge({
@@ -177,9 +178,9 @@ export function createMetrics(options: MetricsOptions): Metrics {
         return result;
       },
     }),
-    watchKeys: (list, schedule) => {
+    watchKeys: (list, interval) => {
       listKeys = list;
-      rotation = schedule;
+      rotationIntervalMs = interval;
     },
     countLeaseLapse: () => leaseLapses.inc(),
     countScanLimitRefusals: (limiter) => ({

@@ -170,7 +170,7 @@ describe('deploy/monitoring against a running Tally on Redis', () => {
     expect(sampleValue(text, 'tally_introspection_duration_seconds_count', { result: 'inactive' })).toBeGreaterThanOrEqual(1);
   });
 
-  it('says when the scheduled rotation is due: the newest active key plus the interval', async () => {
+  it('says when the scheduled rotation is due: the active key\'s creation plus the interval', async () => {
     const { keys } = await client.unary(TokenService.method.listKeys, {}, asOps);
     const newest = Math.max(...keys.filter((key) => key.state === 1).map((key) => Number(key.createdAt!.seconds) + key.createdAt!.nanos / 1e9));
     const due = sampleValue(await metrics(), 'tally_signing_key_next_rotation_timestamp_seconds', { algorithm: 'EdDSA' });
