@@ -26,6 +26,11 @@ COPY package.json package-lock.json ./
 # prints a version notice), and a compromised package cannot run code here.
 RUN --mount=type=cache,target=/root/.npm npm ci --omit=dev --ignore-scripts
 COPY --from=build /app/dist ./dist
+# The operator's command, `docker exec CONTAINER npx tally …`, runs dist/cli/ here.
+# npx links the project's own bin into its cache and marks it executable, which
+# only the file's owner may do: so this one launcher belongs to "node" (the
+# server never runs it; dist/ and node_modules/ stay root's).
+COPY --chown=node:node bin ./bin
 # The base image's unprivileged "node" user (uid 1000); nothing in /app is writable by it.
 USER node
 # gRPC (TokenService, health, reflection, ext_authz) and HTTP (Connect, RFC 7662/7009, JWKS, probes).

@@ -137,6 +137,7 @@ async function start(config: Config, logger: Logger): Promise<Running> {
     replicasToWait: config.redisWaitReplicas ?? (config.redisUrl?.startsWith('redis+sentinel://') ? 1 : 0),
     onConnectionError: throttled(10_000, (error) => logger.warn({ err: error }, 'Redis connection error')),
     onBackgroundError: (error) => viewError(error as Error),
+    onLeaseLapsed: metrics.countLeaseLapse,
   }), metrics.observeStore);
   let callers: CallersWatcher;
   try {
@@ -181,7 +182,7 @@ async function start(config: Config, logger: Logger): Promise<Running> {
     onTampered: (kind, id) =>
       logger.error({ kind, id }, 'a value in the store failed its integrity check and was ignored: someone without the master key wrote to Redis'),
   })));
-  metrics.watchKeys(() => tokens.listKeys());
+  metrics.watchKeys(() => tokens.listKeys(), config.keyRotationIntervalMs);
   const readiness = createReadiness({
     ping: () => store.ping(),
     keyRingLoaded: () => tokens.ready(),
@@ -189,7 +190,7 @@ async function start(config: Config, logger: Logger): Promise<Running> {
     pingTimeoutMs: config.redisCommandTimeoutMs,
     logger,
   });
-  const scanLimiter = createScanLimiter({ missesPerSecond: config.scanLimitPerSecond, burst: config.scanLimitBurst, clock: systemClock });
+  const scanLimiter = metrics.countScanLimitRefusals(createScanLimiter({ missesPerSecond: config.scanLimitPerSecond, burst: config.scanLimitBurst, clock: systemClock }));
   // Per call: the guard (who calls, may they), then the proto's validation rules, then the handler.
   const handlers = guardService(
     TokenServiceDescriptor,

@@ -6,13 +6,15 @@
 // handler: so refusals (UNAUTHENTICATED, PERMISSION_DENIED) are counted too.
 //
 // Label values come from fixed sets only (method names Tally knows, status
-// code names, inactive reasons, operations, key ids that are public anyway):
-// never a token, a credential or anything a client typed.
+// code names, inactive reasons, operations, key ids that are public anyway,
+// caller names from the callers file): never a token, a credential or
+// anything a client typed.
 
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { TokenService } from '../core/token-service.js';
 import type { PublicKeyInfo } from '../core/types.js';
 import type { StoreObserver } from '../store/instrumented-store.js';
+import type { ScanLimiter } from '../auth/scan-limiter.js';
 import type { CallLogger } from './call-log.js';
 import { codeName } from './errors.js';
 import type { TlsHandshakeOutcome } from './tls-handshakes.js';
@@ -29,8 +31,15 @@ export interface Metrics {
   countIssues(tokens: TokenService): TokenService;
   /** Counts a TLS handshake on either port by the key exchange group it negotiated, or why it failed. */
   observeTlsHandshake(outcome: TlsHandshakeOutcome): void;
-  /** Reports each signing key's age at every scrape. */
-  watchKeys(listKeys: () => Promise<PublicKeyInfo[]>): void;
+  /**
+   * Reports each signing key's age at every scrape and, with a rotation
+   * schedule, when the next scheduled rotation is due.
+   */
+  watchKeys(listKeys: () => Promise<PublicKeyInfo[]>, rotationIntervalMs?: number): void;
+  /** For the Redis store: a replica's lease lapsed while its view was trusted. */
+  readonly countLeaseLapse: () => void;
+  /** The scan limiter, with every introspection it refuses counted by caller. */
+  countScanLimitRefusals(limiter: ScanLimiter): ScanLimiter;
   /** The exposition text and its content type. */
   render(): Promise<{ contentType: string; body: string }>;
 }
@@ -105,8 +114,42 @@ export function createMetrics(options: MetricsOptions): Metrics {
     labelNames: ['port', 'reason'] as const,
     registers: [registry],
   });
+  const introspectionDuration = new Histogram({
+    name: 'tally_introspection_duration_seconds',
+    help: 'Time the token service took to decide an introspection (any endpoint), by result: active or inactive.',
+    labelNames: ['result'] as const,
+    buckets: LATENCY_BUCKETS,
+    registers: [registry],
+  });
+  const leaseLapses = new Counter({
+    name: 'tally_replica_lease_lapses_total',
+    help: 'Times this replica found its lease had lapsed while it trusted its local view (a pause, or Redis out of reach); it then answers from Redis until caught up.',
+    registers: [registry],
+  });
+  const scanLimitRefusals = new Counter({
+    name: 'tally_scan_limit_refusals_total',
+    help: 'Introspections refused with RESOURCE_EXHAUSTED because the caller kept asking about unknown tokens (TALLY_SCAN_LIMIT_RATE), by caller name.',
+    labelNames: ['caller'] as const,
+    registers: [registry],
+  });
 
   let listKeys: (() => Promise<PublicKeyInfo[]>) | undefined;
+  let rotationIntervalMs: number | undefined;
+  new Gauge({
+    name: 'tally_signing_key_next_rotation_timestamp_seconds',
+    help: 'When the scheduled rotation (TALLY_KEY_ROTATION_INTERVAL) is next due: the active key\'s creation plus the interval, in Unix seconds, by that key\'s algorithm (which the new key keeps). Absent without a schedule.',
+    labelNames: ['algorithm'] as const,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      if (listKeys === undefined || rotationIntervalMs === undefined) return;
+      const interval = rotationIntervalMs;
+      // As the key manager decides (core/keys/key-manager.ts): an active key older than the interval is due.
+      for (const key of (await listKeys().catch(() => [])).filter((candidate) => candidate.state === 'active')) {
+        this.set({ algorithm: key.algorithm }, (key.createdAt + interval) / 1000);
+      }
+    },
+  });
   new Gauge({
     name: 'tally_signing_key_age_seconds',
     help: 'Age of each key in the ring, by key id and state (active or retiring).',
@@ -131,6 +174,8 @@ export function createMetrics(options: MetricsOptions): Metrics {
   const storeSeries = boundSeries((operation: string, outcome: string) => storeDuration.labels({ operation, outcome }));
   const introspectionSeries = boundSeries((result: string, reason: string) => introspections.labels({ result, reason }));
   const jwtSeries = boundSeries((algorithm: string) => jwtsIssued.labels({ algorithm }));
+  const activeDuration = introspectionDuration.labels({ result: 'active' });
+  const inactiveDuration = introspectionDuration.labels({ result: 'inactive' });
 
   return {
     registry,
@@ -147,8 +192,16 @@ export function createMetrics(options: MetricsOptions): Metrics {
     countIntrospections: (tokens) => ({
       ...tokens,
       async introspect(input) {
+        const started = performance.now();
         const result = await tokens.introspect(input);
-        (result.active ? introspectionSeries('active', '') : introspectionSeries('inactive', result.reason)).inc();
+        const seconds = (performance.now() - started) / 1000;
+        if (result.active) {
+          introspectionSeries('active', '').inc();
+          activeDuration.observe(seconds);
+        } else {
+          introspectionSeries('inactive', result.reason).inc();
+          inactiveDuration.observe(seconds);
+        }
         return result;
       },
     }),
@@ -164,9 +217,19 @@ export function createMetrics(options: MetricsOptions): Metrics {
       if (outcome.ok) tlsHandshakes.inc({ port: outcome.port, group: outcome.group });
       else tlsHandshakeFailures.inc({ port: outcome.port, reason: outcome.reason });
     },
-    watchKeys: (list) => {
+    watchKeys: (list, interval) => {
       listKeys = list;
+      rotationIntervalMs = interval;
     },
+    countLeaseLapse: () => leaseLapses.inc(),
+    countScanLimitRefusals: (limiter) => ({
+      ...limiter,
+      allows(caller) {
+        const allowed = limiter.allows(caller);
+        if (!allowed) scanLimitRefusals.inc({ caller });
+        return allowed;
+      },
+    }),
     render: async () => ({ contentType: registry.contentType, body: await registry.metrics() }),
   };
 }

@@ -24,6 +24,8 @@ export interface DockerStepsResult {
   readonly secondsToHealthy: number | undefined;
   readonly workDirectory: string;
   readonly serverLog: string;
+  /** `npx tally keys list` run in the image against the server: its exit code and output. */
+  readonly operatorCommand: { code: number | null; output: string } | undefined;
 }
 
 interface BuiltStage {
@@ -36,6 +38,8 @@ interface BuiltStage {
   user: string | undefined;
   command: string[] | undefined;
   healthcheck: string[] | undefined;
+  /** COPY --chown targets, given to the replay's user once it is known. */
+  chowned: { path: string; owner: string }[];
 }
 
 const healthyWithinMilliseconds = 30_000;
@@ -58,6 +62,11 @@ export async function runDockerSteps(projectRoot: string, log: (line: string) =>
     if (last.healthcheck === undefined) throw new Error('the last stage has no HEALTHCHECK');
 
     const user = runAsUser(last.user);
+    // COPY --chown=<the image's user> goes to whoever stands for that user here.
+    for (const { path, owner } of last.chowned) {
+      if (owner !== last.user) throw new Error(`COPY --chown=${owner}: the replay only knows the image's USER (${last.user})`);
+      if (user.uid !== undefined) execFileSync('chown', ['-R', `${user.uid}:${user.gid}`, path]);
+    }
     // Fixed ports could be taken on a developer's machine; the image's defaults are checked by the Dockerfile test.
     const environment = {
       ...last.environment,
@@ -73,7 +82,9 @@ export async function runDockerSteps(projectRoot: string, log: (line: string) =>
     const seconds = (Date.now() - started) / 1_000;
     const serverUid = server.pid === undefined ? undefined : uidOf(server.pid);
     log(healthy ? `healthy after ${seconds.toFixed(1)} s, server uid ${serverUid}` : 'never became healthy');
+    const operatorCommand = healthy ? await runOperatorCommand(user, last, workDirectory, environment) : undefined;
     return {
+      operatorCommand,
       healthy,
       serverUid,
       user: user.name,
@@ -98,6 +109,7 @@ function buildStage(stage: Stage, root: string, projectRoot: string, built: Map<
     user: undefined,
     command: undefined,
     healthcheck: undefined,
+    chowned: [],
   };
   const inImage = (path: string): string => join(root, posix.resolve(state.imageWorkingDirectory, path));
   log(`# stage ${stage.name ?? '(unnamed)'} FROM ${stage.base}`);
@@ -126,6 +138,7 @@ function buildStage(stage: Stage, root: string, projectRoot: string, built: Map<
           const copyTo = statSync(path).isDirectory() || !intoDirectory ? target : join(target, basename(path));
           mkdirSync(dirname(copyTo), { recursive: true });
           cpSync(path, copyTo, { recursive: true });
+          if (instruction.flags.chown !== undefined) state.chowned.push({ path: copyTo, owner: instruction.flags.chown.split(':')[0]! });
         }
         log(`COPY ${from === undefined ? '' : `--from=${from} `}${instruction.argument}`);
         break;
@@ -209,6 +222,24 @@ function spawnAs(user: RunAs, command: string[], cwd: string, environment: Recor
   return child;
 }
 
+/**
+ * The operator's command as `docker exec` would run it: `npx tally` in the
+ * image's working directory, as its user, from the compiled output alone
+ * (the runtime stage has no src/ and no tsx). Protected mode serves this
+ * loopback client without a credential.
+ */
+async function runOperatorCommand(user: RunAs, stage: BuiltStage, workDirectory: string, environment: Record<string, string>): Promise<{ code: number | null; output: string }> {
+  const outputPath = join(workDirectory, 'operator-command.log');
+  const cache = join(workDirectory, 'npm-cache');
+  mkdirSync(cache, { recursive: true });
+  chmodSync(cache, 0o777);
+  // npx as the image's PATH finds it (node's own bin directory holds only node here).
+  const command = ['npx', '--offline', 'tally', 'keys', 'list', '--plaintext', '--address', `127.0.0.1:${environment.TALLY_GRPC_PORT}`, '--json'];
+  const child = spawnAs(user, command, stage.workingDirectory, { ...stage.environment, npm_config_cache: cache, HOME: cache }, outputPath);
+  const code = await new Promise<number | null>((done) => child.once('exit', done));
+  return { code, output: readFileSync(outputPath, 'utf8') };
+}
+
 async function probeUntilHealthy(
   user: RunAs,
   healthcheck: string[],
@@ -262,8 +293,10 @@ if (process.argv[1] !== undefined && resolve(process.argv[1]) === fileURLToPath(
   runDockerSteps(projectRoot, console.log, keep).then(
     (result) => {
       if (!result.healthy) console.error(`server log:\n${result.serverLog}`);
+      const operator = result.operatorCommand;
+      console.log(`operator command in the image: exit ${operator?.code ?? 'not run'}\n${operator?.output ?? ''}`);
       if (keep) console.log(`kept ${result.workDirectory}`);
-      process.exitCode = result.healthy ? 0 : 1;
+      process.exitCode = result.healthy && operator?.code === 0 ? 0 : 1;
     },
     (error: unknown) => {
       console.error(error instanceof Error ? error.message : error);

@@ -85,7 +85,7 @@ describe('the Dockerfile', () => {
 });
 
 describe('the Dockerfile replayed without Docker', () => {
-  it('builds, starts as an unprivileged user and becomes healthy', { timeout: 120_000 }, async () => {
+  it('builds, starts as an unprivileged user, becomes healthy, and its `npx tally` lists the keys', { timeout: 240_000 }, async () => {
     const child = spawn(join(projectRoot, 'scripts', 'docker-steps.sh'), [], { cwd: projectRoot, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
     child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
@@ -95,5 +95,9 @@ describe('the Dockerfile replayed without Docker', () => {
     const uid = output.match(/healthy after [\d.]+ s, server uid (\d+)/)?.[1];
     expect(uid, output).toBeDefined();
     if (process.getuid?.() === 0) expect(Number(uid)).not.toBe(0);
+    // npm's own notices may come first; the command's answer is the JSON document.
+    const listed = output.match(/operator command in the image: exit 0\n[\s\S]*?^(\{\n {2}"keys"[\s\S]*?^\})$/m)?.[1];
+    expect(listed, output).toBeDefined();
+    expect((JSON.parse(listed!) as { keys: { state: string }[] }).keys.map((key) => key.state)).toContain('KEY_STATE_ACTIVE');
   });
 });

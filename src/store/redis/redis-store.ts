@@ -65,6 +65,8 @@ export interface RedisStoreOptions {
   replicasToWait?: number;
   /** Failures in the background work of the replica's view, for the log. */
   onBackgroundError?: (error: unknown) => void;
+  /** This replica's lease lapsed while its view was trusted, for metrics. */
+  onLeaseLapsed?: () => void;
 }
 
 export const DEFAULT_COMMAND_TIMEOUT_MS = 1000;
@@ -160,6 +162,7 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
       blockMs: Math.max(10, Math.min(leaseMs / 4, commandTimeoutMs / 2)),
       onKeyRingChange: () => keyRingListeners.forEach((listener) => listener()),
       onError: options.onBackgroundError ?? (() => {}),
+      onLeaseLapsed: options.onLeaseLapsed,
     });
   }
 

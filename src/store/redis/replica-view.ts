@@ -30,6 +30,8 @@ export interface ReplicaViewOptions {
   /** Called when the key ring changed, or may have while the view was not following. */
   onKeyRingChange: () => void;
   onError: (error: unknown) => void;
+  /** Told when a renewal finds that the lease of a view it trusted had lapsed (for metrics). */
+  onLeaseLapsed?: () => void;
 }
 
 export interface ReplicaView {
@@ -115,6 +117,7 @@ export function startReplicaView(options: ReplicaViewOptions): ReplicaView {
       catchingUp = false;
       trustedUntil = sentAt + leaseMs - margin;
     } else {
+      if (!catchingUp) options.onLeaseLapsed?.();
       catchingUp = true;
       trustedUntil = 0;
     }
