@@ -12,11 +12,12 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isRunning, type StartedProcess } from './child-processes.js';
 import { grpcFrame, grpcRequestHeaders, parseGrpcFrames, postGrpcBody } from './grpc-wire.js';
-import { h2loadArguments, runH2load, type H2loadResult } from './h2load.js';
+import { h2loadArguments, runH2load } from './h2load.js';
 import type { BenchContext } from './context.js';
 import type { Measurement } from './row.js';
 
-export interface GrpcUnaryLoad {
+/** One unary call a row puts under load, and how to tell its answer is right. */
+export interface GrpcUnaryCall {
   /** Names the scratch files; unique per row. */
   readonly slug: string;
   readonly address: string;
@@ -25,8 +26,9 @@ export interface GrpcUnaryLoad {
   /** Throws when a decoded answer is not the one the row expects. */
   readonly checkAnswer: (message: Buffer) => void;
   readonly server: StartedProcess;
-  /** A server-side check after the load; returns a note for the report, throws on a wrong answer. */
-  readonly afterLoad?: (load: H2loadResult) => Promise<string>;
+}
+
+export interface GrpcUnaryLoad extends GrpcUnaryCall {
   /** Caps the offered load (h2load --rps), for latency at a set rate rather than at the peak. */
   readonly ratePerConnection?: number;
 }
@@ -70,7 +72,6 @@ export async function measureGrpcUnary(context: BenchContext, load: GrpcUnaryLoa
 
   const after = await expectOkAnswer(origin, load, body, 'after the load');
   if (!after.equals(before)) throw new Error(`${load.slug}: the answer after the load differs from the one before it`);
-  const serverNote = await load.afterLoad?.(result);
 
   return {
     callsPerSecond: result.requestsPerSecond,
@@ -82,12 +83,12 @@ export async function measureGrpcUnary(context: BenchContext, load: GrpcUnaryLoa
     notes: [
       `request body ${body.length} B, response body ${before.length} B (gRPC frames)`,
       `p50/p99 over ${result.latency.samples} logged requests`,
-      ...(serverNote === undefined ? [] : [serverNote]),
     ],
   };
 }
 
-async function expectOkAnswer(origin: string, load: GrpcUnaryLoad, body: Buffer, when: string): Promise<Buffer> {
+/** Posts the exact body once; the answer must be grpc-status 0 and pass the row's check. Returns its response body. */
+export async function expectOkAnswer(origin: string, load: GrpcUnaryCall, body: Buffer, when: string): Promise<Buffer> {
   const answer = await postGrpcBody(origin, load.path, body);
   if (answer.httpStatus !== 200 || answer.grpcStatus !== '0') {
     throw new Error(
@@ -101,6 +102,6 @@ async function expectOkAnswer(origin: string, load: GrpcUnaryLoad, body: Buffer,
   return answer.body;
 }
 
-function shellQuote(argument: string): string {
+export function shellQuote(argument: string): string {
   return /^[\w@%+=:,./-]+$/.test(argument) ? argument : `'${argument.replaceAll("'", "'\\''")}'`;
 }

@@ -2,7 +2,9 @@
 // measured in the same run on the same machine. Rows that reuse a process run
 // next to each other; the Revoke row comes last because it starts two more
 // leased replicas, which would otherwise idle beside every later row; only the
-// baseline's repeat, which shows the machine's drift, follows it.
+// baseline's repeat, which shows the machine's drift, follows it. The open-loop
+// rows offer shares of the baseline's peak, the bare server's first: they check the
+// generator before it measures Tally.
 import type { Row } from '../lib/row.js';
 import { bareGrpcIntrospectAgain } from './bare-grpc-introspect-again.js';
 import { bareGrpcIntrospect } from './bare-grpc-introspect.js';
@@ -10,10 +12,14 @@ import { joseJwtVerifyEdDsa, joseJwtVerifyEs256 } from './jose-jwt-verify.js';
 import { oidcProviderIntrospect } from './oidc-provider-introspect.js';
 import { tallyConnectJsonIntrospect } from './tally-connect-json-introspect.js';
 import {
-  bareGrpcIntrospectAtCacheHitHalfPeak,
-  tallyGrpcIntrospectOpaqueCacheHitHalfPeak,
-  tallyGrpcIntrospectOpaqueHalfPeak,
-} from './tally-grpc-introspect-half-peak.js';
+  openLoopBareHalf,
+  openLoopCacheHitHalf,
+  openLoopCacheHitQuarter,
+  openLoopCacheOffHalf,
+  openLoopCacheOffQuarter,
+  openLoopH2loadCheck,
+  openLoopSelfCheck,
+} from './open-loop.js';
 import { tallyGrpcIntrospectJwt } from './tally-grpc-introspect-jwt.js';
 import { tallyGrpcIntrospectOpaqueCacheHit } from './tally-grpc-introspect-opaque-cache-hit.js';
 import { tallyGrpcIntrospectOpaque } from './tally-grpc-introspect-opaque.js';
@@ -22,11 +28,15 @@ import { tallyRevokeLeasedReplicas } from './tally-revoke-leased-replicas.js';
 
 export const rows: readonly [Row, ...Row[]] = [
   bareGrpcIntrospect,
+  openLoopSelfCheck,
+  openLoopH2loadCheck,
+  openLoopBareHalf,
   tallyGrpcIntrospectOpaque,
-  tallyGrpcIntrospectOpaqueHalfPeak,
+  openLoopCacheOffQuarter,
+  openLoopCacheOffHalf,
   tallyGrpcIntrospectOpaqueCacheHit,
-  tallyGrpcIntrospectOpaqueCacheHitHalfPeak,
-  bareGrpcIntrospectAtCacheHitHalfPeak,
+  openLoopCacheHitQuarter,
+  openLoopCacheHitHalf,
   tallyGrpcIntrospectJwt,
   tallyConnectJsonIntrospect,
   tallyOauth2Introspect,

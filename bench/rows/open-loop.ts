@@ -1,0 +1,124 @@
+// Latency at a fixed offered rate, without coordinated omission: the open-loop
+// generator (lib/open-loop.ts) sends calls evenly spaced at 25% and 50% of the
+// rate the bare server reached at its peak in this run, and counts each call's
+// latency from when it was meant to be sent. The bare server at 25% comes first and
+// checks the generator itself: if it cannot send that rate on schedule against a
+// server that does nothing, none of the open-loop rows is trusted, and they fail.
+import type { BenchContext } from '../lib/context.js';
+import { measureOpenLoop } from '../lib/measure-open-loop.js';
+import { tallyIntrospectCall } from '../lib/measure-tally-introspect.js';
+import type { GrpcUnaryCall } from '../lib/measure-grpc-unary.js';
+import type { Measurement, Row } from '../lib/row.js';
+import { bareGrpcIntrospect, bareIntrospectCall, measureBareGrpcIntrospect } from './bare-grpc-introspect.js';
+
+/** How close to the asked rate the generator must send against the bare server. */
+const selfCheckRateTolerance = 0.03;
+
+type Subject = 'bare' | 'cache off' | 'cache hit';
+
+const subjects: Record<Subject, { name: string; slug: string; call: (context: BenchContext, slug: string) => Promise<GrpcUnaryCall> }> = {
+  bare: {
+    name: 'bare grpc-js, no-op Introspect',
+    slug: 'bare-grpc',
+    call: async (context, slug) => bareIntrospectCall(slug, await context.bareGrpcServer()),
+  },
+  'cache off': {
+    name: 'Tally gRPC Introspect, opaque, cache off',
+    slug: 'tally-cache-off',
+    call: async (context, slug) => {
+      const [tally, issued] = await Promise.all([context.tally(), context.opaqueToken()]);
+      return tallyIntrospectCall(slug, tally, issued);
+    },
+  },
+  'cache hit': {
+    name: 'Tally gRPC Introspect, opaque, cache hit',
+    slug: 'tally-cache-hit',
+    call: async (context, slug) => {
+      const [tally, issued] = await Promise.all([context.cachedTally(), context.opaqueToken()]);
+      return tallyIntrospectCall(slug, tally, issued);
+    },
+  },
+};
+
+/** A share of the bare server's peak in this run, in whole calls per second. */
+async function shareOfBarePeak(context: BenchContext, share: number): Promise<{ peak: number; rate: number }> {
+  const peak = (await context.measure(bareGrpcIntrospect)).callsPerSecond;
+  return { peak, rate: Math.max(1, Math.round(peak * share)) };
+}
+
+function percent(share: number): string {
+  return `${Math.round(share * 100)}%`;
+}
+
+function openLoopRow(subject: Subject, share: number, role: 'self-check' | 'measured' = 'measured'): Row {
+  const { name, slug, call } = subjects[subject];
+  return {
+    name: `open loop at ${percent(share)} of the bare peak: ${name}`,
+    description:
+      `${name}, offered ${percent(share)} of the calls/s the bare server reached at its peak in this run by the open-loop generator ` +
+      '(calls evenly spaced whatever the answers, latency from each call\'s intended send time, so a stall counts against every call behind it); ' +
+      'calls/s is the rate it sent',
+    async measure(context): Promise<Measurement> {
+      const isSelfCheck = role === 'self-check';
+      if (!isSelfCheck) await generatorChecked(context);
+      const { peak, rate } = await shareOfBarePeak(context, share);
+      const measurement = await measureOpenLoop(context, { ...(await call(context, `open-loop-${percent(share).replace('%', '')}-${slug}`)), callsPerSecond: rate });
+      if (isSelfCheck) checkGenerator(measurement, rate);
+      return { ...measurement, notes: [`${percent(share)} of the bare peak of ${Math.round(peak).toLocaleString('en-US')} calls/s`, ...measurement.notes] };
+    },
+  };
+}
+
+/** Against the no-op server the generator must have sent the asked rate on schedule. */
+function checkGenerator(measurement: Measurement, rate: number): void {
+  const result = measurement.openLoop!;
+  const off = Math.abs(result.achievedCallsPerSecond / rate - 1);
+  const problems = [
+    ...(off > selfCheckRateTolerance
+      ? [`it sent ${result.achievedCallsPerSecond.toFixed(0)} calls/s, ${(off * 100).toFixed(1)}% off the ${rate} asked (allowed ${selfCheckRateTolerance * 100}%)`]
+      : []),
+    ...(result.saturated === undefined ? [] : [`it was saturated: ${result.saturated}`]),
+    ...(result.unanswered > 0 ? [`${result.unanswered} calls to the no-op server went unanswered`] : []),
+  ];
+  if (problems.length > 0) throw new Error(`the open-loop generator failed its check on the bare server: ${problems.join('; ')}`);
+}
+
+async function generatorChecked(context: BenchContext): Promise<void> {
+  try {
+    await context.measure(openLoopSelfCheck);
+  } catch (error) {
+    throw new Error(`not measured, because the generator's check on the bare server failed: ${(error as Error).message}`);
+  }
+}
+
+export const openLoopSelfCheck = openLoopRow('bare', 0.25, 'self-check');
+
+// An independent generator at the same rate: h2load paces --rps per connection and
+// times each call from its actual send, so on a server with headroom its figures
+// should land near the open-loop ones; far apart, one of the two is wrong.
+export const openLoopH2loadCheck: Row = {
+  name: 'open loop check: h2load --rps at 25% of the bare peak, bare grpc-js',
+  description:
+    'the bare server offered the same rate as the open-loop generator\'s check row, by h2load --rps (the same connections, -m as the peak rows): ' +
+    'an independent measurement of the same thing; h2load times each call from its actual send',
+  async measure(context): Promise<Measurement> {
+    const { peak, rate } = await shareOfBarePeak(context, 0.25);
+    const ratePerConnection = Math.max(1, Math.round(rate / context.settings.connections));
+    const measurement = await measureBareGrpcIntrospect(context, 'open-loop-25-h2load-bare-grpc', ratePerConnection);
+    const openLoop = await context.measure(openLoopSelfCheck);
+    return {
+      ...measurement,
+      notes: [
+        `offered ${(ratePerConnection * context.settings.connections).toLocaleString('en-US')} calls/s (${ratePerConnection} per connection), 25% of the bare peak of ${Math.round(peak).toLocaleString('en-US')}`,
+        `the open-loop generator at the same rate: p50 ${openLoop.p50Milliseconds.toFixed(2)} ms, p99 ${openLoop.p99Milliseconds.toFixed(2)} ms`,
+        ...measurement.notes,
+      ],
+    };
+  },
+};
+
+export const openLoopBareHalf = openLoopRow('bare', 0.5);
+export const openLoopCacheOffQuarter = openLoopRow('cache off', 0.25);
+export const openLoopCacheOffHalf = openLoopRow('cache off', 0.5);
+export const openLoopCacheHitQuarter = openLoopRow('cache hit', 0.25);
+export const openLoopCacheHitHalf = openLoopRow('cache hit', 0.5);
