@@ -31,6 +31,8 @@ export interface GrpcUnaryCall {
 export interface GrpcUnaryLoad extends GrpcUnaryCall {
   /** Caps the offered load (h2load --rps), for latency at a set rate rather than at the peak. */
   readonly ratePerConnection?: number;
+  /** Other connections than the bench's settings (the open-loop check compares at the generator's). */
+  readonly connections?: number;
 }
 
 export async function measureGrpcUnary(context: BenchContext, load: GrpcUnaryLoad): Promise<Measurement> {
@@ -44,7 +46,7 @@ export async function measureGrpcUnary(context: BenchContext, load: GrpcUnaryLoa
     url: `${origin}${load.path}`,
     bodyPath,
     headers: grpcRequestHeaders,
-    settings: context.settings,
+    settings: { ...context.settings, connections: load.connections ?? context.settings.connections },
     ratePerConnection: load.ratePerConnection,
     logPath: join(context.scratchDirectory, `${load.slug}.h2load-log.tsv`),
     outputPath: join(context.scratchDirectory, `${load.slug}.h2load-output.txt`),
@@ -79,7 +81,7 @@ export async function measureGrpcUnary(context: BenchContext, load: GrpcUnaryLoa
     p99Milliseconds: result.latency.p99,
     requests: requests.succeeded,
     // The body file is gone after the run; its name says what it held.
-    command: `h2load ${h2loadArguments({ ...h2loadRequest, bodyPath: `${load.slug}.body` }, context.settings.durationSeconds).map(shellQuote).join(' ')}`,
+    command: `h2load ${h2loadArguments({ ...h2loadRequest, bodyPath: `${load.slug}.body` }, h2loadRequest.settings.durationSeconds).map(shellQuote).join(' ')}`,
     notes: [
       `request body ${body.length} B, response body ${before.length} B (gRPC frames)`,
       `p50/p99 over ${result.latency.samples} logged requests`,

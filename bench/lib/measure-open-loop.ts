@@ -34,7 +34,7 @@ export async function measureOpenLoop(context: BenchContext, load: OpenLoopLoad)
     callsPerSecond: load.callsPerSecond,
     warmUpSeconds: settings.warmUpSeconds,
     durationSeconds: settings.durationSeconds,
-    connections: settings.connections,
+    connections: settings.openLoopConnections,
     drainMilliseconds,
   };
   const optionsPath = join(context.scratchDirectory, `${load.slug}.open-loop.json`);
@@ -71,7 +71,7 @@ export async function measureOpenLoop(context: BenchContext, load: OpenLoopLoad)
     requests: result.answered,
     command: `node ${[...script, `${load.slug}.open-loop.json`, 'result.json'].map(shellQuote).join(' ')}`,
     notes: [
-      `${result.targetCallsPerSecond.toLocaleString('en-US')} calls/s asked, evenly spaced over ${settings.connections} HTTP/2 connections, ` +
+      `${result.targetCallsPerSecond.toLocaleString('en-US')} calls/s asked, evenly spaced over ${settings.openLoopConnections} HTTP/2 connections, ` +
         `${settings.warmUpSeconds} s warm-up then ${settings.durationSeconds} s measured; latency from each call's intended send time`,
       `every one of ${result.answered.toLocaleString('en-US')} answers carried the ${before.length} verified response bytes` +
         (result.unanswered > 0

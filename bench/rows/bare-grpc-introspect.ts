@@ -12,9 +12,9 @@ export const bareGrpcIntrospect: Row = {
   measure: (context) => measureBareGrpcIntrospect(context, 'bare-grpc-introspect'),
 };
 
-/** The bare server under h2load; with a rate per connection, at that rate instead of the peak. */
-export async function measureBareGrpcIntrospect(context: BenchContext, slug: string, ratePerConnection?: number): Promise<Measurement> {
-  return measureGrpcUnary(context, { ...bareIntrospectCall(slug, await context.bareGrpcServer()), ratePerConnection });
+/** The bare server under h2load; with a rate per connection, at that rate (over that many connections) instead of the peak. */
+export async function measureBareGrpcIntrospect(context: BenchContext, slug: string, ratePerConnection?: number, connections?: number): Promise<Measurement> {
+  return measureGrpcUnary(context, { ...bareIntrospectCall(slug, await context.bareGrpcServer()), ratePerConnection, connections });
 }
 
 export function bareIntrospectCall(slug: string, server: BareGrpcTarget): GrpcUnaryCall {

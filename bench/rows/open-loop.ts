@@ -69,7 +69,11 @@ function openLoopRow(subject: Subject, share: number, role: 'self-check' | 'meas
   };
 }
 
-/** Against the no-op server the generator must have sent the asked rate on schedule. */
+/**
+ * Against the no-op server the generator must have sent the asked rate and had every call
+ * answered. A send lag over the limit is flagged in the table, not failed: on a shared
+ * machine it says the generator lost its core for a while, which the latency then shows.
+ */
 function checkGenerator(measurement: Measurement, rate: number): void {
   const result = measurement.openLoop!;
   const off = Math.abs(result.achievedCallsPerSecond / rate - 1);
@@ -77,7 +81,6 @@ function checkGenerator(measurement: Measurement, rate: number): void {
     ...(off > selfCheckRateTolerance
       ? [`it sent ${result.achievedCallsPerSecond.toFixed(0)} calls/s, ${(off * 100).toFixed(1)}% off the ${rate} asked (allowed ${selfCheckRateTolerance * 100}%)`]
       : []),
-    ...(result.saturated === undefined ? [] : [`it was saturated: ${result.saturated}`]),
     ...(result.unanswered > 0 ? [`${result.unanswered} calls to the no-op server went unanswered`] : []),
   ];
   if (problems.length > 0) throw new Error(`the open-loop generator failed its check on the bare server: ${problems.join('; ')}`);
@@ -99,17 +102,18 @@ export const openLoopSelfCheck = openLoopRow('bare', 0.25, 'self-check');
 export const openLoopH2loadCheck: Row = {
   name: 'open loop check: h2load --rps at 25% of the bare peak, bare grpc-js',
   description:
-    'the bare server offered the same rate as the open-loop generator\'s check row, by h2load --rps (the same connections, -m as the peak rows): ' +
+    'the bare server offered the same rate as the open-loop generator\'s check row, by h2load --rps (the generator\'s connections, -m as the peak rows): ' +
     'an independent measurement of the same thing; h2load times each call from its actual send',
   async measure(context): Promise<Measurement> {
     const { peak, rate } = await shareOfBarePeak(context, 0.25);
-    const ratePerConnection = Math.max(1, Math.round(rate / context.settings.connections));
-    const measurement = await measureBareGrpcIntrospect(context, 'open-loop-25-h2load-bare-grpc', ratePerConnection);
+    const connections = context.settings.openLoopConnections;
+    const ratePerConnection = Math.max(1, Math.round(rate / connections));
+    const measurement = await measureBareGrpcIntrospect(context, 'open-loop-25-h2load-bare-grpc', ratePerConnection, connections);
     const openLoop = await context.measure(openLoopSelfCheck);
     return {
       ...measurement,
       notes: [
-        `offered ${(ratePerConnection * context.settings.connections).toLocaleString('en-US')} calls/s (${ratePerConnection} per connection), 25% of the bare peak of ${Math.round(peak).toLocaleString('en-US')}`,
+        `offered ${(ratePerConnection * connections).toLocaleString('en-US')} calls/s (${ratePerConnection} on each of ${connections} connections), 25% of the bare peak of ${Math.round(peak).toLocaleString('en-US')}`,
         `the open-loop generator at the same rate: p50 ${openLoop.p50Milliseconds.toFixed(2)} ms, p99 ${openLoop.p99Milliseconds.toFixed(2)} ms`,
         ...measurement.notes,
       ],
