@@ -63,7 +63,9 @@ export function formatReport(report: Report): string {
 /** The open-loop rows' whole distribution: latency from each call's intended send time. */
 function openLoopTable(outcomes: readonly RowOutcome[]): string[] {
   const measured = outcomes.flatMap((outcome) =>
-    'measurement' in outcome && outcome.measurement.openLoop !== undefined ? [{ name: outcome.row.name, result: outcome.measurement.openLoop }] : [],
+    'measurement' in outcome && outcome.measurement.openLoop !== undefined
+      ? [{ name: outcome.row.name, result: outcome.measurement.openLoop, unchecked: outcome.measurement.generatorCheckFailed !== undefined }]
+      : [],
   );
   if (measured.length === 0) return [];
   const ms = (value: number): string => value.toFixed(2);
@@ -72,9 +74,12 @@ function openLoopTable(outcomes: readonly RowOutcome[]): string[] {
     '',
     '| row | asked calls/s | sent calls/s | p50 | p90 | p99 | p99.9 | max | unanswered | generator |',
     '|---|---:|---:|---:|---:|---:|---:|---:|---:|---|',
-    ...measured.map(({ name, result }) => {
+    ...measured.map(({ name, result, unchecked }) => {
       const { latency } = result;
-      const generator = result.saturated === undefined ? 'kept the rate' : `**saturated**: ${result.saturated}`;
+      const generator = [
+        result.saturated === undefined ? 'kept the rate' : `**saturated**: ${result.saturated}`,
+        ...(unchecked ? ['**unchecked** (failed its check on the bare server in this run)'] : []),
+      ].join('; ');
       return (
         `| ${name} | ${result.targetCallsPerSecond.toLocaleString('en-US')} | ${Math.round(result.achievedCallsPerSecond).toLocaleString('en-US')} | ` +
         `${ms(latency.p50)} | ${ms(latency.p90)} | ${ms(latency.p99)} | ${ms(latency.p999)} | ${ms(latency.max)} | ${result.unanswered} | ${generator} |`

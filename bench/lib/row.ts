@@ -26,4 +26,6 @@ export interface Measurement {
   readonly notes: readonly string[];
   /** Set by open-loop rows: the whole latency distribution, for a table of its own. */
   readonly openLoop?: OpenLoopResult;
+  /** Set by an open-loop row measured although the generator failed its check on the bare server in this run. */
+  readonly generatorCheckFailed?: string;
 }
