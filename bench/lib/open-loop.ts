@@ -7,9 +7,9 @@
 // each call scheduled during it up to X ms, and so does a generator that falls
 // behind its own schedule, which the result reports as saturation.
 //
-// Every answer is checked byte for byte against a verified one: HTTP 200,
-// grpc-status 0 and exactly the expected response body.
-import { connect, constants, type ClientHttp2Session } from 'node:http2';
+// Every answer is checked byte for byte against a verified one: exactly the expected
+// response body, then trailers (h2c-connection.ts says why that is enough).
+import { openH2cConnection, type CallOutcome } from './h2c-connection.js';
 import { percentile } from './percentiles.js';
 
 export interface OpenLoopOptions {
@@ -101,11 +101,16 @@ export async function runOpenLoop(options: OpenLoopOptions): Promise<OpenLoopRes
   const measuredCalls = Math.round(callsPerSecond * options.durationSeconds);
   if (measuredCalls === 0) throw new Error('the measured period holds no call');
   const totalCalls = warmUpCalls + measuredCalls;
-  const expected = Buffer.from(options.expectedBody);
-  const body = Buffer.from(options.body);
-  const requestHeaders = { [constants.HTTP2_HEADER_METHOD]: 'POST', [constants.HTTP2_HEADER_PATH]: options.path, ...options.headers };
-
-  const sessions = await Promise.all(Array.from({ length: options.connections }, () => openSession(options.origin)));
+  const { hostname, port } = new URL(options.origin);
+  const request = {
+    host: hostname,
+    port: Number(port),
+    path: options.path,
+    headers: options.headers,
+    body: Buffer.from(options.body),
+    expectedBody: Buffer.from(options.expectedBody),
+  };
+  const connections = await Promise.all(Array.from({ length: options.connections }, () => openH2cConnection(request)));
   // Measured calls only, by index from the end of the warm-up.
   const intended = new Float64Array(measuredCalls);
   const sentAt = new Float64Array(measuredCalls);
@@ -126,7 +131,6 @@ export async function runOpenLoop(options: OpenLoopOptions): Promise<OpenLoopRes
   };
 
   const send = (index: number, due: number): void => {
-    const session = sessions[index % sessions.length]!;
     const measuredIndex = index - warmUpCalls;
     const sent = now();
     if (measuredIndex >= 0) {
@@ -134,41 +138,16 @@ export async function runOpenLoop(options: OpenLoopOptions): Promise<OpenLoopRes
       sentAt[measuredIndex] = sent;
     }
     outstanding++;
-    let status = 0;
-    let grpcStatus: unknown;
-    const chunks: Buffer[] = [];
-    let settled = false;
-    const settle = (problem: string | undefined): void => {
-      if (settled) return;
-      settled = true;
+    connections[index % connections.length]!.send((outcome: CallOutcome) => {
       outstanding--;
       if (measuredIndex >= 0) answeredAt[measuredIndex] = now();
-      if (problem === undefined) {
+      if (outcome === undefined) {
         if (measuredIndex >= 0) answered++;
       } else {
-        countWrong(`call ${index}: ${problem}`);
+        countWrong(`call ${index}: ${outcome}`);
       }
       if (!sending && outstanding === 0) allAnswered();
-    };
-    const stream = session.request(requestHeaders);
-    stream.on('response', (headers) => {
-      status = Number(headers[constants.HTTP2_HEADER_STATUS]);
-      // A trailers-only answer (an error) carries its status in the headers.
-      if (headers['grpc-status'] !== undefined) grpcStatus = headers['grpc-status'];
     });
-    stream.on('trailers', (trailers) => {
-      grpcStatus = trailers['grpc-status'];
-    });
-    stream.on('data', (chunk: Buffer) => chunks.push(chunk));
-    stream.once('end', () => {
-      const received = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
-      if (status !== 200) settle(`HTTP ${status}`);
-      else if (grpcStatus !== '0') settle(`grpc-status ${String(grpcStatus)}`);
-      else if (!received.equals(expected)) settle(`a ${received.length}-byte answer that is not the expected ${expected.length} bytes`);
-      else settle(undefined);
-    });
-    stream.once('error', (error: Error) => settle(error.message));
-    stream.end(body);
   };
 
   const cpuBefore = process.cpuUsage();
@@ -182,6 +161,8 @@ export async function runOpenLoop(options: OpenLoopOptions): Promise<OpenLoopRes
       send(next, due);
       next++;
     }
+    // One socket write per connection for every call due by now.
+    for (const connection of connections) connection.flush();
     if (next >= totalCalls) {
       allSent();
       return;
@@ -202,7 +183,7 @@ export async function runOpenLoop(options: OpenLoopOptions): Promise<OpenLoopRes
   const gaveUp = now();
   const cpu = process.cpuUsage(cpuBefore);
   const wall = gaveUp - wallBefore;
-  for (const session of sessions) session.destroy();
+  for (const connection of connections) connection.close();
 
   let unanswered = 0;
   const latency = new Float64Array(measuredCalls);
@@ -250,17 +231,4 @@ function saturation(achieved: number, target: number, lag: LatencySummary): stri
     reasons.push(`p99 send lag ${lag.p99.toFixed(2)} ms, over ${saturationLimits.sendLagP99Milliseconds} ms`);
   }
   return reasons.length === 0 ? undefined : reasons.join('; ');
-}
-
-function openSession(origin: string): Promise<ClientHttp2Session> {
-  return new Promise((resolve, reject) => {
-    const session = connect(origin);
-    session.once('connect', () => {
-      session.off('error', reject);
-      // Errors after connecting fail the streams on the session, which count them.
-      session.on('error', () => {});
-      resolve(session);
-    });
-    session.once('error', reject);
-  });
 }

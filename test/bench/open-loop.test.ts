@@ -18,11 +18,16 @@ const stallAtArrival = 100;
 
 type Reply = (stream: ServerHttp2Stream, arrival: number) => void;
 
-function respond(stream: ServerHttp2Stream, body: Buffer = answer, grpcStatus = '0'): void {
+function respond(stream: ServerHttp2Stream, body: Buffer = answer): void {
   if (stream.destroyed) return;
   stream.respond({ [constants.HTTP2_HEADER_STATUS]: 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
-  stream.once('wantTrailers', () => stream.sendTrailers({ 'grpc-status': grpcStatus }));
+  stream.once('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
   stream.end(body);
+}
+
+/** How grpc-js answers an error: the status in the only HEADERS frame, no body. */
+function respondTrailersOnly(stream: ServerHttp2Stream, grpcStatus: string): void {
+  stream.respond({ [constants.HTTP2_HEADER_STATUS]: 200, 'content-type': 'application/grpc', 'grpc-status': grpcStatus }, { endStream: true });
 }
 
 let server: Http2Server | undefined;
@@ -116,18 +121,21 @@ describe('the open-loop generator', () => {
     expect(result.achievedCallsPerSecond).toBeLessThanOrEqual(callsPerSecond);
   });
 
-  it('checks every answer byte for byte: a different body or a gRPC error is a wrong answer', async () => {
+  it('checks every answer byte for byte: a different body, a short one or a gRPC error is a wrong answer', async () => {
     const origin = await startServer((stream, arrival) => {
       if (arrival === 10) respond(stream, grpcFrame(Buffer.from('the verified answeR')));
-      else if (arrival === 20) respond(stream, Buffer.alloc(0), '5');
+      else if (arrival === 20) respond(stream, grpcFrame(Buffer.from('the verified')));
+      else if (arrival === 30) respondTrailersOnly(stream, '5');
       else respond(stream);
     });
 
     const result = await runOpenLoop(options(origin));
 
-    expect(result.wrong).toBe(2);
-    expect(result.wrongExamples.join('\n')).toMatch(/not the expected/);
-    expect(result.wrongExamples.join('\n')).toMatch(/grpc-status 5/);
-    expect(result.answered).toBe(398);
+    expect(result.wrong).toBe(3);
+    const wrong = result.wrongExamples.join('\n');
+    expect(wrong).toMatch(/a 24-byte answer that is not the expected 24 bytes/);
+    expect(wrong).toMatch(/a 17-byte answer that is not the expected 24 bytes/);
+    expect(wrong).toMatch(/trailers-only answer/);
+    expect(result.answered).toBe(397);
   });
 });
