@@ -2,6 +2,7 @@
 // Every bound asserted here follows from the schedule alone (calls due every 5 ms,
 // none sent early), not from how fast this machine is: a slower machine only makes
 // the measured latencies larger than the lower bounds below.
+import { Server, ServerCredentials, status, type sendUnaryData, type ServerUnaryCall, type ServiceDefinition } from '@grpc/grpc-js';
 import { createServer, constants, type Http2Server, type ServerHttp2Stream } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -137,5 +138,43 @@ describe('the open-loop generator', () => {
     expect(wrong).toMatch(/a 17-byte answer that is not the expected 24 bytes/);
     expect(wrong).toMatch(/trailers-only answer/);
     expect(result.answered).toBe(397);
+  });
+
+  it('reads a grpc-js server: its answers pass, its error fails, and the server\'s flow control is kept', async () => {
+    // 1 KiB requests: 400 calls send 400 KiB, past the 64 KiB connection window, so the
+    // generator must wait for and read the server's WINDOW_UPDATE frames.
+    const payload = Buffer.alloc(1_024, 7);
+    const passThrough = (value: Buffer): Buffer => value;
+    const service: ServiceDefinition = {
+      Introspect: {
+        path: '/tally.v1.TokenService/Introspect',
+        requestStream: false,
+        responseStream: false,
+        requestSerialize: passThrough,
+        requestDeserialize: passThrough,
+        responseSerialize: passThrough,
+        responseDeserialize: passThrough,
+      },
+    };
+    let calls = 0;
+    const grpcServer = new Server();
+    grpcServer.addService(service, {
+      Introspect(call: ServerUnaryCall<Buffer, Buffer>, callback: sendUnaryData<Buffer>) {
+        calls++;
+        if (calls === 50) callback({ code: status.NOT_FOUND, details: 'no such token' });
+        else callback(null, call.request.equals(payload) ? Buffer.from('the verified answer') : Buffer.from('a wrong request'));
+      },
+    });
+    const port = await new Promise<number>((resolve, reject) =>
+      grpcServer.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound))),
+    );
+    try {
+      const result = await runOpenLoop({ ...options(`http://127.0.0.1:${port}`), body: grpcFrame(payload), connections: 1 });
+
+      expect(result).toMatchObject({ scheduled: 400, answered: 399, wrong: 1, unanswered: 0 });
+      expect(result.wrongExamples.join('\n')).toMatch(/trailers-only answer/);
+    } finally {
+      grpcServer.forceShutdown();
+    }
   });
 });
