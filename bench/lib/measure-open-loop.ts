@@ -57,9 +57,17 @@ export async function measureOpenLoop(context: BenchContext, load: OpenLoopLoad)
   const result = JSON.parse(readFileSync(resultPath, 'utf8')) as OpenLoopResult;
 
   const problems: string[] = [];
-  if (result.wrong > 0) problems.push(`${result.wrong} answers were not the verified one, e.g. ${result.wrongExamples.join('; ')}`);
+  if (result.wrong > 0) problems.push(`${result.wrong.toLocaleString('en-US')} answers were not the verified one, e.g. ${result.wrongExamples.join('; ')}`);
   if (!isRunning(load.server)) problems.push(`${load.server.name} is no longer running:\n${load.server.output()}`);
-  if (problems.length > 0) throw new Error(`${load.slug}: the load was not all correct answers:\n  ${problems.join('\n  ')}`);
+  if (problems.length > 0) {
+    // The figures first: the table prints the first line of a failed row.
+    const { latency } = result;
+    throw new Error(
+      `${result.answered.toLocaleString('en-US')} of ${result.scheduled.toLocaleString('en-US')} measured calls answered right ` +
+        `(p50 ${latency.p50.toFixed(2)} ms, p99 ${latency.p99.toFixed(2)} ms from the intended send times, wrong answers included), ` +
+        `${result.unanswered.toLocaleString('en-US')} unanswered; ${load.slug}: the load was not all correct answers:\n  ${problems.join('\n  ')}`,
+    );
+  }
   const after = await afterBacklog(() => expectOkAnswer(origin, load, body, 'after the load'));
   if (!after.equals(before)) throw new Error(`${load.slug}: the answer after the load differs from the one before it`);
 

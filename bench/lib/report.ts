@@ -90,5 +90,5 @@ function openLoopTable(outcomes: readonly RowOutcome[]): string[] {
 }
 
 function firstLine(text: string): string {
-  return (text.split('\n')[0] ?? '').replaceAll('|', '\\|').slice(0, 160);
+  return (text.split('\n')[0] ?? '').replaceAll('|', '\\|').slice(0, 240);
 }
