@@ -68,7 +68,7 @@ export interface OpenLoopResult {
 }
 
 /** Under this share of the target rate, or over this send lag at p99, the generator did not keep its schedule. */
-export const saturationLimits = { achievedShare: 0.97, sendLagP99Milliseconds: 1 } as const;
+const saturationLimits = { achievedShare: 0.97, sendLagP99Milliseconds: 1 } as const;
 
 /** When call `index` is due: evenly spaced from `start`, never early and never bunched. */
 export function intendedSendTime(start: number, index: number, callsPerSecond: number): number {
@@ -76,7 +76,7 @@ export function intendedSendTime(start: number, index: number, callsPerSecond: n
 }
 
 /** Nearest-rank summary of latencies in ms; sorts `values` in place. */
-export function summarizeLatencies(values: Float64Array): LatencySummary {
+function summarizeLatencies(values: Float64Array): LatencySummary {
   if (values.length === 0) throw new Error('no latencies to summarize');
   values.sort();
   return {

@@ -60,7 +60,8 @@ function openLoopRow(subject: Subject, share: number, role: 'self-check' | 'meas
       'calls/s is the rate it sent',
     async measure(context): Promise<Measurement> {
       const isSelfCheck = role === 'self-check';
-      const checkFailed = isSelfCheck ? undefined : await generatorCheckFailure(context);
+      const check = isSelfCheck ? undefined : await generatorCheck(context);
+      const checkFailed = check !== undefined && !check.passed ? check.note : undefined;
       const { peak, rate } = await shareOfBarePeak(context, share);
       const measurement = await measureOpenLoop(context, { ...(await call(context, `open-loop-${percent(share).replace('%', '')}-${slug}`)), callsPerSecond: rate });
       if (isSelfCheck) checkGenerator(measurement, rate);
@@ -68,9 +69,11 @@ function openLoopRow(subject: Subject, share: number, role: 'self-check' | 'meas
         ...measurement,
         notes: [
           `${percent(share)} of the bare peak of ${Math.round(peak).toLocaleString('en-US')} calls/s`,
-          ...(checkFailed === undefined
+          ...(check === undefined
             ? []
-            : [`UNCHECKED: the generator failed its check on the bare server in this run (${checkFailed}); a generator behind its schedule only adds latency, so these figures are upper bounds`]),
+            : check.passed
+              ? [`the generator passed its check on the bare server in this run (${check.note})`]
+              : [`UNCHECKED: the generator failed its check on the bare server in this run (${check.note}); a generator behind its schedule only adds latency, so these figures are upper bounds`]),
           ...measurement.notes,
         ],
         ...(checkFailed === undefined ? {} : { generatorCheckFailed: checkFailed }),
@@ -104,16 +107,16 @@ function checkGenerator(measurement: Measurement, rate: number): void {
 }
 
 /**
- * Why the generator failed its check on the bare server in this run, or undefined if it
- * passed. The other open-loop rows still measure, marked: a generator that falls behind
- * only ever adds to the latency it reports, so their figures remain upper bounds.
+ * How the generator did in its check on the bare server in this run. The other open-loop
+ * rows measure either way, marked when it failed: a generator that falls behind only ever
+ * adds to the latency it reports, so their figures remain upper bounds.
  */
-async function generatorCheckFailure(context: BenchContext): Promise<string | undefined> {
+async function generatorCheck(context: BenchContext): Promise<{ passed: boolean; note: string }> {
   try {
-    await context.measure(openLoopSelfCheck);
-    return undefined;
+    const { openLoop } = await context.measure(openLoopSelfCheck);
+    return { passed: true, note: `sent ${Math.round(openLoop!.achievedCallsPerSecond)} of ${openLoop!.targetCallsPerSecond} calls/s, all answered right` };
   } catch (error) {
-    return (error as Error).message.replace('the open-loop generator failed its check on the bare server: ', '');
+    return { passed: false, note: (error as Error).message.replace('the open-loop generator failed its check on the bare server: ', '') };
   }
 }
 
