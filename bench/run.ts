@@ -29,7 +29,7 @@ const settings: LoadSettings = {
   openLoopConnections: 4,
 };
 // Past this the bench gives up and stops everything: a hung server must not hang CI or a shell.
-const overallLimitMilliseconds = 480_000;
+const overallLimitMilliseconds = 600_000;
 
 // Set by a signal or the time limit, so the loop starts no row while everything is being stopped.
 let stopping = false;
