@@ -56,9 +56,15 @@ export async function measureOpenLoop(context: BenchContext, load: OpenLoopLoad)
   }
   const result = JSON.parse(readFileSync(resultPath, 'utf8')) as OpenLoopResult;
 
+  // Waited out first, even when the load already failed, so the next row does not meet the leftovers.
+  const after = await afterBacklog(() => expectOkAnswer(origin, load, body, 'after the load')).then(
+    (answer) => (answer.equals(before) ? undefined : 'the answer after the load differs from the one before it'),
+    (error: unknown) => (error as Error).message,
+  );
   const problems: string[] = [];
   if (result.wrong > 0) problems.push(`${result.wrong.toLocaleString('en-US')} answers were not the verified one, e.g. ${result.wrongExamples.join('; ')}`);
   if (!isRunning(load.server)) problems.push(`${load.server.name} is no longer running:\n${load.server.output()}`);
+  if (after !== undefined) problems.push(after);
   if (problems.length > 0) {
     // The figures first: the table prints the first line of a failed row.
     const { latency } = result;
@@ -68,8 +74,6 @@ export async function measureOpenLoop(context: BenchContext, load: OpenLoopLoad)
         `${result.unanswered.toLocaleString('en-US')} unanswered; ${load.slug}: the load was not all correct answers:\n  ${problems.join('\n  ')}`,
     );
   }
-  const after = await afterBacklog(() => expectOkAnswer(origin, load, body, 'after the load'));
-  if (!after.equals(before)) throw new Error(`${load.slug}: the answer after the load differs from the one before it`);
 
   const { latency, serviceTime, sendLag } = result;
   return {
