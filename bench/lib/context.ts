@@ -19,7 +19,7 @@ import { benchIssueRequest, issuePath, type BenchJwtAlgorithm } from './fixtures
 import { callUnary } from './grpc-client.js';
 import type { LoadSettings } from './h2load.js';
 import type { Measurement, Row } from './row.js';
-import { countLoggedCalls } from './tally-call-log.js';
+import { scrapeAnsweredCalls } from './tally-metrics.js';
 
 export interface BenchContext {
   readonly projectRoot: string;
@@ -103,14 +103,17 @@ export function createBenchContext(options: BenchContextOptions): BenchContext {
   const startTallyProcess = async (label: string, environment: Record<string, string | undefined>, description: string): Promise<TallyTarget> => {
     const [{ url }, { entry, note }] = await Promise.all([redis(), tallyEntry()]);
     const target = await startTally({ projectRoot, redisUrl: url, scratchDirectory, masterKey, environment, nodeArguments, label }, entry);
-    stops.push(() => target.process.stop());
+    // Read just before it stops, so the count covers every row the process served.
+    let answeredCalls: number | undefined;
+    stops.push(async () => {
+      answeredCalls = await scrapeAnsweredCalls(target.httpOrigin);
+      await target.process.stop();
+    });
     // setpriv execs the command, so the process id is node's own.
-    if (target.process.child.pid !== undefined) {
-      profiledProcesses.set(target.process.child.pid, { label, calls: () => countLoggedCalls(target.process.logPath) });
-    }
+    if (target.process.child.pid !== undefined) profiledProcesses.set(target.process.child.pid, { label, calls: () => answeredCalls });
     startedWith.set(
       label,
-      `${target.commandLine} (${note}; ${description}; default log level, one line per call, to a file; gRPC ${target.grpcAddress}, HTTP ${target.httpOrigin})`,
+      `${target.commandLine} (${note}; ${description}; default log level, to a file; gRPC ${target.grpcAddress}, HTTP ${target.httpOrigin})`,
     );
     return target;
   };

@@ -12,6 +12,8 @@ export interface LoadSettings {
   readonly threads: number;
   readonly warmUpSeconds: number;
   readonly durationSeconds: number;
+  /** HTTP/2 connections the open-loop generator spreads its calls over (h2load and wrk use `connections`). */
+  readonly openLoopConnections: number;
 }
 
 export interface H2loadRequest {

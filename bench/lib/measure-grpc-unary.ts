@@ -12,11 +12,12 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isRunning, type StartedProcess } from './child-processes.js';
 import { grpcFrame, grpcRequestHeaders, parseGrpcFrames, postGrpcBody } from './grpc-wire.js';
-import { h2loadArguments, runH2load, type H2loadResult } from './h2load.js';
+import { h2loadArguments, runH2load } from './h2load.js';
 import type { BenchContext } from './context.js';
 import type { Measurement } from './row.js';
 
-export interface GrpcUnaryLoad {
+/** One unary call a row puts under load, and how to tell its answer is right. */
+export interface GrpcUnaryCall {
   /** Names the scratch files; unique per row. */
   readonly slug: string;
   readonly address: string;
@@ -25,8 +26,9 @@ export interface GrpcUnaryLoad {
   /** Throws when a decoded answer is not the one the row expects. */
   readonly checkAnswer: (message: Buffer) => void;
   readonly server: StartedProcess;
-  /** A server-side check after the load; returns a note for the report, throws on a wrong answer. */
-  readonly afterLoad?: (load: H2loadResult) => Promise<string>;
+}
+
+export interface GrpcUnaryLoad extends GrpcUnaryCall {
   /** Caps the offered load (h2load --rps), for latency at a set rate rather than at the peak. */
   readonly ratePerConnection?: number;
   /**
@@ -34,6 +36,8 @@ export interface GrpcUnaryLoad {
    * fixed length), so the answers before and after the load are compared by size.
    */
   readonly answersVary?: boolean;
+  /** Other connections than the bench's settings (the open-loop check compares at the generator's). */
+  readonly connections?: number;
 }
 
 export async function measureGrpcUnary(context: BenchContext, load: GrpcUnaryLoad): Promise<Measurement> {
@@ -47,7 +51,7 @@ export async function measureGrpcUnary(context: BenchContext, load: GrpcUnaryLoa
     url: `${origin}${load.path}`,
     bodyPath,
     headers: grpcRequestHeaders,
-    settings: context.settings,
+    settings: { ...context.settings, connections: load.connections ?? context.settings.connections },
     ratePerConnection: load.ratePerConnection,
     logPath: join(context.scratchDirectory, `${load.slug}.h2load-log.tsv`),
     outputPath: join(context.scratchDirectory, `${load.slug}.h2load-output.txt`),
@@ -77,7 +81,6 @@ export async function measureGrpcUnary(context: BenchContext, load: GrpcUnaryLoa
   if (load.answersVary === true ? after.length !== before.length : !after.equals(before)) {
     throw new Error(`${load.slug}: the answer after the load differs from the one before it`);
   }
-  const serverNote = await load.afterLoad?.(result);
 
   return {
     callsPerSecond: result.requestsPerSecond,
@@ -85,16 +88,16 @@ export async function measureGrpcUnary(context: BenchContext, load: GrpcUnaryLoa
     p99Milliseconds: result.latency.p99,
     requests: requests.succeeded,
     // The body file is gone after the run; its name says what it held.
-    command: `h2load ${h2loadArguments({ ...h2loadRequest, bodyPath: `${load.slug}.body` }, context.settings.durationSeconds).map(shellQuote).join(' ')}`,
+    command: `h2load ${h2loadArguments({ ...h2loadRequest, bodyPath: `${load.slug}.body` }, h2loadRequest.settings.durationSeconds).map(shellQuote).join(' ')}`,
     notes: [
       `request body ${body.length} B, response body ${before.length} B (gRPC frames)`,
       `p50/p99 over ${result.latency.samples} logged requests`,
-      ...(serverNote === undefined ? [] : [serverNote]),
     ],
   };
 }
 
-async function expectOkAnswer(origin: string, load: GrpcUnaryLoad, body: Buffer, when: string): Promise<Buffer> {
+/** Posts the exact body once; the answer must be grpc-status 0 and pass the row's check. Returns its response body. */
+export async function expectOkAnswer(origin: string, load: GrpcUnaryCall, body: Buffer, when: string): Promise<Buffer> {
   const answer = await postGrpcBody(origin, load.path, body);
   if (answer.httpStatus !== 200 || answer.grpcStatus !== '0') {
     throw new Error(
@@ -108,6 +111,6 @@ async function expectOkAnswer(origin: string, load: GrpcUnaryLoad, body: Buffer,
   return answer.body;
 }
 
-function shellQuote(argument: string): string {
+export function shellQuote(argument: string): string {
   return /^[\w@%+=:,./-]+$/.test(argument) ? argument : `'${argument.replaceAll("'", "'\\''")}'`;
 }

@@ -1,5 +1,5 @@
 /** Nearest-rank percentile of values sorted ascending; `fraction` in (0, 1]. */
-export function percentile(sortedAscending: readonly number[], fraction: number): number {
+export function percentile(sortedAscending: ArrayLike<number>, fraction: number): number {
   if (sortedAscending.length === 0) throw new Error('percentile of no samples');
   const rank = Math.ceil(fraction * sortedAscending.length);
   return sortedAscending[Math.min(Math.max(rank, 1), sortedAscending.length) - 1]!;

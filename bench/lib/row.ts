@@ -1,4 +1,5 @@
 import type { BenchContext } from './context.js';
+import type { OpenLoopResult } from './open-loop.js';
 
 /**
  * One line of the results table. A row starts what it needs through the context,
@@ -23,12 +24,8 @@ export interface Measurement {
   readonly command: string;
   /** Sizes and anything else a reader needs to compare rows fairly. */
   readonly notes: readonly string[];
-}
-
-/**
- * Thrown by a row whose subject this build does not have yet (an endpoint still to
- * come): the table says so and the bench still succeeds, unlike a wrong answer.
- */
-export class NotAvailableError extends Error {
-  override readonly name = 'NotAvailableError';
+  /** Set by open-loop rows: the whole latency distribution, for a table of its own. */
+  readonly openLoop?: OpenLoopResult;
+  /** Set by an open-loop row measured although the generator failed its check on the bare server in this run. */
+  readonly generatorCheckFailed?: string;
 }

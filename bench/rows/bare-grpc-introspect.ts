@@ -1,7 +1,8 @@
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { IntrospectRequestSchema, IntrospectResponseSchema } from '../../src/gen/tally/v1/token_service_pb.js';
 import { introspectPath, placeholderOpaqueToken } from '../lib/fixtures.js';
-import { measureGrpcUnary } from '../lib/measure-grpc-unary.js';
+import { measureGrpcUnary, type GrpcUnaryCall } from '../lib/measure-grpc-unary.js';
+import type { BareGrpcTarget } from '../targets/bare-grpc.js';
 import type { BenchContext } from '../lib/context.js';
 import type { Measurement, Row } from '../lib/row.js';
 
@@ -11,12 +12,14 @@ export const bareGrpcIntrospect: Row = {
   measure: (context) => measureBareGrpcIntrospect(context, 'bare-grpc-introspect'),
 };
 
-/** The bare server under h2load; with a rate per connection, at that rate instead of the peak. */
-export async function measureBareGrpcIntrospect(context: BenchContext, slug: string, ratePerConnection?: number): Promise<Measurement> {
-  const server = await context.bareGrpcServer();
-  return measureGrpcUnary(context, {
+/** The bare server under h2load; with a rate per connection, at that rate (over that many connections) instead of the peak. */
+export async function measureBareGrpcIntrospect(context: BenchContext, slug: string, ratePerConnection?: number, connections?: number): Promise<Measurement> {
+  return measureGrpcUnary(context, { ...bareIntrospectCall(slug, await context.bareGrpcServer()), ratePerConnection, connections });
+}
+
+export function bareIntrospectCall(slug: string, server: BareGrpcTarget): GrpcUnaryCall {
+  return {
     slug,
-    ratePerConnection,
     address: server.grpcAddress,
     path: introspectPath,
     request: toBinary(IntrospectRequestSchema, create(IntrospectRequestSchema, { token: placeholderOpaqueToken })),
@@ -24,5 +27,5 @@ export async function measureBareGrpcIntrospect(context: BenchContext, slug: str
       if (!fromBinary(IntrospectResponseSchema, message).active) throw new Error('the bare server answered active: false');
     },
     server: server.process,
-  });
+  };
 }

@@ -2,7 +2,11 @@
 // measured in the same run on the same machine. Rows that reuse a process run
 // next to each other; the Revoke row comes last because it starts two more
 // leased replicas, which would otherwise idle beside every later row; only the
-// baseline's repeat, which shows the machine's drift, follows it.
+// baseline's repeat, which shows the machine's drift, follows it. The open-loop
+// rows offer shares of the baseline's peak, the bare server's first: they check the
+// generator before it measures Tally. Tally's cache-off rows come after its cache-hit
+// ones: offered more than it can answer, the cache-off Tally leaves Redis a backlog
+// that would otherwise land on the cache-hit rows.
 import type { Row } from '../lib/row.js';
 import { bareGrpcIntrospectAgain } from './bare-grpc-introspect-again.js';
 import { bareGrpcIntrospect } from './bare-grpc-introspect.js';
@@ -10,10 +14,14 @@ import { joseJwtVerifyEdDsa, joseJwtVerifyEs256, joseJwtVerifyMlDsa65 } from './
 import { oidcProviderIntrospect } from './oidc-provider-introspect.js';
 import { tallyConnectJsonIntrospect } from './tally-connect-json-introspect.js';
 import {
-  bareGrpcIntrospectAtCacheHitHalfPeak,
-  tallyGrpcIntrospectOpaqueCacheHitHalfPeak,
-  tallyGrpcIntrospectOpaqueHalfPeak,
-} from './tally-grpc-introspect-half-peak.js';
+  openLoopBareHalf,
+  openLoopCacheHitHalf,
+  openLoopCacheHitQuarter,
+  openLoopCacheOffHalf,
+  openLoopCacheOffQuarter,
+  openLoopH2loadCheck,
+  openLoopSelfCheck,
+} from './open-loop.js';
 import { tallyGrpcIntrospectJwt, tallyGrpcIntrospectJwtMlDsa65 } from './tally-grpc-introspect-jwt.js';
 import { tallyGrpcIssueJwtEdDsa, tallyGrpcIssueJwtMlDsa65 } from './tally-grpc-issue-jwt.js';
 import { tallyGrpcIntrospectOpaqueCacheHit } from './tally-grpc-introspect-opaque-cache-hit.js';
@@ -23,11 +31,15 @@ import { tallyRevokeLeasedReplicas } from './tally-revoke-leased-replicas.js';
 
 export const rows: readonly [Row, ...Row[]] = [
   bareGrpcIntrospect,
+  openLoopSelfCheck,
+  openLoopH2loadCheck,
+  openLoopBareHalf,
   tallyGrpcIntrospectOpaque,
-  tallyGrpcIntrospectOpaqueHalfPeak,
   tallyGrpcIntrospectOpaqueCacheHit,
-  tallyGrpcIntrospectOpaqueCacheHitHalfPeak,
-  bareGrpcIntrospectAtCacheHitHalfPeak,
+  openLoopCacheHitQuarter,
+  openLoopCacheHitHalf,
+  openLoopCacheOffQuarter,
+  openLoopCacheOffHalf,
   tallyGrpcIntrospectJwt,
   tallyGrpcIntrospectJwtMlDsa65,
   tallyGrpcIssueJwtEdDsa,
