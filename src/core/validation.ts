@@ -1,6 +1,7 @@
 // Checks on what callers ask the core to do. Each failure names the field at
 // fault (in proto snake_case, as callers see it) and never echoes a token.
 import { InvalidArgumentError } from './errors.js';
+import { OPAQUE_PREFIX } from './formats/opaque.js';
 import type { IssueInput, JsonObject, RevokeTarget, TokenFormat } from './types.js';
 
 export interface IssueLimits {
@@ -29,6 +30,8 @@ const RESERVED_CLAIMS = new Set([
 const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]+$/;
 // Letters, digits, '-', '_': the shape of every token id Tally hands out.
 const TOKEN_ID = /^[A-Za-z0-9_-]+$/;
+/** Every token id Tally hands out is 16 bytes in base64url; an opaque token is far longer. */
+const TOKEN_ID_LENGTH = 22;
 
 // Control characters would let an identifier forge log lines or headers.
 // eslint-disable-next-line no-control-regex
@@ -97,6 +100,10 @@ export function validateRevokeTarget(target: RevokeTarget, maxTokenLength: numbe
       return target;
     case 'tokenId':
       if (target.tokenId === '') throw new InvalidArgumentError('token_id', 'is required');
+      // A token pasted where its id goes: refused before anyone logs it as an id.
+      if (target.tokenId.startsWith(OPAQUE_PREFIX) && target.tokenId.length > TOKEN_ID_LENGTH) {
+        throw new InvalidArgumentError('token_id', 'holds a token, not a token id; revoke a token by the "token" field');
+      }
       if (target.tokenId.length > LIMITS.tokenIdLength || !TOKEN_ID.test(target.tokenId)) {
         throw new InvalidArgumentError('token_id', 'is not a token id');
       }
