@@ -83,13 +83,38 @@ export function validateIssue(input: IssueInput, limits: IssueLimits): ValidIssu
 
   const claims = input.claims ?? {};
   for (const name of Object.keys(claims)) {
-    if (RESERVED_CLAIMS.has(name)) throw new InvalidArgumentError('claims', `"${name}" is a registered claim and cannot be set`);
+    // Case-insensitively: some verifiers and logs fold case, and "Sub" beside "sub" misleads them.
+    if (RESERVED_CLAIMS.has(name.toLowerCase())) throw new InvalidArgumentError('claims', `"${name}" is a registered claim and cannot be set`);
   }
+  checkClaimValues(claims);
   if (Buffer.byteLength(JSON.stringify(claims)) > limits.maxClaimsBytes) {
     throw new InvalidArgumentError('claims', `must be at most ${limits.maxClaimsBytes} bytes as JSON`);
   }
 
   return { subject, clientId, audience, scopes, sessionId, ttlMs, format: input.format ?? 'opaque', claims };
+}
+
+/**
+ * Claims must be answerable on every protocol: JSON has no NaN or Infinity
+ * (a Struct over protobuf binary can carry them, and Connect JSON parses
+ * 1e400 to Infinity), and "__proto__" is a key that JavaScript objects built
+ * from the claims would take for their prototype.
+ */
+function checkClaimValues(value: unknown): void {
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value)) throw new InvalidArgumentError('claims', 'numbers must be finite (no NaN or Infinity)');
+    return;
+  }
+  if (Array.isArray(value)) {
+    for (const entry of value) checkClaimValues(entry);
+    return;
+  }
+  if (typeof value === 'object' && value !== null) {
+    for (const [name, entry] of Object.entries(value)) {
+      if (name === '__proto__') throw new InvalidArgumentError('claims', '"__proto__" is not allowed as a claim name');
+      checkClaimValues(entry);
+    }
+  }
 }
 
 export function validateRevokeTarget(target: RevokeTarget, maxTokenLength: number = LIMITS.tokenLength): RevokeTarget {

@@ -157,15 +157,21 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
     const call = { details: startCallDetails(peerOf(request), request.headers['x-request-id']), outcome: { handled: false } as CallOutcome };
     pending.set(request, call);
     response.once('close', () => {
-      const error = call.outcome.error;
-      const code = call.outcome.handled ? (error?.code ?? 0) : codeWritten(response);
+      const { handled, error } = call.outcome;
+      const written = codeWritten(response);
+      // A handler that succeeded can still fail the call: connect-node writes
+      // the answer after it, and an answer JSON cannot hold (a claim of
+      // Infinity) goes out as an error. The log says what the client got.
+      const failedAfterHandler = handled && error === undefined && written !== 0;
+      const code = handled && !failedAfterHandler ? (error?.code ?? 0) : written;
+      const unexplained = failedAfterHandler ? 'the answer could not be written' : 'rejected by the protocol handler';
       options.logCall({
         method: (request.url ?? '/').split('?', 1)[0]!.slice(1),
         protocol: protocolOf(request),
         code,
         durationMs: performance.now() - started,
         details: call.details,
-        error: error ?? (code === 0 ? undefined : new ConnectError('rejected by the protocol handler', code)),
+        error: error ?? (code === 0 ? undefined : new ConnectError(unexplained, code)),
       });
     });
     // While draining, each answer closes its connection, so idle keep-alive
