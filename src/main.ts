@@ -171,7 +171,7 @@ async function start(config: Config, logger: Logger): Promise<Running> {
   );
   // Order on every call: request id → logging → metrics → auth (the guard, inside the handlers), so refusals are counted.
   const logCall = metrics.countCalls(createCallLogger(logger));
-  const authorization = guardService(Authorization, createExtAuthzHandlers({ tokens, internalJwtTtlMs: config.phantomTokenTtlMs }), guard);
+  const authorization = guardService(Authorization, createExtAuthzHandlers({ tokens, internalJwtTtlMs: config.phantomTokenTtlMs, scanLimiter }), guard);
   const routes = createStandardRoutes({ tokens, guard, logCall, metrics, maxBodyBytes: config.maxMessageBytes, jwksMaxAgeMs: config.jwksMaxAgeMs, scanLimiter });
   const grpcServer = createGrpcServer({ handlers, authorization, readiness, logCall, tls, maxMessageBytes: config.maxMessageBytes });
   const httpServer = createHttpServer({ handlers, readiness, logCall, logger, routes, tls, maxMessageBytes: config.maxMessageBytes });

@@ -10,7 +10,7 @@ export const REQUIRED_PERMISSION: Readonly<Record<string, Permission>> = {
   'tally.v1.TokenService/Revoke': 'revoke',
   'tally.v1.TokenService/RotateKeys': 'keys',
   'tally.v1.TokenService/ListKeys': 'keys',
-  'envoy.service.auth.v3.Authorization/Check': 'introspect',
+  'envoy.service.auth.v3.Authorization/Check': 'ext_authz',
   'POST /oauth2/introspect': 'introspect',
   'POST /oauth2/revoke': 'revoke',
 };

@@ -5,7 +5,9 @@
 // API keys are kept only as SHA-256 hashes; two per caller let a key be
 // rolled over without downtime. A caller needs at least one credential.
 
-export const PERMISSIONS = ['introspect', 'issue', 'revoke', 'keys'] as const;
+// ext_authz: Envoy sidecars' Check, outside the scan limit (their traffic is end users');
+// metrics: the reasons behind inactive introspections on /metrics (docs/security.md).
+export const PERMISSIONS = ['introspect', 'issue', 'revoke', 'keys', 'ext_authz', 'metrics'] as const;
 export type Permission = (typeof PERMISSIONS)[number];
 
 export interface Caller {
