@@ -173,8 +173,33 @@ async function start(config: Config, logger: Logger): Promise<Running> {
   const logCall = metrics.countCalls(createCallLogger(logger));
   const authorization = guardService(Authorization, createExtAuthzHandlers({ tokens, internalJwtTtlMs: config.phantomTokenTtlMs, scanLimiter }), guard);
   const routes = createStandardRoutes({ tokens, guard, logCall, metrics, maxBodyBytes: config.maxMessageBytes, jwksMaxAgeMs: config.jwksMaxAgeMs, scanLimiter });
-  const grpcServer = createGrpcServer({ handlers, authorization, readiness, logCall, tls, maxMessageBytes: config.maxMessageBytes });
-  const httpServer = createHttpServer({ handlers, readiness, logCall, logger, routes, tls, maxMessageBytes: config.maxMessageBytes });
+  const grpcServer = createGrpcServer({
+    handlers,
+    authorization,
+    guard,
+    readiness,
+    logCall,
+    tls,
+    maxMessageBytes: config.maxMessageBytes,
+    limits: {
+      maxConnections: config.maxConnections,
+      maxConcurrentStreams: config.grpcMaxConcurrentStreams,
+      maxSessionMemoryMiB: config.grpcMaxSessionMemory,
+      maxConnectionIdleMs: config.grpcMaxConnectionIdleMs,
+      maxConnectionAgeMs: config.grpcMaxConnectionAgeMs,
+      maxConnectionAgeGraceMs: config.grpcMaxConnectionAgeGraceMs,
+    },
+  });
+  const httpServer = createHttpServer({
+    handlers,
+    readiness,
+    logCall,
+    logger,
+    routes,
+    tls,
+    maxMessageBytes: config.maxMessageBytes,
+    limits: { maxConnections: config.maxConnections, headersTimeoutMs: config.httpHeadersTimeoutMs, requestTimeoutMs: config.httpRequestTimeoutMs },
+  });
 
   // Listening before the store answers: probes can say "alive, not ready"
   // instead of the connection being refused while Redis comes up.

@@ -15,6 +15,11 @@ export const REQUIRED_PERMISSION: Readonly<Record<string, Permission>> = {
   'POST /oauth2/revoke': 'revoke',
 };
 
+/** Whether a call needs a caller at all (health, reflection and the JWKS do not). */
+export function isGuardedCall(call: string): boolean {
+  return Object.hasOwn(REQUIRED_PERMISSION, call);
+}
+
 export function authorize(caller: Caller, call: string): void {
   const permission = REQUIRED_PERMISSION[call];
   if (permission === undefined) throw new PermissionDeniedError(`${call} is not a call Tally knows`);

@@ -33,6 +33,29 @@ export interface HttpServerOptions {
   routes?: Route[];
   /** Serve HTTPS (mutual with a client CA) from these files, following their changes; unset: plaintext. */
   tls?: TlsFiles;
+  /** What a client may hold, credential or not (docs/security.md, "Limits"); unset: Node.js's defaults. */
+  limits?: HttpLimits;
+}
+
+export interface HttpLimits {
+  maxConnections: number;
+  /** A request whose headers are not complete this long after it began gets 408 and its connection closed. */
+  headersTimeoutMs: number;
+  /** Likewise for the whole request, body included. */
+  requestTimeoutMs: number;
+}
+
+/**
+ * Node.js checks the two request timeouts on a timer, every 30 s by default;
+ * so that they hold to within a second, it runs more often.
+ */
+function timeoutOptions(limits: HttpLimits | undefined) {
+  if (limits === undefined) return {};
+  return {
+    headersTimeout: limits.headersTimeoutMs,
+    requestTimeout: limits.requestTimeoutMs,
+    connectionsCheckingInterval: Math.max(50, Math.min(1_000, Math.floor(limits.headersTimeoutMs / 4))),
+  };
 }
 
 export interface HttpServer {
@@ -182,16 +205,17 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
 
   const routes = [...createProbeRoutes(options.readiness), ...(options.routes ?? [])];
   const listener = createRouter(routes, rpc, (error) => options.logger.error({ err: error }, 'an HTTP route failed'));
-  const { tls } = options;
+  const { tls, limits } = options;
   // HTTP/1.1 over TLS: Connect and gRPC-Web need nothing more, and the router stays the same.
   const server: Server =
     tls === undefined
-      ? createServer(listener)
+      ? createServer(timeoutOptions(limits), listener)
       : createHttpsServer(
           // With a client CA the handshake itself refuses a client without a certificate the CA signed.
-          { ...secureContextOptions(tls.current()), requestCert: tls.mutual, rejectUnauthorized: tls.mutual },
+          { ...timeoutOptions(limits), ...secureContextOptions(tls.current()), requestCert: tls.mutual, rejectUnauthorized: tls.mutual },
           listener,
         );
+  if (limits !== undefined) server.maxConnections = limits.maxConnections;
   tls?.onChange((material) => (server as HttpsServer).setSecureContext(secureContextOptions(material)));
 
   return {
