@@ -4,6 +4,7 @@
 // cannot make Tally buffer request bodies (it meets only the connection,
 // stream and session-memory bounds of server.ts). The caller found rides
 // with the call's metadata to the handler, which does not check it again.
+import { constants, type ServerHttp2Stream } from 'node:http2';
 import * as grpc from '@grpc/grpc-js';
 import { isGuardedCall } from '../../auth/authorize.js';
 import type { Caller } from '../../auth/callers.js';
@@ -28,6 +29,20 @@ export function checkedCallOf(metadata: grpc.Metadata): CheckedCall | undefined 
   return checkedCalls.get(metadata);
 }
 
+/**
+ * After a trailers-only refusal the request side stays open, and a client
+ * could keep each refused stream (and its flow-control window) held. RFC 9113
+ * §8.1 lets a server that has answered ask the client to stop sending with
+ * RST_STREAM(NO_ERROR). grpc-js gives interceptors no handle on the HTTP/2
+ * stream, so this takes the one its base call keeps (the guard interceptor is
+ * the first, so its call is that base call); were it ever missing, the bounds
+ * on streams and session memory still hold.
+ */
+function stopRequest(call: grpc.ServerInterceptingCallInterface): void {
+  const stream = (call as unknown as { stream?: Partial<ServerHttp2Stream> }).stream;
+  if (typeof stream?.close === 'function' && stream.closed === false) stream.close(constants.NGHTTP2_NO_ERROR);
+}
+
 export function createGuardInterceptor(guard: Guard, logCall: CallLogger): grpc.ServerInterceptor {
   return (methodDescriptor, call) => {
     const name = methodDescriptor.path.slice(1);
@@ -50,6 +65,7 @@ export function createGuardInterceptor(guard: Guard, logCall: CallLogger): grpc.
           logCall({ method: name, protocol: 'grpc', code: error.code, durationMs: performance.now() - started, details, error });
           // The message is never read: the stream ends here with the refusal.
           call.sendStatus({ code: error.code as number, details: error.rawMessage });
+          stopRequest(call);
           return;
         }
         checkedCalls.set(metadata, { peer, caller });
