@@ -113,7 +113,9 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
       });
     },
     shutdown(timeoutMs) {
-      listener.close();
+      // Stops accepting; its callback comes once every connection has ended,
+      // which for injected connections is what tells that their calls are done.
+      const connectionsEnded = new Promise<void>((resolve) => listener.close(() => resolve()));
       // Watchers have seen NOT_SERVING by now; left open they would hold the shutdown.
       health.endWatches();
       return new Promise((resolve) => {
@@ -122,8 +124,10 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
           resolve(false);
         }, timeoutMs);
         server.tryShutdown(() => {
-          clearTimeout(timer);
-          resolve(true);
+          void connectionsEnded.then(() => {
+            clearTimeout(timer);
+            resolve(true);
+          });
         });
       });
     },
