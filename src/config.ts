@@ -374,6 +374,13 @@ export const SETTINGS = {
       'With no callers configured, serve loopback clients only (yes), or every client with every permission (no: only behind a network boundary you trust).',
     parse: parseYesNo,
   }),
+  callersAllowEmpty: required({
+    env: 'TALLY_CALLERS_ALLOW_EMPTY',
+    default: 'no',
+    description:
+      'Whether a running Tally may take a callers file that now lists no callers (yes: protected mode then decides). No: such a reload is refused with an error in the log, and the previous callers stay.',
+    parse: parseYesNo,
+  }),
   tlsCertFile: optional({
     env: 'TALLY_TLS_CERT_FILE',
     description:

@@ -123,6 +123,7 @@ async function start(config: Config, logger: Logger): Promise<Running> {
     callers = watchCallers({
       path: config.callersFile,
       pollIntervalMs: 1_000,
+      allowEmptying: config.callersAllowEmpty,
       onReload: (directory) => logger.info({ callers: directory.callers.map((caller) => caller.name) }, 'callers file reloaded'),
       onError: (error) => logger.error({ err: error }, 'the callers file changed but cannot be used; keeping the previous callers'),
     });

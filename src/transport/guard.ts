@@ -47,7 +47,7 @@ export function createGuard(options: GuardOptions): Guard {
       }
       const policy: AuthenticationPolicy = { directory: options.callers(), protectedMode: options.protectedMode };
       const caller = authenticate(
-        { bearer: bearer ?? basic?.secret, tlsIdentities: peer?.tlsIdentities ?? [], loopback: peer?.loopback ?? false },
+        { bearer: bearer ?? basic?.secret, tlsIdentities: peer?.tlsIdentities ?? [], loopback: peer?.loopback ?? false, host: peer?.host },
         policy,
       );
       // The same message as an unknown key: which half was wrong is no one's business.

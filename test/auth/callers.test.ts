@@ -62,9 +62,32 @@ describe('authentication', () => {
   });
 
   it('in protected mode with no callers, serves loopback peers only', () => {
-    expect(authenticate({ loopback: true }, { directory: NO_CALLERS, protectedMode: true })).toBe(LOCAL_CALLER);
-    expect(() => authenticate({ loopback: false }, { directory: NO_CALLERS, protectedMode: true })).toThrow(/protected mode/);
+    expect(authenticate({ loopback: true, host: '127.0.0.1:8080' }, { directory: NO_CALLERS, protectedMode: true })).toBe(LOCAL_CALLER);
+    expect(() => authenticate({ loopback: false, host: '127.0.0.1:8080' }, { directory: NO_CALLERS, protectedMode: true })).toThrow(/protected mode/);
     expect(authenticate({ loopback: false }, { directory: NO_CALLERS, protectedMode: false }).name).toBe('anonymous');
+  });
+
+  it.each(['localhost', 'localhost:8080', 'LOCALHOST', 'tally.localhost:50051', '127.0.0.1', '127.1.2.3:80', '[::1]', '[::1]:8080'])(
+    'in protected mode, serves a loopback peer that names the loopback host %s',
+    (host) => {
+      expect(authenticate({ loopback: true, host }, { directory: NO_CALLERS, protectedMode: true })).toBe(LOCAL_CALLER);
+    },
+  );
+
+  it.each([
+    ['a rebinding name', 'attacker.example'],
+    ['a rebinding name with a port', 'attacker.example:8080'],
+    ['a name that merely starts like localhost', 'localhost.attacker.example'],
+    ['a non-loopback address', '10.0.0.1:8080'],
+    ['no Host at all', undefined],
+  ])('in protected mode, refuses a loopback peer that names %s (DNS rebinding)', (_name, host) => {
+    expect(() => authenticate({ loopback: true, host }, { directory: NO_CALLERS, protectedMode: true })).toThrow(/protected mode/);
+  });
+
+  it.each([true, false])('with no callers, refuses a presented key even from loopback (protected mode %s)', (protectedMode) => {
+    expect(() => authenticate({ bearer: 'anything', loopback: true, host: 'localhost' }, { directory: NO_CALLERS, protectedMode })).toThrow(
+      expect.objectContaining({ code: 'ERR_UNAUTHENTICATED' }),
+    );
   });
 
   it.each([

@@ -127,6 +127,7 @@ export function peerInfoOf(request: IncomingMessage): PeerInfo {
     address: peerOf(request),
     loopback: isLoopbackAddress(socket.remoteAddress),
     tlsIdentities: verifiedIdentities(certificate, socket.authorized === true),
+    host: request.headers.host,
   };
 }
 
