@@ -13,6 +13,8 @@ export const REQUIRED_PERMISSION: Readonly<Record<string, Permission>> = {
   'envoy.service.auth.v3.Authorization/Check': 'ext_authz',
   'POST /oauth2/introspect': 'introspect',
   'POST /oauth2/revoke': 'revoke',
+  // /metrics itself needs no credential; this permission adds why introspections were inactive.
+  'GET /metrics': 'metrics',
 };
 
 /** Whether a call needs a caller at all (health, reflection and the JWKS do not). */

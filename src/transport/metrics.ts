@@ -8,6 +8,11 @@
 // Label values come from fixed sets only (method names Tally knows, status
 // code names, inactive reasons, operations, key ids that are public anyway):
 // never a token, a credential or anything a client typed.
+//
+// Why introspections were inactive is kept apart, in a registry of its own
+// rendered only for callers with the `metrics` permission: /metrics needs no
+// credential, and a reason counter moving as someone's introspection fails
+// would tell an observer what the caller itself is never told.
 
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { TokenService } from '../core/token-service.js';
@@ -26,8 +31,8 @@ export interface Metrics {
   countIntrospections(tokens: TokenService): TokenService;
   /** Reports each signing key's age at every scrape. */
   watchKeys(listKeys: () => Promise<PublicKeyInfo[]>): void;
-  /** The exposition text and its content type. */
-  render(): Promise<{ contentType: string; body: string }>;
+  /** The exposition text and its content type; with the reasons behind inactive introspections only when asked. */
+  render(options?: { withInactiveReasons?: boolean }): Promise<{ contentType: string; body: string }>;
 }
 
 export interface MetricsOptions {
@@ -61,9 +66,16 @@ export function createMetrics(options: MetricsOptions): Metrics {
   });
   const introspections = new Counter({
     name: 'tally_introspections_total',
-    help: 'Introspection outcomes on any endpoint: result active or inactive, and why inactive.',
-    labelNames: ['result', 'reason'] as const,
+    help: 'Introspection outcomes on any endpoint: result active or inactive.',
+    labelNames: ['result'] as const,
     registers: [registry],
+  });
+  const reasonsRegistry = new Registry();
+  const inactiveReasons = new Counter({
+    name: 'tally_introspection_inactive_reasons_total',
+    help: 'Why introspections were inactive, on any endpoint (shown only to callers with the metrics permission).',
+    labelNames: ['reason'] as const,
+    registers: [reasonsRegistry],
   });
   const storeDuration = new Histogram({
     name: 'tally_store_operation_duration_seconds',
@@ -102,7 +114,9 @@ export function createMetrics(options: MetricsOptions): Metrics {
     return { calls: calls.labels(labels), duration: callDuration.labels(labels) };
   });
   const storeSeries = boundSeries((operation: string, outcome: string) => storeDuration.labels({ operation, outcome }));
-  const introspectionSeries = boundSeries((result: string, reason: string) => introspections.labels({ result, reason }));
+  const activeSeries = introspections.labels({ result: 'active' });
+  const inactiveSeries = introspections.labels({ result: 'inactive' });
+  const reasonSeries = boundSeries((reason: string) => inactiveReasons.labels({ reason }));
 
   return {
     registry,
@@ -120,14 +134,23 @@ export function createMetrics(options: MetricsOptions): Metrics {
       ...tokens,
       async introspect(input) {
         const result = await tokens.introspect(input);
-        (result.active ? introspectionSeries('active', '') : introspectionSeries('inactive', result.reason)).inc();
+        if (result.active) {
+          activeSeries.inc();
+        } else {
+          inactiveSeries.inc();
+          reasonSeries(result.reason).inc();
+        }
         return result;
       },
     }),
     watchKeys: (list) => {
       listKeys = list;
     },
-    render: async () => ({ contentType: registry.contentType, body: await registry.metrics() }),
+    render: async (renderOptions = {}) => {
+      const body = await registry.metrics();
+      if (renderOptions.withInactiveReasons !== true) return { contentType: registry.contentType, body };
+      return { contentType: registry.contentType, body: `${body}${await reasonsRegistry.metrics()}` };
+    },
   };
 }
 

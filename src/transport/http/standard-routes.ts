@@ -28,6 +28,6 @@ export function createStandardRoutes(options: StandardRoutesOptions): Route[] {
     createIntrospectionRoute({ tokens, guard, logCall, maxBodyBytes, scanLimiter: options.scanLimiter }),
     createRevocationRoute({ tokens, guard, logCall, maxBodyBytes }),
     createJwksRoute({ tokens, logCall, maxAgeMs: options.jwksMaxAgeMs }),
-    createMetricsRoute(options.metrics),
+    createMetricsRoute(options.metrics, guard),
   ];
 }
