@@ -174,6 +174,13 @@ async function start(config: Config, logger: Logger): Promise<Running> {
   const logCall = metrics.countCalls(createCallLogger(logger));
   const authorization = guardService(Authorization, createExtAuthzHandlers({ tokens, internalJwtTtlMs: config.phantomTokenTtlMs, scanLimiter }), guard);
   const routes = createStandardRoutes({ tokens, guard, logCall, metrics, maxBodyBytes: config.maxMessageBytes, jwksMaxAgeMs: config.jwksMaxAgeMs, scanLimiter });
+  // Throttled: a flood of refused connections must not become a flood of log lines.
+  const connectionsRefused = (port: string) => {
+    const warn = throttled(10_000, () => logger.warn({ port, max_connections: config.maxConnections }, 'TALLY_MAX_CONNECTIONS reached: new connections are being closed'));
+    return () => warn(new Error('connection refused'));
+  };
+  const grpcConnectionRefused = connectionsRefused('grpc');
+  const httpConnectionRefused = connectionsRefused('http');
   const grpcServer = createGrpcServer({
     handlers,
     authorization,
@@ -184,6 +191,7 @@ async function start(config: Config, logger: Logger): Promise<Running> {
     maxMessageBytes: config.maxMessageBytes,
     limits: {
       maxConnections: config.maxConnections,
+      onConnectionRefused: grpcConnectionRefused,
       maxConcurrentStreams: config.grpcMaxConcurrentStreams,
       maxSessionMemoryMiB: config.grpcMaxSessionMemory,
       maxConnectionIdleMs: config.grpcMaxConnectionIdleMs,
@@ -199,7 +207,12 @@ async function start(config: Config, logger: Logger): Promise<Running> {
     routes,
     tls,
     maxMessageBytes: config.maxMessageBytes,
-    limits: { maxConnections: config.maxConnections, headersTimeoutMs: config.httpHeadersTimeoutMs, requestTimeoutMs: config.httpRequestTimeoutMs },
+    limits: {
+      maxConnections: config.maxConnections,
+      onConnectionRefused: httpConnectionRefused,
+      headersTimeoutMs: config.httpHeadersTimeoutMs,
+      requestTimeoutMs: config.httpRequestTimeoutMs,
+    },
   });
 
   // Listening before the store answers: probes can say "alive, not ready"

@@ -96,7 +96,8 @@ describe('limits before any credential is checked', () => {
   });
 
   it('closes a new connection past TALLY_MAX_CONNECTIONS on both ports, and takes new ones once others close', async () => {
-    for (const port of [Number(tally.grpcAddress.split(':')[1]), Number(new URL(tally.httpUrl).port)]) {
+    const ports = { grpc: Number(tally.grpcAddress.split(':')[1]), http: Number(new URL(tally.httpUrl).port) };
+    for (const [name, port] of Object.entries(ports)) {
       const sockets = Array.from({ length: maxConnections + 3 }, () => openSocket(port));
       try {
         // The server keeps at most maxConnections of them; every one past it is closed at once.
@@ -104,6 +105,11 @@ describe('limits before any credential is checked', () => {
           expect(sockets.filter((socket) => socket.closedByServer()).length).toBeGreaterThanOrEqual(3);
         }, 3_000);
         expect(sockets.filter((socket) => !socket.closedByServer()).length).toBeLessThanOrEqual(maxConnections);
+        // Said once in a while, not once per connection.
+        await eventually(async () => {
+          const warnings = tally.logs().filter((line) => line.msg === 'TALLY_MAX_CONNECTIONS reached: new connections are being closed' && line.port === name);
+          expect(warnings).toHaveLength(1);
+        }, 2_000);
       } finally {
         for (const { socket } of sockets) socket.destroy();
       }

@@ -43,6 +43,8 @@ export interface GrpcServerOptions {
 
 export interface GrpcLimits {
   maxConnections: number;
+  /** Told each time a connection past maxConnections is closed. */
+  onConnectionRefused?: () => void;
   maxConcurrentStreams: number;
   /** Whole MiB; Node.js counts it in megabytes. */
   maxSessionMemoryMiB: number;
@@ -100,7 +102,10 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
   // new connection before reading from it.
   const injector = server.createConnectionInjector(createGrpcServerCredentials(options.tls));
   const listener = createTcpServer((socket) => injector.injectConnection(socket));
-  if (limits !== undefined) listener.maxConnections = limits.maxConnections;
+  if (limits !== undefined) {
+    listener.maxConnections = limits.maxConnections;
+    listener.on('drop', () => limits.onConnectionRefused?.());
+  }
 
   return {
     listen(host, port) {

@@ -39,6 +39,8 @@ export interface HttpServerOptions {
 
 export interface HttpLimits {
   maxConnections: number;
+  /** Told each time a connection past maxConnections is closed. */
+  onConnectionRefused?: () => void;
   /** A request whose headers are not complete this long after it began gets 408 and its connection closed. */
   headersTimeoutMs: number;
   /** Likewise for the whole request, body included. */
@@ -216,7 +218,10 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
           { ...timeoutOptions(limits), ...secureContextOptions(tls.current()), requestCert: tls.mutual, rejectUnauthorized: tls.mutual },
           listener,
         );
-  if (limits !== undefined) server.maxConnections = limits.maxConnections;
+  if (limits !== undefined) {
+    server.maxConnections = limits.maxConnections;
+    server.on('drop', () => limits.onConnectionRefused?.());
+  }
   tls?.onChange((material) => (server as HttpsServer).setSecureContext(secureContextOptions(material)));
 
   return {
