@@ -145,6 +145,20 @@ function countBetween(minimum: number, maximum: number): (raw: string) => number
   };
 }
 
+/** A size in whole MiB (Node.js counts HTTP/2 session memory in megabytes): the number of MiB. */
+function wholeMebibytes(minimum: number, maximum: number): (raw: string) => number {
+  return (raw) => {
+    const match = /^(\d+)\s*(B|KiB|MiB)?$/.exec(raw.trim());
+    if (match === null) throw new Error('expected a size such as 10MiB');
+    const bytes = Number(match[1]) * (BYTE_UNITS[match[2] ?? ''] as number);
+    const mebibytes = bytes / BYTE_UNITS.MiB!;
+    if (!Number.isInteger(mebibytes) || mebibytes < minimum || mebibytes > maximum) {
+      throw new Error(`must be a whole number of MiB from ${minimum}MiB to ${maximum}MiB`);
+    }
+    return mebibytes;
+  };
+}
+
 /** Standard or URL-safe base64 of at least 32 bytes. */
 export function parseMasterKey(raw: string): Uint8Array {
   const text = raw.trim();
@@ -312,6 +326,58 @@ export const SETTINGS = {
     description: 'Largest request or response message on either port; larger ones fail with RESOURCE_EXHAUSTED.',
     parse: parseByteSize,
   }),
+  maxConnections: required({
+    env: 'TALLY_MAX_CONNECTIONS',
+    default: '1000',
+    description:
+      'Open connections each port accepts; past it a new connection is closed at once, before a byte is read. Bounds what clients with no credential can hold open.',
+    parse: countBetween(1, 1_000_000),
+  }),
+  grpcMaxConcurrentStreams: required({
+    env: 'TALLY_GRPC_MAX_CONCURRENT_STREAMS',
+    default: '100',
+    description: 'Calls one connection may have in flight on the gRPC port (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS); more are refused.',
+    parse: countBetween(1, 10_000),
+  }),
+  grpcMaxSessionMemory: required({
+    env: 'TALLY_GRPC_MAX_SESSION_MEMORY',
+    default: '10MiB',
+    description:
+      'Memory one gRPC connection may hold in buffered frames, in whole MiB; while over it, the connection\'s new calls are refused (ENHANCE_YOUR_CALM).',
+    parse: wholeMebibytes(1, 1024),
+  }),
+  grpcMaxConnectionIdleMs: required({
+    env: 'TALLY_GRPC_MAX_CONNECTION_IDLE',
+    default: '5m',
+    description: 'A gRPC connection with no call in flight for this long is closed (GOAWAY); clients reconnect when they next call.',
+    parse: positiveDuration,
+  }),
+  grpcMaxConnectionAgeMs: required({
+    env: 'TALLY_GRPC_MAX_CONNECTION_AGE',
+    default: '1h',
+    description:
+      'A gRPC connection is asked to close (GOAWAY) after this long, so none is held forever and clients spread over replicas; calls in flight get TALLY_GRPC_MAX_CONNECTION_AGE_GRACE to finish.',
+    parse: positiveDuration,
+  }),
+  grpcMaxConnectionAgeGraceMs: required({
+    env: 'TALLY_GRPC_MAX_CONNECTION_AGE_GRACE',
+    default: '30s',
+    description: 'How long calls in flight on a connection past TALLY_GRPC_MAX_CONNECTION_AGE may take before it is cut.',
+    parse: positiveDuration,
+  }),
+  httpHeadersTimeoutMs: required({
+    env: 'TALLY_HTTP_HEADERS_TIMEOUT',
+    default: '10s',
+    description: 'On the HTTP port, a request whose headers have not all arrived this long after it began is answered 408 and its connection closed.',
+    parse: positiveDuration,
+  }),
+  httpRequestTimeoutMs: required({
+    env: 'TALLY_HTTP_REQUEST_TIMEOUT',
+    default: '30s',
+    description:
+      'On the HTTP port, a request (headers and body) not fully received this long after it began is answered 408 and its connection closed. At least TALLY_HTTP_HEADERS_TIMEOUT.',
+    parse: positiveDuration,
+  }),
   shutdownTimeoutMs: required({
     env: 'TALLY_SHUTDOWN_TIMEOUT',
     default: '10s',
@@ -329,6 +395,13 @@ export const SETTINGS = {
     default: 'yes',
     description:
       'With no callers configured, serve loopback clients only (yes), or every client with every permission (no: only behind a network boundary you trust).',
+    parse: parseYesNo,
+  }),
+  callersAllowEmpty: required({
+    env: 'TALLY_CALLERS_ALLOW_EMPTY',
+    default: 'no',
+    description:
+      'Whether a running Tally may take a callers file that now lists no callers (yes: protected mode then decides). No: such a reload is refused with an error in the log, and the previous callers stay.',
     parse: parseYesNo,
   }),
   tlsCertFile: optional({
@@ -491,6 +564,9 @@ export function loadConfig(environment: Environment): Config {
   }
   if (settings.tlsGroups !== undefined && settings.tlsCertFile === undefined) {
     problems.push(`${SETTINGS.tlsGroups.env}: key exchange groups need TLS: set ${SETTINGS.tlsCertFile.env} and ${SETTINGS.tlsKeyFile.env} too`);
+  }
+  if (settings.httpHeadersTimeoutMs !== undefined && settings.httpRequestTimeoutMs !== undefined && settings.httpHeadersTimeoutMs > settings.httpRequestTimeoutMs) {
+    problems.push(`${SETTINGS.httpHeadersTimeoutMs.env}: must not be longer than ${SETTINGS.httpRequestTimeoutMs.env}`);
   }
   if (settings.tlsClientCaFile !== undefined && settings.tlsCertFile === undefined) {
     problems.push(`${SETTINGS.tlsClientCaFile.env}: mutual TLS needs ${SETTINGS.tlsCertFile.env} and ${SETTINGS.tlsKeyFile.env} too`);

@@ -144,6 +144,7 @@ async function start(config: Config, logger: Logger): Promise<Running> {
     callers = watchCallers({
       path: config.callersFile,
       pollIntervalMs: 1_000,
+      allowEmptying: config.callersAllowEmpty,
       onReload: (directory) => logger.info({ callers: directory.callers.map((caller) => caller.name) }, 'callers file reloaded'),
       onError: (error) => logger.error({ err: error }, 'the callers file changed but cannot be used; keeping the previous callers'),
     });
@@ -199,11 +200,49 @@ async function start(config: Config, logger: Logger): Promise<Running> {
   );
   // Order on every call: request id → logging → metrics → auth (the guard, inside the handlers), so refusals are counted.
   const logCall = metrics.countCalls(createCallLogger(logger));
-  const authorization = guardService(Authorization, createExtAuthzHandlers({ tokens, internalJwtTtlMs: config.phantomTokenTtlMs }), guard);
+  const authorization = guardService(Authorization, createExtAuthzHandlers({ tokens, internalJwtTtlMs: config.phantomTokenTtlMs, scanLimiter }), guard);
   const routes = createStandardRoutes({ tokens, guard, logCall, metrics, maxBodyBytes: config.maxMessageBytes, jwksMaxAgeMs: config.jwksMaxAgeMs,
     jwksStaleIfErrorMs: staleIfErrorMs({ maxTokenTtlMs: config.maxTtlMs, keyRotationIntervalMs: config.keyRotationIntervalMs }), scanLimiter });
-  const grpcServer = createGrpcServer({ handlers, authorization, readiness, logCall, tls, maxMessageBytes: config.maxMessageBytes });
-  const httpServer = createHttpServer({ handlers, readiness, logCall, logger, routes, tls, maxMessageBytes: config.maxMessageBytes });
+  // Throttled: a flood of refused connections must not become a flood of log lines.
+  const connectionsRefused = (port: string) => {
+    const warn = throttled(10_000, () => logger.warn({ port, max_connections: config.maxConnections }, 'TALLY_MAX_CONNECTIONS reached: new connections are being closed'));
+    return () => warn(new Error('connection refused'));
+  };
+  const grpcConnectionRefused = connectionsRefused('grpc');
+  const httpConnectionRefused = connectionsRefused('http');
+  const grpcServer = createGrpcServer({
+    handlers,
+    authorization,
+    guard,
+    readiness,
+    logCall,
+    tls,
+    maxMessageBytes: config.maxMessageBytes,
+    limits: {
+      maxConnections: config.maxConnections,
+      onConnectionRefused: grpcConnectionRefused,
+      maxConcurrentStreams: config.grpcMaxConcurrentStreams,
+      maxSessionMemoryMiB: config.grpcMaxSessionMemory,
+      maxConnectionIdleMs: config.grpcMaxConnectionIdleMs,
+      maxConnectionAgeMs: config.grpcMaxConnectionAgeMs,
+      maxConnectionAgeGraceMs: config.grpcMaxConnectionAgeGraceMs,
+    },
+  });
+  const httpServer = createHttpServer({
+    handlers,
+    readiness,
+    logCall,
+    logger,
+    routes,
+    tls,
+    maxMessageBytes: config.maxMessageBytes,
+    limits: {
+      maxConnections: config.maxConnections,
+      onConnectionRefused: httpConnectionRefused,
+      headersTimeoutMs: config.httpHeadersTimeoutMs,
+      requestTimeoutMs: config.httpRequestTimeoutMs,
+    },
+  });
 
   // Listening before the store answers: probes can say "alive, not ready"
   // instead of the connection being refused while Redis comes up.

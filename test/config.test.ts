@@ -36,8 +36,17 @@ describe('loadConfig', () => {
       healthCheckIntervalMs: 1_000,
       maxMessageBytes: 65_536,
       shutdownTimeoutMs: 10_000,
+      maxConnections: 1_000,
+      grpcMaxConcurrentStreams: 100,
+      grpcMaxSessionMemory: 10,
+      grpcMaxConnectionIdleMs: 300_000,
+      grpcMaxConnectionAgeMs: 3_600_000,
+      grpcMaxConnectionAgeGraceMs: 30_000,
+      httpHeadersTimeoutMs: 10_000,
+      httpRequestTimeoutMs: 30_000,
       callersFile: undefined,
       protectedMode: true,
+      callersAllowEmpty: false,
       tlsCertFile: undefined,
       tlsKeyFile: undefined,
       tlsClientCaFile: undefined,
@@ -131,6 +140,16 @@ describe('loadConfig', () => {
       ['TALLY_KEY_ROTATION_INTERVAL', '100ms'],
       ['TALLY_KEY_ROTATION_INTERVAL', 'daily'],
       ['TALLY_TLS_GROUPS', 'X25519MLKEM768:nonsense'],
+      ['TALLY_MAX_CONNECTIONS', '0'],
+      ['TALLY_GRPC_MAX_CONCURRENT_STREAMS', '0'],
+      ['TALLY_GRPC_MAX_SESSION_MEMORY', '1500KiB'],
+      ['TALLY_GRPC_MAX_SESSION_MEMORY', '0MiB'],
+      ['TALLY_GRPC_MAX_CONNECTION_IDLE', '0s'],
+      ['TALLY_GRPC_MAX_CONNECTION_AGE', 'never'],
+      ['TALLY_GRPC_MAX_CONNECTION_AGE_GRACE', '0s'],
+      ['TALLY_HTTP_HEADERS_TIMEOUT', '0s'],
+      ['TALLY_HTTP_REQUEST_TIMEOUT', 'slow'],
+      ['TALLY_CALLERS_ALLOW_EMPTY', 'perhaps'],
     ])('%s=%j', (variable, value) => {
       const environment: Record<string, string> = { [variable]: value };
       if (variable === 'TALLY_REDIS_URL') environment.TALLY_MASTER_KEY = KEY;
@@ -162,6 +181,10 @@ describe('loadConfig', () => {
 
   it('refuses a default lifetime longer than the maximum', () => {
     expect(problemsOf({ TALLY_TOKEN_TTL: '2d', TALLY_MAX_TOKEN_TTL: '1d' })).toEqual([expect.stringMatching(/^TALLY_TOKEN_TTL: /)]);
+  });
+
+  it('refuses a headers timeout longer than the request timeout', () => {
+    expect(problemsOf({ TALLY_HTTP_HEADERS_TIMEOUT: '1m', TALLY_HTTP_REQUEST_TIMEOUT: '30s' })).toEqual([expect.stringMatching(/^TALLY_HTTP_HEADERS_TIMEOUT: /)]);
   });
 
   it('reports every bad variable at once', () => {

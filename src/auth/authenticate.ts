@@ -11,6 +11,8 @@ export interface PresentedCredentials {
   tlsIdentities?: readonly string[];
   /** The peer's address is a loopback address. */
   loopback: boolean;
+  /** The Host header or :authority the client named, if any (protected mode checks it against DNS rebinding). */
+  host?: string;
 }
 
 export interface AuthenticationPolicy {
@@ -39,12 +41,34 @@ export function bearerCredential(authorization: string | undefined): string | un
   return match?.[1];
 }
 
+/**
+ * Whether a Host header or :authority names this machine: localhost (and
+ * *.localhost, RFC 6761), 127.0.0.0/8 or [::1], with or without a port. A
+ * browser tricked by DNS rebinding still sends the attacker's name, so a
+ * loopback peer naming any other host is not served in protected mode.
+ */
+export function isLoopbackHost(host: string | undefined): boolean {
+  if (host === undefined) return false;
+  const name = host.trim().toLowerCase();
+  const bracketed = /^\[([0-9a-f:.]+)\](?::\d{1,5})?$/.exec(name);
+  if (bracketed !== null) return bracketed[1] === '::1';
+  const hostname = name.replace(/:\d{1,5}$/, '');
+  if (hostname === 'localhost' || hostname.endsWith('.localhost')) return /^[a-z0-9.-]+$/.test(hostname);
+  return /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(hostname);
+}
+
 export function authenticate(credentials: PresentedCredentials, policy: AuthenticationPolicy): Caller {
   const { directory } = policy;
   if (directory.callers.length === 0) {
+    // With no callers no key is good: a presented one is refused, never ignored.
+    if (credentials.bearer !== undefined) throw new UnauthenticatedError('the API key is not known (no callers are configured)');
     if (!policy.protectedMode) return ANONYMOUS_CALLER;
-    if (credentials.loopback) return LOCAL_CALLER;
-    throw new UnauthenticatedError('no callers are configured, so only loopback clients are served (protected mode)');
+    if (credentials.loopback && isLoopbackHost(credentials.host)) return LOCAL_CALLER;
+    throw new UnauthenticatedError(
+      credentials.loopback
+        ? 'no callers are configured, so only loopback clients naming a loopback host are served (protected mode)'
+        : 'no callers are configured, so only loopback clients are served (protected mode)',
+    );
   }
   // A presented key must be good: a wrong one is refused even if the certificate would pass.
   if (credentials.bearer !== undefined) {

@@ -13,10 +13,17 @@ export const REQUIRED_PERMISSION: Readonly<Record<string, Permission>> = {
   'tally.v1.TokenService/RetireAlgorithm': 'keys',
   'tally.v1.TokenService/ListKeys': 'keys',
   'tally.v1.TokenService/RevokeKey': 'keys',
-  'envoy.service.auth.v3.Authorization/Check': 'introspect',
+  'envoy.service.auth.v3.Authorization/Check': 'ext_authz',
   'POST /oauth2/introspect': 'introspect',
   'POST /oauth2/revoke': 'revoke',
+  // /metrics itself needs no credential; this permission adds why introspections were inactive.
+  'GET /metrics': 'metrics',
 };
+
+/** Whether a call needs a caller at all (health, reflection and the JWKS do not). */
+export function isGuardedCall(call: string): boolean {
+  return Object.hasOwn(REQUIRED_PERMISSION, call);
+}
 
 export function authorize(caller: Caller, call: string): void {
   const permission = REQUIRED_PERMISSION[call];

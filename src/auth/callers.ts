@@ -5,7 +5,11 @@
 // API keys are kept only as SHA-256 hashes; two per caller let a key be
 // rolled over without downtime. A caller needs at least one credential.
 
-export const PERMISSIONS = ['introspect', 'issue', 'revoke', 'keys'] as const;
+import { canonicalTlsIdentity } from './tls-identity.js';
+
+// ext_authz: Envoy sidecars' Check, outside the scan limit (their traffic is end users');
+// metrics: the reasons behind inactive introspections on /metrics (docs/security.md).
+export const PERMISSIONS = ['introspect', 'issue', 'revoke', 'keys', 'ext_authz', 'metrics'] as const;
 export type Permission = (typeof PERMISSIONS)[number];
 
 export interface Caller {
@@ -93,8 +97,14 @@ export function parseCallers(text: string): CallerDirectory {
     const tlsIdentity = fields.tls_identity;
     if (tlsIdentity !== undefined) {
       if (typeof tlsIdentity !== 'string' || tlsIdentity === '') fail(`${at}.tls_identity`, 'must be a non-empty string');
-      if (byTlsIdentity.has(tlsIdentity)) fail(`${at}.tls_identity`, 'is the identity of another caller');
-      byTlsIdentity.set(tlsIdentity, caller);
+      let identity: string;
+      try {
+        identity = canonicalTlsIdentity(tlsIdentity);
+      } catch (error) {
+        fail(`${at}.tls_identity`, (error as Error).message);
+      }
+      if (byTlsIdentity.has(identity)) fail(`${at}.tls_identity`, 'is the identity of another caller');
+      byTlsIdentity.set(identity, caller);
     }
     if (hashes.length === 0 && tlsIdentity === undefined) fail(at, 'needs a credential: api_key_sha256 or tls_identity');
     callers.push(caller);

@@ -1,6 +1,7 @@
 // Checks on what callers ask the core to do. Each failure names the field at
 // fault (in proto snake_case, as callers see it) and never echoes a token.
 import { InvalidArgumentError } from './errors.js';
+import { OPAQUE_PREFIX } from './formats/opaque.js';
 import { isSigningAlgorithm, SIGNING_ALGORITHMS, type IssueInput, type JsonObject, type RevokeTarget, type SigningAlgorithm, type TokenFormat } from './types.js';
 
 export interface IssueLimits {
@@ -29,6 +30,8 @@ const RESERVED_CLAIMS = new Set([
 const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]+$/;
 // Letters, digits, '-', '_': the shape of every token id Tally hands out.
 const TOKEN_ID = /^[A-Za-z0-9_-]+$/;
+/** Every token id Tally hands out is 16 bytes in base64url; an opaque token is far longer. */
+const TOKEN_ID_LENGTH = 22;
 
 // Control characters would let an identifier forge log lines or headers.
 // eslint-disable-next-line no-control-regex
@@ -80,8 +83,10 @@ export function validateIssue(input: IssueInput, limits: IssueLimits): ValidIssu
 
   const claims = input.claims ?? {};
   for (const name of Object.keys(claims)) {
-    if (RESERVED_CLAIMS.has(name)) throw new InvalidArgumentError('claims', `"${name}" is a registered claim and cannot be set`);
+    // Case-insensitively: some verifiers and logs fold case, and "Sub" beside "sub" misleads them.
+    if (RESERVED_CLAIMS.has(name.toLowerCase())) throw new InvalidArgumentError('claims', `"${name}" is a registered claim and cannot be set`);
   }
+  checkClaimValues(claims);
   if (Buffer.byteLength(JSON.stringify(claims)) > limits.maxClaimsBytes) {
     throw new InvalidArgumentError('claims', `must be at most ${limits.maxClaimsBytes} bytes as JSON`);
   }
@@ -100,6 +105,29 @@ export function validateAlgorithm(name: string): asserts name is SigningAlgorith
   if (!isSigningAlgorithm(name)) throw new InvalidArgumentError('algorithm', `must be one of ${SIGNING_ALGORITHMS.join(', ')}`);
 }
 
+/**
+ * Claims must be answerable on every protocol: JSON has no NaN or Infinity
+ * (a Struct over protobuf binary can carry them, and Connect JSON parses
+ * 1e400 to Infinity), and "__proto__" is a key that JavaScript objects built
+ * from the claims would take for their prototype.
+ */
+function checkClaimValues(value: unknown): void {
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value)) throw new InvalidArgumentError('claims', 'numbers must be finite (no NaN or Infinity)');
+    return;
+  }
+  if (Array.isArray(value)) {
+    for (const entry of value) checkClaimValues(entry);
+    return;
+  }
+  if (typeof value === 'object' && value !== null) {
+    for (const [name, entry] of Object.entries(value)) {
+      if (name === '__proto__') throw new InvalidArgumentError('claims', '"__proto__" is not allowed as a claim name');
+      checkClaimValues(entry);
+    }
+  }
+}
+
 export function validateRevokeTarget(target: RevokeTarget, maxTokenLength: number = LIMITS.tokenLength): RevokeTarget {
   switch (target.kind) {
     case 'token':
@@ -108,6 +136,10 @@ export function validateRevokeTarget(target: RevokeTarget, maxTokenLength: numbe
       return target;
     case 'tokenId':
       if (target.tokenId === '') throw new InvalidArgumentError('token_id', 'is required');
+      // A token pasted where its id goes: refused before anyone logs it as an id.
+      if (target.tokenId.startsWith(OPAQUE_PREFIX) && target.tokenId.length > TOKEN_ID_LENGTH) {
+        throw new InvalidArgumentError('token_id', 'holds a token, not a token id; revoke a token by the "token" field');
+      }
       if (target.tokenId.length > LIMITS.tokenIdLength || !TOKEN_ID.test(target.tokenId)) {
         throw new InvalidArgumentError('token_id', 'is not a token id');
       }

@@ -47,7 +47,7 @@ export function createGuard(options: GuardOptions): Guard {
       }
       const policy: AuthenticationPolicy = { directory: options.callers(), protectedMode: options.protectedMode };
       const caller = authenticate(
-        { bearer: bearer ?? basic?.secret, tlsIdentities: peer?.tlsIdentities ?? [], loopback: peer?.loopback ?? false },
+        { bearer: bearer ?? basic?.secret, tlsIdentities: peer?.tlsIdentities ?? [], loopback: peer?.loopback ?? false, host: peer?.host },
         policy,
       );
       // The same message as an unknown key: which half was wrong is no one's business.
@@ -72,6 +72,8 @@ export function guardService<Service extends DescService>(service: Service, hand
     const handler = (handlers as Record<string, (request: unknown, context: HandlerContext) => unknown>)[method.localName]!;
     const call = `${service.typeName}/${method.name}`;
     guarded[method.localName] = (request: unknown, context: HandlerContext) => {
+      // Already checked for this very call by the gRPC port's interceptor, before its message was read.
+      if (callerOf(context.values) !== undefined) return handler(request, context);
       const details = callDetailsOf(context.values);
       const peer = peerOf(context.values);
       // The gRPC adapter reads the credential from metadata, sparing a Headers object per call.

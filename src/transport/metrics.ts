@@ -9,6 +9,11 @@
 // code names, inactive reasons, operations, key ids that are public anyway,
 // caller names from the callers file): never a token, a credential or
 // anything a client typed.
+//
+// Why introspections were inactive is kept apart, in a registry of its own
+// rendered only for callers with the `metrics` permission: /metrics needs no
+// credential, and a reason counter moving as someone's introspection fails
+// would tell an observer what the caller itself is never told.
 
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { TokenService } from '../core/token-service.js';
@@ -40,8 +45,8 @@ export interface Metrics {
   readonly countLeaseLapse: () => void;
   /** The scan limiter, with every introspection it refuses counted by caller. */
   countScanLimitRefusals(limiter: ScanLimiter): ScanLimiter;
-  /** The exposition text and its content type. */
-  render(): Promise<{ contentType: string; body: string }>;
+  /** The exposition text and its content type; with the reasons behind inactive introspections only when asked. */
+  render(options?: { withInactiveReasons?: boolean }): Promise<{ contentType: string; body: string }>;
 }
 
 export interface MetricsOptions {
@@ -75,9 +80,16 @@ export function createMetrics(options: MetricsOptions): Metrics {
   });
   const introspections = new Counter({
     name: 'tally_introspections_total',
-    help: 'Introspection outcomes on any endpoint: result active or inactive, and why inactive.',
-    labelNames: ['result', 'reason'] as const,
+    help: 'Introspection outcomes on any endpoint: result active or inactive.',
+    labelNames: ['result'] as const,
     registers: [registry],
+  });
+  const reasonsRegistry = new Registry();
+  const inactiveReasons = new Counter({
+    name: 'tally_introspection_inactive_reasons_total',
+    help: 'Why introspections were inactive, on any endpoint (shown only to callers with the metrics permission).',
+    labelNames: ['reason'] as const,
+    registers: [reasonsRegistry],
   });
   const storeDuration = new Histogram({
     name: 'tally_store_operation_duration_seconds',
@@ -172,7 +184,9 @@ export function createMetrics(options: MetricsOptions): Metrics {
     return { calls: calls.labels(labels), duration: callDuration.labels(labels) };
   });
   const storeSeries = boundSeries((operation: string, outcome: string) => storeDuration.labels({ operation, outcome }));
-  const introspectionSeries = boundSeries((result: string, reason: string) => introspections.labels({ result, reason }));
+  const activeSeries = introspections.labels({ result: 'active' });
+  const inactiveSeries = introspections.labels({ result: 'inactive' });
+  const reasonSeries = boundSeries((reason: string) => inactiveReasons.labels({ reason }));
   const jwtSeries = boundSeries((algorithm: string) => jwtsIssued.labels({ algorithm }));
   const activeDuration = introspectionDuration.labels({ result: 'active' });
   const inactiveDuration = introspectionDuration.labels({ result: 'inactive' });
@@ -196,10 +210,11 @@ export function createMetrics(options: MetricsOptions): Metrics {
         const result = await tokens.introspect(input);
         const seconds = (performance.now() - started) / 1000;
         if (result.active) {
-          introspectionSeries('active', '').inc();
+          activeSeries.inc();
           activeDuration.observe(seconds);
         } else {
-          introspectionSeries('inactive', result.reason).inc();
+          inactiveSeries.inc();
+          reasonSeries(result.reason).inc();
           inactiveDuration.observe(seconds);
         }
         return result;
@@ -230,7 +245,11 @@ export function createMetrics(options: MetricsOptions): Metrics {
         return allowed;
       },
     }),
-    render: async () => ({ contentType: registry.contentType, body: await registry.metrics() }),
+    render: async (renderOptions = {}) => {
+      const body = await registry.metrics();
+      if (renderOptions.withInactiveReasons !== true) return { contentType: registry.contentType, body };
+      return { contentType: registry.contentType, body: `${body}${await reasonsRegistry.metrics()}` };
+    },
   };
 }
 

@@ -17,6 +17,8 @@ export interface PeerInfo {
    * (null: none sent); undefined: read it from the handler context's headers.
    */
   authorization?: string | null;
+  /** The Host header or :authority the client named (protected mode checks it); undefined when none came. */
+  host?: string;
 }
 
 export const peerKey = createContextKey<PeerInfo | undefined>(undefined, { description: 'tally peer' });

@@ -8,6 +8,7 @@ import type { MessageInitShape } from '@bufbuild/protobuf';
 import type { Duration } from '@bufbuild/protobuf/wkt';
 import { timestampFromMs } from '@bufbuild/protobuf/wkt';
 import { InvalidArgumentError } from '../core/errors.js';
+import { validateRevokeTarget } from '../core/validation.js';
 import type { TokenService } from '../core/token-service.js';
 import { validateAlgorithm } from '../core/validation.js';
 import {
@@ -105,7 +106,11 @@ export function createTokenServiceHandlers(tokens: TokenService, options: TokenS
 
     async revoke(request, context) {
       const target = revokeTargetFromProto(request.target);
-      if (target.kind === 'tokenId') recordTokenId(context, target.tokenId);
+      // Checked before it is logged: a token sent as token_id must not reach the log as an id.
+      if (target.kind === 'tokenId') {
+        validateRevokeTarget(target);
+        recordTokenId(context, target.tokenId);
+      }
       const caller = callerOf(context.values);
       if (caller !== undefined && target.kind !== 'token' && target.kind !== 'tokenId') authorizeBroadRevoke(caller);
       await untilAborted(context, () => tokens.revoke(target, { callerAudiences: caller?.audiences }));

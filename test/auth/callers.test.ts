@@ -20,7 +20,10 @@ describe('the callers file', () => {
     ['an unknown permission', '{"callers":[{"name":"a","permissions":["root"],"tls_identity":"x"}]}', /callers\[0\].permissions: "root" is not one of/],
     ['a malformed hash', '{"callers":[{"name":"a","api_key_sha256":["abc"]}]}', /callers\[0\].api_key_sha256\[0\]: must be the 64 hex digits/],
     ['three keys', JSON.stringify({ callers: [{ name: 'a', api_key_sha256: ['a', 'b', 'c'].map(apiKeyHash) }] }), /at most 2 keys/],
-    ['a duplicate name', '{"callers":[{"name":"a","tls_identity":"x"},{"name":"a","tls_identity":"y"}]}', /callers\[1\].name: "a" is used twice/],
+    ['a duplicate name', '{"callers":[{"name":"a","tls_identity":"CN=x"},{"name":"a","tls_identity":"CN=y"}]}', /callers\[1\].name: "a" is used twice/],
+    ['a bare common name as tls_identity', '{"callers":[{"name":"a","tls_identity":"billing"}]}', /callers\[0\].tls_identity: must be a URI SAN .* or a subject/],
+    ['a subject with a dangling escape', '{"callers":[{"name":"a","tls_identity":"CN=billing\\\\"}]}', /callers\[0\].tls_identity/],
+    ['one subject twice, written two ways', '{"callers":[{"name":"a","tls_identity":"O=Example,CN=b"},{"name":"b","tls_identity":"o=Example, cn=b"}]}', /callers\[1\].tls_identity: is the identity of another caller/],
     ['a shared key', JSON.stringify({ callers: [{ name: 'a', api_key_sha256: [apiKeyHash('k')] }, { name: 'b', api_key_sha256: [apiKeyHash('k')] }] }), /another caller has/],
     ['an unknown field', '{"callers":[{"name":"a","tls_identity":"x","api_key":"plain"}]}', /callers\[0\].api_key: is not a known field/],
     ['empty audiences', '{"callers":[{"name":"a","tls_identity":"x","audiences":[]}]}', /callers\[0\].audiences: must name at least one/],
@@ -62,9 +65,32 @@ describe('authentication', () => {
   });
 
   it('in protected mode with no callers, serves loopback peers only', () => {
-    expect(authenticate({ loopback: true }, { directory: NO_CALLERS, protectedMode: true })).toBe(LOCAL_CALLER);
-    expect(() => authenticate({ loopback: false }, { directory: NO_CALLERS, protectedMode: true })).toThrow(/protected mode/);
+    expect(authenticate({ loopback: true, host: '127.0.0.1:8080' }, { directory: NO_CALLERS, protectedMode: true })).toBe(LOCAL_CALLER);
+    expect(() => authenticate({ loopback: false, host: '127.0.0.1:8080' }, { directory: NO_CALLERS, protectedMode: true })).toThrow(/protected mode/);
     expect(authenticate({ loopback: false }, { directory: NO_CALLERS, protectedMode: false }).name).toBe('anonymous');
+  });
+
+  it.each(['localhost', 'localhost:8080', 'LOCALHOST', 'tally.localhost:50051', '127.0.0.1', '127.1.2.3:80', '[::1]', '[::1]:8080'])(
+    'in protected mode, serves a loopback peer that names the loopback host %s',
+    (host) => {
+      expect(authenticate({ loopback: true, host }, { directory: NO_CALLERS, protectedMode: true })).toBe(LOCAL_CALLER);
+    },
+  );
+
+  it.each([
+    ['a rebinding name', 'attacker.example'],
+    ['a rebinding name with a port', 'attacker.example:8080'],
+    ['a name that merely starts like localhost', 'localhost.attacker.example'],
+    ['a non-loopback address', '10.0.0.1:8080'],
+    ['no Host at all', undefined],
+  ])('in protected mode, refuses a loopback peer that names %s (DNS rebinding)', (_name, host) => {
+    expect(() => authenticate({ loopback: true, host }, { directory: NO_CALLERS, protectedMode: true })).toThrow(/protected mode/);
+  });
+
+  it.each([true, false])('with no callers, refuses a presented key even from loopback (protected mode %s)', (protectedMode) => {
+    expect(() => authenticate({ bearer: 'anything', loopback: true, host: 'localhost' }, { directory: NO_CALLERS, protectedMode })).toThrow(
+      expect.objectContaining({ code: 'ERR_UNAUTHENTICATED' }),
+    );
   });
 
   it.each([

@@ -151,6 +151,12 @@ describe('issue', () => {
     ['a lifetime under a second', { subject: 'a', ttlMs: 10 }, 'ttl'],
     ['a registered claim', { subject: 'a', claims: { sub: 'mallory' } }, 'claims'],
     ['huge claims', { subject: 'a', claims: { blob: 'x'.repeat(10_000) } }, 'claims'],
+    ['a registered claim in other case', { subject: 'a', claims: { Sub: 'mallory' } }, 'claims'],
+    ['a registered claim in capitals', { subject: 'a', claims: { CLIENT_ID: 'mallory' } }, 'claims'],
+    ['an infinite number', { subject: 'a', claims: { n: Number.POSITIVE_INFINITY } }, 'claims'],
+    ['NaN deep inside', { subject: 'a', claims: { list: [{ n: Number.NaN }] } }, 'claims'],
+    ['a "__proto__" claim', { subject: 'a', claims: JSON.parse('{"__proto__": {"admin": true}}') }, 'claims'],
+    ['a nested "__proto__" key', { subject: 'a', claims: JSON.parse('{"profile": {"__proto__": {"admin": true}}}') }, 'claims'],
     ['too many audiences', { subject: 'a', audience: Array.from({ length: 33 }, (_, i) => `aud-${i}`) }, 'audience'],
   ])('refuses %s, naming the field', async (_name, input, field) => {
     const { service } = await replica();

@@ -2,6 +2,7 @@
 // keys (both of a caller's keys), permissions, audiences, the scan limit,
 // the proto's validation rules, refusals logged by caller name and never with
 // a key, and a callers file re-read when it changes.
+import { request as httpRequest } from 'node:http';
 import * as grpc from '@grpc/grpc-js';
 import { Code, ConnectError, createClient } from '@connectrpc/connect';
 import { createConnectTransport } from '@connectrpc/connect-node';
@@ -10,6 +11,7 @@ import { TokenService } from '../../src/gen/tally/v1/token_service_pb.js';
 import { newApiKey, writeCallersFile, type TestCaller } from '../support/callers-file.js';
 import { eventually } from '../support/eventually.js';
 import { createGrpcTestClient, grpcStatusOf } from '../support/grpc-client.js';
+import { startRawGrpcCall } from '../support/raw-grpc.js';
 import { startTally, type TallyProcess } from '../support/tally-process.js';
 
 const { issue, introspect, revoke, listKeys } = TokenService.method;
@@ -248,3 +250,102 @@ describe('callers from the callers file', () => {
     }
   });
 });
+
+describe('a callers file emptied while Tally runs', () => {
+  const opsKey = newApiKey();
+
+  it('is refused: the previous callers stay, loopback clients without a key stay refused, and the log says why', async () => {
+    const callersFile = writeCallersFile([{ name: 'ops', permissions: ['issue', 'introspect', 'revoke', 'keys'], apiKeys: [opsKey] }]);
+    const tally = await startTally({ env: { TALLY_CALLERS_FILE: callersFile } });
+    const ops = clientsFor(tally, opsKey);
+    const anonymous = clientsFor(tally);
+    try {
+      writeCallersFile([], callersFile);
+      await eventually(async () => {
+        const line = tally.logs().find((entry) => entry.level === 'error' && String(entry.msg).includes('callers file'));
+        expect(JSON.stringify(line)).toContain('TALLY_CALLERS_ALLOW_EMPTY');
+      }, 10_000);
+      expect((await ops.grpc.unary(issue, { subject: 'still-ops' }, { metadata: ops.metadata })).token).not.toBe('');
+      expect((await grpcStatusOf(anonymous.grpc.unary(issue, { subject: 'anyone' }))).code).toBe(grpc.status.UNAUTHENTICATED);
+      expect(await connectCodeOf(anonymous.connect.issue({ subject: 'anyone' }))).toBe(Code.Unauthenticated);
+    } finally {
+      ops.close();
+      anonymous.close();
+      await tally.stop();
+    }
+  });
+
+  it('is taken with TALLY_CALLERS_ALLOW_EMPTY=yes, and then a presented key is still refused', async () => {
+    const callersFile = writeCallersFile([{ name: 'ops', permissions: ['issue', 'introspect', 'revoke', 'keys'], apiKeys: [opsKey] }]);
+    const tally = await startTally({ env: { TALLY_CALLERS_FILE: callersFile, TALLY_CALLERS_ALLOW_EMPTY: 'yes' } });
+    const ops = clientsFor(tally, opsKey);
+    const anonymous = clientsFor(tally);
+    try {
+      writeCallersFile([], callersFile);
+      // Protected mode now decides: the loopback client without a key is served...
+      await eventually(async () => {
+        await anonymous.grpc.unary(issue, { subject: 'local' });
+      }, 10_000);
+      // ...and a key, which no caller has any more, is refused rather than ignored.
+      expect((await grpcStatusOf(ops.grpc.unary(issue, { subject: 'was-ops' }, { metadata: ops.metadata }))).code).toBe(grpc.status.UNAUTHENTICATED);
+      expect(await connectCodeOf(ops.connect.issue({ subject: 'was-ops' }, { headers: ops.headers }))).toBe(Code.Unauthenticated);
+    } finally {
+      ops.close();
+      anonymous.close();
+      await tally.stop();
+    }
+  });
+});
+
+describe('protected mode and the Host a client names', () => {
+  let tally: TallyProcess;
+  beforeAll(async () => {
+    tally = await startTally();
+  });
+  afterAll(async () => {
+    await tally?.stop();
+  });
+
+  it('refuses a loopback client naming another host (DNS rebinding) on both ports, and serves one naming localhost', async () => {
+    const httpPort = Number(new URL(tally.httpUrl).port);
+    const rebound = await httpExchange(httpPort, 'attacker.example');
+    expect(rebound.status).toBe(401);
+    expect((await httpExchange(httpPort, `localhost:${httpPort}`)).status).toBe(200);
+
+    const refused = await grpcExchange(tally.grpcAddress, 'attacker.example:50051');
+    expect(refused).toBe(grpc.status.UNAUTHENTICATED);
+    expect(await grpcExchange(tally.grpcAddress, tally.grpcAddress)).toBe(grpc.status.OK);
+  });
+
+  it('refuses a wrong key from loopback, where no key at all would be served', async () => {
+    const { grpc: client, connect, close } = clientsFor(tally, 'not-a-key');
+    try {
+      expect((await grpcStatusOf(client.unary(listKeys, {}, { metadata: { authorization: 'Bearer not-a-key' } }))).code).toBe(grpc.status.UNAUTHENTICATED);
+      expect(await connectCodeOf(connect.listKeys({}, { headers: { authorization: 'Bearer not-a-key' } }))).toBe(Code.Unauthenticated);
+    } finally {
+      close();
+    }
+  });
+});
+
+/** ListKeys over Connect JSON with the Host header given (fetch will not send another Host). */
+function httpExchange(port: number, host: string): Promise<{ status: number }> {
+  return new Promise((resolve, reject) => {
+    const request = httpRequest(
+      { host: '127.0.0.1', port, method: 'POST', path: '/tally.v1.TokenService/ListKeys', headers: { host, 'content-type': 'application/json' }, agent: false },
+      (response) => {
+        response.resume();
+        resolve({ status: response.statusCode ?? 0 });
+      },
+    );
+    request.on('error', reject);
+    request.end('{}');
+  });
+}
+
+/** ListKeys over raw HTTP/2 gRPC with the :authority given: the grpc-status. */
+async function grpcExchange(address: string, authority: string): Promise<number> {
+  const call = startRawGrpcCall(address, '/tally.v1.TokenService/ListKeys', { [':authority']: authority });
+  call.send(new Uint8Array(0));
+  return (await call.result).status;
+}

@@ -85,6 +85,9 @@ function jsonBodies(maxMessageBytes: number): Array<[string, string | Buffer]> {
     ['deep nesting', `{"subject":"a","claims":{"k":${'['.repeat(5000)}${']'.repeat(5000)}}}`],
     ['oversized', `{"token": "${'x'.repeat(maxMessageBytes + 1024)}"}`],
     ['a huge number', '{"subject": "a", "ttl": "1e400s"}'],
+    ['a claim no JSON answer can hold', '{"subject": "a", "claims": {"n": 1e400, "m": -1e400}}'],
+    ['a registered claim in capitals', '{"subject": "a", "claims": {"SUB": "mallory", "Client_Id": "x"}}'],
+    ['a "__proto__" claim', '{"subject": "a", "claims": {"__proto__": {"admin": true}}}'],
   ];
 }
 

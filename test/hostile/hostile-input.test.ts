@@ -19,9 +19,12 @@ import { startTally, type TallyProcess } from '../support/tally-process.js';
 import { buildCases, HTTP_ENDPOINTS, introspectBody } from './cases.js';
 import { forgeTokens } from './forged-tokens.js';
 import { createRawGrpcSender, frame, grpcWebStatus, isServerFault, sendHttp, type Outcome } from './senders.js';
+import { openSession, openSocket, unfinishedCall, within } from '../support/held-connections.js';
+import { eventually } from '../support/eventually.js';
 
 const MAX_MESSAGE_BYTES = 64 * 1024;
 const PROPERTY_RUNS = 10_000;
+const MAX_CONNECTIONS = 64;
 const ISSUER = 'https://tally.hostile.test';
 
 const figures = { casesRun: 0, propertyRequests: 0, crashes: 0, internalAnswers: 0, forgedAccepted: 0, storedLost: 0 };
@@ -82,6 +85,10 @@ beforeAll(async () => {
       // Forged tokens must reach the verifier, not the scan limiter.
       TALLY_SCAN_LIMIT_RATE: '0',
       TALLY_MAX_MESSAGE_BYTES: String(MAX_MESSAGE_BYTES),
+      // The bounds a client meets before any credential, small enough to reach here.
+      TALLY_MAX_CONNECTIONS: String(MAX_CONNECTIONS),
+      TALLY_HTTP_HEADERS_TIMEOUT: '1s',
+      TALLY_HTTP_REQUEST_TIMEOUT: '2s',
     },
   });
   void tally.exited().then(() => (exited = true));
@@ -213,6 +220,44 @@ describe('hostile input', () => {
     expect(figures.propertyRequests).toBe(PROPERTY_RUNS);
     expect(faults).toEqual([]);
   }, 120_000);
+
+  it('holds clients without a good credential to bounded streams, connections and time, and stays up', async () => {
+    // 150 calls with a wrong key on one connection, each holding back most of a 60 KB message:
+    // each is refused from its metadata and its stream reset, never buffered.
+    const session = openSession(tally.grpcAddress);
+    try {
+      await within(new Promise<void>((resolve) => session.once('remoteSettings', () => resolve())), 3_000, 'SETTINGS');
+      expect(session.remoteSettings.maxConcurrentStreams).toBe(100);
+      const outcomes = await within(
+        Promise.all(Array.from({ length: 150 }, () => unfinishedCall(session, `/${TokenService.typeName}/Issue`, { authorization: 'Bearer not-a-key' }).closed)),
+        10_000,
+        'answers to 150 unfinished calls',
+      );
+      for (const outcome of outcomes) expect([outcome.status, outcome.rstCode]).not.toEqual([undefined, 0]);
+      expect(outcomes.filter((outcome) => outcome.status === 16).length).toBeGreaterThanOrEqual(100);
+    } finally {
+      session.destroy();
+    }
+    // Connections past the cap, on both ports, are closed at once.
+    for (const port of [Number(tally.grpcAddress.split(':')[1]), Number(new URL(tally.httpUrl).port)]) {
+      const sockets = Array.from({ length: MAX_CONNECTIONS + 8 }, () => openSocket(port));
+      try {
+        await eventually(async () => expect(sockets.filter((socket) => socket.closedByServer()).length).toBeGreaterThanOrEqual(8), 5_000);
+      } finally {
+        for (const { socket } of sockets) socket.destroy();
+      }
+    }
+    // A body that stops coming on the HTTP port: 408 and closed within the request timeout.
+    const slow = openSocket(Number(new URL(tally.httpUrl).port), `POST /${TokenService.typeName}/Introspect HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"token": "`);
+    try {
+      await eventually(async () => expect(slow.closedByServer()).toBe(true), 5_000);
+      expect(slow.received()).toMatch(/^HTTP\/1\.1 408 /);
+    } finally {
+      slow.socket.destroy();
+    }
+    await eventually(async () => expect((await fetch(`${tally.httpUrl}/healthz`)).status).toBe(200), 5_000);
+    expect(exited).toBe(false);
+  }, 60_000);
 
   it('keeps every token issued before the barrage active after it', async () => {
     for (const token of stored) {

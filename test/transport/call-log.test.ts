@@ -2,6 +2,11 @@
 // x-request-id, so an operator can match Tally's line to the caller's logs;
 // an id that could forge or bloat log fields is dropped, not cleaned.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createLogger } from '../../src/log.js';
+import { createCallLogger } from '../../src/transport/call-log.js';
+import { createHttpServer, type HttpServer } from '../../src/transport/http/server.js';
+import type { Readiness } from '../../src/transport/readiness.js';
+import type { TokenServiceHandlers } from '../../src/transport/service.js';
 import { TokenService } from '../../src/gen/tally/v1/token_service_pb.js';
 import { eventually } from '../support/eventually.js';
 import { startInProcessTally, type InProcessTally } from '../support/in-process-tally.js';
@@ -46,5 +51,43 @@ describe('request ids in call log lines', () => {
     await clients.grpc.unary(TokenService.method.listKeys, {}, { metadata: { 'x-request-id': marker } });
     await lineWith(marker);
     expect(tally.logs().some((entry) => entry.request_id === requestId)).toBe(false);
+  });
+});
+
+describe('the outcome in the call log', () => {
+  // A handler that succeeds with an answer JSON cannot hold: connect-node
+  // fails the call after the handler returned, and the log must say so.
+  let server: HttpServer;
+  let url: string;
+  const lines: Record<string, unknown>[] = [];
+  beforeAll(async () => {
+    const logger = createLogger({ level: 'info', destination: { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) } });
+    const handlers = { introspect: () => ({ active: true, claims: { n: Number.POSITIVE_INFINITY } }) } as unknown as TokenServiceHandlers;
+    server = createHttpServer({
+      handlers,
+      readiness: { serving: () => true } as unknown as Readiness,
+      logCall: createCallLogger(logger),
+      logger,
+      maxMessageBytes: 64 * 1024,
+    });
+    url = `http://127.0.0.1:${await server.listen('127.0.0.1', 0)}`;
+  });
+  afterAll(async () => {
+    await server?.shutdown(1_000);
+  });
+
+  it('records the error the client got when the answer could not be written as JSON, not ok', async () => {
+    const response = await fetch(`${url}/tally.v1.TokenService/Introspect`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ token: 'x' }),
+    });
+    expect(response.status).toBe(500);
+    const line = await eventually(async () => {
+      const found = lines.find((entry) => entry.method === 'tally.v1.TokenService/Introspect');
+      if (found === undefined) throw new Error('no call line yet');
+      return found;
+    }, 2_000);
+    expect(line.code).toBe('internal');
   });
 });

@@ -141,3 +141,24 @@ describe('Introspect on the HTTP port', () => {
     }
   });
 });
+
+describe('Issue claims every protocol can answer', () => {
+  it('refuses a claim of 1e400 sent as Connect JSON with INVALID_ARGUMENT on claims, before any token exists', async () => {
+    const tally = await startInProcessTally();
+    try {
+      for (const claims of ['{"n": 1e400}', '{"list": [1, -1e400]}', '{"Sub": "mallory"}', '{"__proto__": {"admin": true}}']) {
+        const response = await fetch(`${tally.httpUrl}/tally.v1.TokenService/Issue`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: `{"subject": "a", "claims": ${claims}}`,
+        });
+        const body = (await response.json()) as { code?: string; message?: string };
+        expect(response.status, claims).toBe(400);
+        expect(body.code).toBe('invalid_argument');
+        expect(body.message?.startsWith('claims:'), claims).toBe(true);
+      }
+    } finally {
+      await tally.close();
+    }
+  });
+});

@@ -21,9 +21,11 @@ import { createGrpcTestClient, grpcStatusOf, type GrpcTestClient } from '../supp
 import { startTally, type TallyProcess } from '../support/tally-process.js';
 
 const callers = writeCallersFile([
-  { name: 'envoy', permissions: ['introspect'] },
-  { name: 'envoy-for-orders', permissions: ['introspect'], audiences: ['orders'] },
+  { name: 'envoy', permissions: ['ext_authz'] },
+  { name: 'envoy-for-orders', permissions: ['ext_authz'], audiences: ['orders'] },
   { name: 'issuer', permissions: ['issue', 'revoke'] },
+  { name: 'reader', permissions: ['introspect'] },
+  { name: 'reader-and-sidecar', permissions: ['introspect', 'ext_authz'] },
 ]);
 
 type CheckInit = MessageInitShape<typeof CheckRequestSchema>;
@@ -162,6 +164,8 @@ describe('Envoy ext_authz Check', () => {
       [{}, GrpcStatus.UNAUTHENTICATED],
       [{ authorization: 'Bearer not-a-key' }, GrpcStatus.UNAUTHENTICATED],
       [issuer, GrpcStatus.PERMISSION_DENIED],
+      // Introspect callers cannot borrow the sidecars' path, which has no scan limit for sidecars.
+      [{ authorization: `Bearer ${callers.keys.reader}` }, GrpcStatus.PERMISSION_DENIED],
     ];
     for (const [metadata, code] of cases) {
       const failure = await grpcStatusOf(grpc.unary(Authorization.method.check, request, { metadata }));
@@ -222,8 +226,44 @@ describe('Envoy ext_authz Check with TALLY_PHANTOM_TOKEN_TTL', () => {
     expect(decodeProtectedHeader(jwt).typ).toBe(INTERNAL_JWT_TYPE);
     // Leaked back to the edge, the internal JWT is no access token.
     const introspected = await grpc.unary(TokenService.method.introspect, { token: jwt }, {
-      metadata: { authorization: `Bearer ${callers.keys.envoy}` },
+      metadata: { authorization: `Bearer ${callers.keys.reader}` },
     });
     expect(introspected.active).toBe(false);
+  });
+});
+
+describe('Envoy ext_authz Check and the scan limit', () => {
+  let tally: TallyProcess;
+  let grpc: GrpcTestClient;
+
+  beforeAll(async () => {
+    tally = await startTally({ env: { TALLY_CALLERS_FILE: callers.path, TALLY_SCAN_LIMIT_RATE: '1', TALLY_SCAN_LIMIT_BURST: '3' } });
+    grpc = createGrpcTestClient(tally.grpcAddress);
+  });
+  afterAll(async () => {
+    grpc?.close();
+    await tally?.stop();
+  });
+
+  const junkChecks = async (caller: string, count: number) => {
+    const codes: number[] = [];
+    for (let index = 0; index < count; index += 1) {
+      const request = checkRequest({ authorization: `Bearer tly_made-up-${index}` });
+      const outcome = await grpc
+        .unary(Authorization.method.check, request, { metadata: { authorization: `Bearer ${callers.keys[caller]}` } })
+        .then(() => GrpcStatus.OK, (error: { code: GrpcStatus }) => error.code);
+      codes.push(outcome);
+    }
+    return codes;
+  };
+
+  it('keeps the scan limit on a caller that holds introspect, on the ext_authz path too', async () => {
+    const codes = await junkChecks('reader-and-sidecar', 10);
+    expect(codes).toContain(GrpcStatus.RESOURCE_EXHAUSTED);
+  });
+
+  it('never limits a sidecar that holds ext_authz alone, whatever its end users send', async () => {
+    const codes = await junkChecks('envoy', 10);
+    expect(codes).toEqual(Array(10).fill(GrpcStatus.OK));
   });
 });

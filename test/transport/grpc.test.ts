@@ -101,6 +101,19 @@ describe('TokenService over gRPC (grpc-js server, independent grpc-js client)', 
     await expect(client.unary(revoke, { target: { case: 'tokenId', value: 'unknown-id' } })).resolves.toBeDefined();
   });
 
+  it('refuses a token sent as token_id with INVALID_ARGUMENT, leaves the token active and never logs it', async () => {
+    const issued = await client.unary(issue, { subject: 'pasted-into-token-id' });
+    const status = await grpcStatusOf(client.unary(revoke, { target: { case: 'tokenId', value: issued.token } }));
+    expect(status.code).toBe(grpc.status.INVALID_ARGUMENT);
+    expect(status.details.startsWith('token_id:')).toBe(true);
+    expect(status.details).not.toContain(issued.token);
+    expect((await client.unary(introspect, { token: issued.token })).active).toBe(true);
+    await eventually(async () => {
+      expect(tally.logs().some((line) => line.method === 'tally.v1.TokenService/Revoke' && line.code === 'invalid_argument')).toBe(true);
+    }, 2_000);
+    expect(tally.rawLogs()).not.toContain(issued.token);
+  });
+
   it('rotates keys: the new key is active, the old one retiring, and ListKeys agrees', async () => {
     const before = await client.unary(listKeys, {});
     const rotated = await client.unary(rotateKeys, { algorithm: 'EdDSA' });

@@ -25,12 +25,17 @@ function sample(exposition: string, name: string, labels: Record<string, string>
 }
 
 describe('GET /metrics', () => {
-  const callers = writeCallersFile([{ name: 'admin', permissions: ['issue', 'introspect', 'revoke', 'keys'] }]);
+  const callers = writeCallersFile([
+    { name: 'admin', permissions: ['issue', 'introspect', 'revoke', 'keys', 'ext_authz', 'metrics'] },
+    { name: 'reader', permissions: ['introspect'] },
+    { name: 'scraper', permissions: ['metrics'] },
+  ]);
   const admin = { authorization: `Bearer ${callers.keys.admin}` };
+  const scraper = { authorization: `Bearer ${callers.keys.scraper}` };
   let tally: TallyProcess;
   let grpc: GrpcTestClient;
-  const scrape = async () => {
-    const response = await fetch(`${tally.httpUrl}/metrics`);
+  const scrape = async (headers: Record<string, string> = scraper) => {
+    const response = await fetch(`${tally.httpUrl}/metrics`, { headers });
     expect(response.status).toBe(200);
     expect(response.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
     return response.text();
@@ -92,7 +97,8 @@ describe('GET /metrics', () => {
     expect(moved('tally_calls_total', { method: 'other', protocol: 'connect' })).toBe(1);
     expect(moved('tally_call_duration_seconds_count', { method: 'tally.v1.TokenService/Issue', code: 'ok' })).toBe(1);
     expect(moved('tally_introspections_total', { result: 'active' })).toBe(2);
-    expect(moved('tally_introspections_total', { result: 'inactive', reason: 'malformed' })).toBe(1);
+    expect(moved('tally_introspections_total', { result: 'inactive' })).toBe(1);
+    expect(moved('tally_introspection_inactive_reasons_total', { reason: 'malformed' })).toBe(1);
     expect(moved('tally_store_operation_duration_seconds_count', { operation: 'putToken', outcome: 'ok' })).toBe(1);
     expect(after).not.toContain(token);
     expect(after).not.toContain(callers.keys.admin);
@@ -111,6 +117,42 @@ describe('GET /metrics', () => {
     const moved = (algorithm: string) => sample(after, 'tally_jwts_issued_total', { algorithm }) - sample(before, 'tally_jwts_issued_total', { algorithm });
     expect(moved('EdDSA')).toBe(1);
     expect(moved('ML-DSA-65')).toBe(2);
+  });
+});
+
+describe('GET /metrics without the metrics permission', () => {
+  const callers = writeCallersFile([
+    { name: 'reader', permissions: ['introspect'] },
+    { name: 'scraper', permissions: ['metrics'] },
+  ]);
+  let tally: TallyProcess;
+  let grpc: GrpcTestClient;
+
+  beforeAll(async () => {
+    tally = await startTally({ env: { TALLY_CALLERS_FILE: callers.path } });
+    grpc = createGrpcTestClient(tally.grpcAddress);
+  });
+  afterAll(async () => {
+    grpc?.close();
+    await tally?.stop();
+  });
+
+  it('tells an unauthenticated scraper nothing of why introspections were inactive, as it does not tell the caller', async () => {
+    const reader = { authorization: `Bearer ${callers.keys.reader}` };
+    for (const token of ['tly_unknown', 'not-a-token']) await grpc.unary(TokenService.method.introspect, { token }, { metadata: reader });
+    const anonymous = await (await fetch(`${tally.httpUrl}/metrics`)).text();
+    expect(anonymous).toContain('tally_introspections_total{result="inactive"} 2');
+    expect(anonymous).not.toMatch(/reason=/);
+    expect(anonymous).not.toContain('tally_introspection_inactive_reasons_total');
+    const scraped = await (await fetch(`${tally.httpUrl}/metrics`, { headers: { authorization: `Bearer ${callers.keys.scraper}` } })).text();
+    expect(scraped).toContain('tally_introspection_inactive_reasons_total{reason="malformed"} 2');
+  });
+
+  it('refuses a wrong key (401) and a caller without the permission (403) rather than falling back', async () => {
+    const wrong = await fetch(`${tally.httpUrl}/metrics`, { headers: { authorization: 'Bearer wrong' } });
+    expect(wrong.status).toBe(401);
+    expect(wrong.headers.get('www-authenticate')).toMatch(/^Bearer /);
+    expect((await fetch(`${tally.httpUrl}/metrics`, { headers: { authorization: `Bearer ${callers.keys.reader}` } })).status).toBe(403);
   });
 });
 

@@ -3,6 +3,7 @@
 // bytes, following the RFCs' examples and error cases.
 
 import { connect } from 'node:net';
+import { gzipSync } from 'node:zlib';
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, type JSONWebKeySet } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TokenService } from '../../src/gen/tally/v1/token_service_pb.js';
@@ -166,6 +167,8 @@ describe('OAuth endpoints', () => {
         { name: 'a good key under another caller\'s name', path, init: form('token=a', { authorization: basic('billing-api', callers.keys['orders-api']) }), status: 401, error: 'invalid_client' },
         { name: 'a caller without the permission', path, init: form('token=a', { authorization: basic('issuer') }), status: 403, error: 'unauthorized_client' },
         { name: 'a JSON body', path, init: form('{"token":"a"}', { 'content-type': 'application/json' }), status: 415, error: 'invalid_request' },
+        { name: 'a gzip body', path, init: { ...form('token=a'), body: new Uint8Array(gzipSync('token=a')), headers: { 'content-type': FORM, 'content-encoding': 'gzip', authorization: basic('orders-api') } }, status: 415, error: 'invalid_request' },
+        { name: 'a body in an unknown content coding', path, init: form('token=a', { 'content-encoding': 'x-made-up' }), status: 415, error: 'invalid_request' },
         { name: 'a body over the size limit', path, init: form(`token=${'a'.repeat(70 * 1024)}`), status: 413, error: 'invalid_request' },
         { name: 'GET', path, init: { method: 'GET' }, status: 405 },
         { name: 'PUT', path, init: { method: 'PUT', body: 'token=a' }, status: 405 },
@@ -176,6 +179,8 @@ describe('OAuth endpoints', () => {
       const response = await fetch(`${tally.httpUrl}${path}`, init);
       expect(response.status).toBe(status);
       if (status === 405) expect(response.headers.get('allow')).toBe('POST');
+      // RFC 7694 §3: a 415 for a content coding says which codings are accepted.
+      if ((init.headers as Record<string, string> | undefined)?.['content-encoding'] !== undefined) expect(response.headers.get('accept-encoding')).toBe('identity');
       if (error !== undefined) expect(((await response.json()) as { error: string }).error).toBe(error);
       if (challenge !== undefined) expect(response.headers.get('www-authenticate')).toMatch(challenge);
     });

@@ -233,6 +233,25 @@ describe('mutual TLS', () => {
     expect((refused as ConnectError).code).toBe(Code.Unauthenticated);
   });
 
+  it.each([
+    // One O attribute whose value holds a comma: joined without escaping, it read as O=Tally Tests,CN=billing.
+    ['a subject attribute that spells out another subject', '/O=Tally Tests,CN=billing', undefined],
+    // A SPIFFE ID comes only from a URI SAN: a common name that looks like one names no one.
+    ['a common name that looks like a SPIFFE ID, and no URI SAN', '/CN=spiffe:\\/\\/tally.test\\/ns\\/shop\\/sa\\/orders', undefined],
+  ])('does not take %s for a caller', async (_name, subject, uri) => {
+    const impostor = ca.client(subject, uri);
+    const client = grpcClient(tally, ca.cert, impostor);
+    try {
+      expect((await grpcStatusOf(client.unary(introspect, { token: 'tly_x' }))).code).toBe(grpc.status.UNAUTHENTICATED);
+    } finally {
+      client.close();
+    }
+    const refused = await connectClient(tally, { ca: ca.cert, cert: impostor.cert, key: impostor.key })
+      .introspect({ token: 'tly_x' })
+      .catch((error: unknown) => ConnectError.from(error));
+    expect((refused as ConnectError).code).toBe(Code.Unauthenticated);
+  });
+
   it('serves an API key over mutual TLS, whatever the certificate names', async () => {
     const client = grpcClient(tally, ca.cert, unknown);
     try {

@@ -12,6 +12,7 @@ import type { ServiceImpl } from '@connectrpc/connect';
 import { Code } from '@connectrpc/connect';
 import type { MessageInitShape } from '@bufbuild/protobuf';
 import { bearerCredential } from '../../auth/authenticate.js';
+import type { ScanLimiter } from '../../auth/scan-limiter.js';
 import type { TokenService } from '../../core/token-service.js';
 import type { ActiveToken, JsonObject } from '../../core/types.js';
 import { HeaderValueOption_HeaderAppendAction } from '../../gen/envoy/config/core/v3/base_pb.js';
@@ -20,6 +21,7 @@ import { Authorization, type CheckResponseSchema } from '../../gen/envoy/service
 import { StatusCode } from '../../gen/envoy/type/v3/http_status_pb.js';
 import { untilAborted } from '../abort.js';
 import { callDetailsOf } from '../call-details.js';
+import { createCallerIntrospection } from '../caller-introspection.js';
 import { callerOf } from '../guard.js';
 
 /** Headers Tally sets (or removes, when empty) on the request it lets through. */
@@ -52,6 +54,8 @@ export interface ExtAuthzOptions {
    * upstream (the phantom-token pattern); 0 forwards the token as it came.
    */
   internalJwtTtlMs: number;
+  /** Charges callers that hold `introspect` for unknown tokens, as every introspection path does. */
+  scanLimiter?: ScanLimiter;
 }
 
 type CheckResponseInit = MessageInitShape<typeof CheckResponseSchema>;
@@ -60,6 +64,7 @@ const GRPC_OK = 0;
 
 export function createExtAuthzHandlers(options: ExtAuthzOptions): ServiceImpl<typeof Authorization> {
   const { tokens } = options;
+  const introspectAs = createCallerIntrospection(tokens, options.scanLimiter);
   return {
     async check(request, context) {
       const token = bearerTokenOf(request.attributes);
@@ -67,9 +72,7 @@ export function createExtAuthzHandlers(options: ExtAuthzOptions): ServiceImpl<ty
       const details = callDetailsOf(context.values);
       // Audience and scopes are checked here rather than by introspect, so that a
       // revoked or expired token is always 401, and only a good one lacking rights is 403.
-      const result = await untilAborted(context, () =>
-        tokens.introspect({ token, callerAudiences: callerOf(context.values)?.audiences }),
-      );
+      const result = await untilAborted(context, () => introspectAs(callerOf(context.values), { token }));
       if (details !== undefined) details.tokenId = result.tokenId;
       if (!result.active) {
         if (details !== undefined) details.inactiveReason = result.reason;

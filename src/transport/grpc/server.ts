@@ -3,6 +3,8 @@
 // grpc.health.v1.Health, server reflection v1 and v1alpha, and Envoy's
 // ext_authz (envoy.service.auth.v3.Authorization) when given its handlers.
 
+import { createServer as createTcpServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import type { ServiceImpl } from '@connectrpc/connect';
 import { Authorization, file_envoy_service_auth_v3_external_auth } from '../../gen/envoy/service/auth/v3/external_auth_pb.js';
@@ -11,11 +13,13 @@ import { file_grpc_reflection_v1_reflection } from '../../gen/grpc/reflection/v1
 import { file_grpc_reflection_v1alpha_reflection } from '../../gen/grpc/reflection/v1alpha/reflection_pb.js';
 import { file_tally_v1_token_service, TokenService } from '../../gen/tally/v1/token_service_pb.js';
 import type { CallLogger } from '../call-log.js';
+import type { Guard } from '../guard.js';
 import type { Readiness } from '../readiness.js';
 import type { TokenServiceHandlers } from '../service.js';
 import type { TlsFiles } from '../tls-files.js';
 import { createGrpcServerCredentials } from './credentials.js';
 import { observeGrpcTlsHandshakes } from './tls-handshakes.js';
+import { createGuardInterceptor } from './guard-interceptor.js';
 import { createHealthService } from './health.js';
 import { createReflection } from './reflection.js';
 import { adaptUnaryService } from './unary-service.js';
@@ -29,6 +33,25 @@ export interface GrpcServerOptions {
   authorization?: ServiceImpl<typeof Authorization>;
   /** Serve TLS (mutual with a client CA) from these files, following their changes; unset: plaintext. */
   tls?: TlsFiles;
+  /**
+   * Checks each guarded call's caller from its metadata, before its message
+   * is read; unset, the guard inside the handlers does it after.
+   */
+  guard?: Guard;
+  /** What a client may hold, credential or not (docs/security.md, "Limits"); unset: grpc-js's own (unbounded) defaults. */
+  limits?: GrpcLimits;
+}
+
+export interface GrpcLimits {
+  maxConnections: number;
+  /** Told each time a connection past maxConnections is closed. */
+  onConnectionRefused?: () => void;
+  maxConcurrentStreams: number;
+  /** Whole MiB; Node.js counts it in megabytes. */
+  maxSessionMemoryMiB: number;
+  maxConnectionIdleMs: number;
+  maxConnectionAgeMs: number;
+  maxConnectionAgeGraceMs: number;
 }
 
 export interface GrpcServer {
@@ -42,9 +65,20 @@ export interface GrpcServer {
 }
 
 export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
+  const { limits } = options;
   const server = new grpc.Server({
     'grpc.max_receive_message_length': options.maxMessageBytes,
     'grpc.max_send_message_length': options.maxMessageBytes,
+    ...(limits === undefined
+      ? {}
+      : {
+          'grpc.max_concurrent_streams': limits.maxConcurrentStreams,
+          'grpc-node.max_session_memory': limits.maxSessionMemoryMiB,
+          'grpc.max_connection_idle_ms': limits.maxConnectionIdleMs,
+          'grpc.max_connection_age_ms': limits.maxConnectionAgeMs,
+          'grpc.max_connection_age_grace_ms': limits.maxConnectionAgeGraceMs,
+        }),
+    interceptors: options.guard === undefined ? [] : [createGuardInterceptor(options.guard, options.logCall)],
   });
   if (options.tls !== undefined) observeGrpcTlsHandshakes(server, options.tls.observeHandshake);
   const tokenService = adaptUnaryService(TokenService, options.handlers, { logCall: options.logCall });
@@ -64,17 +98,31 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
     file_grpc_reflection_v1alpha_reflection,
   ]).addToServer(server);
 
+  // grpc-js has no bound on connections, so Tally accepts them itself and
+  // hands each to grpc-js (its connection injector: same credentials,
+  // settings and handlers as a bound port). Past the cap, Node.js closes a
+  // new connection before reading from it.
+  const injector = server.createConnectionInjector(createGrpcServerCredentials(options.tls));
+  const listener = createTcpServer((socket) => injector.injectConnection(socket));
+  if (limits !== undefined) {
+    listener.maxConnections = limits.maxConnections;
+    listener.on('drop', () => limits.onConnectionRefused?.());
+  }
+
   return {
     listen(host, port) {
-      const address = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
       return new Promise((resolve, reject) => {
-        server.bindAsync(address, createGrpcServerCredentials(options.tls), (error, boundPort) => {
-          if (error === null) resolve(boundPort);
-          else reject(error);
+        listener.once('error', reject);
+        listener.listen(port, host, () => {
+          listener.off('error', reject);
+          resolve((listener.address() as AddressInfo).port);
         });
       });
     },
     shutdown(timeoutMs) {
+      // Stops accepting; its callback comes once every connection has ended,
+      // which for injected connections is what tells that their calls are done.
+      const connectionsEnded = new Promise<void>((resolve) => listener.close(() => resolve()));
       // Watchers have seen NOT_SERVING by now; left open they would hold the shutdown.
       health.endWatches();
       return new Promise((resolve) => {
@@ -83,8 +131,10 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
           resolve(false);
         }, timeoutMs);
         server.tryShutdown(() => {
-          clearTimeout(timer);
-          resolve(true);
+          void connectionsEnded.then(() => {
+            clearTimeout(timer);
+            resolve(true);
+          });
         });
       });
     },

@@ -1,5 +1,6 @@
 // Handshake outcomes on the gRPC port. grpc-js makes its HTTP/2 server
-// inside bindAsync and offers no hook on it, so this wraps the one method
+// inside bindAsync and createConnectionInjector (which Tally uses, to cap
+// connections) and offers no hook on it, so this wraps the one method
 // that makes it (Server.createHttp2Server, grpc-js 1.10 to 1.14) and watches
 // the server it returns, as the HTTP port does its own. When a grpc-js upgrade
 // renames that method, start-up fails here rather than the metrics and the

@@ -20,7 +20,10 @@ import { callDetailsKey, startCallDetails, type CallDetails } from '../call-deta
 import type { CallLogger } from '../call-log.js';
 import { toConnectError } from '../errors.js';
 import { transportStopsWaitingKey } from '../abort.js';
-import { hostOfGrpcPeer, isLoopbackAddress, peerKey, verifiedIdentities, type PeerInfo } from '../peer.js';
+import { callerKey } from '../guard.js';
+import { peerKey } from '../peer.js';
+import { peerOfGrpcCall } from './call-peer.js';
+import { checkedCallOf } from './guard-interceptor.js';
 
 type UnaryHandler = (
   request: MessageShape<DescMessage>,
@@ -77,7 +80,10 @@ function createUnaryCallHandler(
   return (call, callback) => {
     const started = performance.now();
     const details: CallDetails = startCallDetails(call.getPeer(), call.metadata.get('x-request-id')[0] as string | undefined);
-    const peer = peerOfCall(call);
+    // The guard interceptor has usually checked the caller already (server.ts); the guard in the handlers does it otherwise.
+    const checked = checkedCallOf(call.metadata);
+    if (checked !== undefined) details.caller = checked.caller.name;
+    const peer = checked?.peer ?? peerOfGrpcCall(call, call.metadata);
     const deadline = deadlineOf(call.getDeadline());
     const context = createGrpcHandlerContext({
       service,
@@ -85,7 +91,11 @@ function createUnaryCallHandler(
       url: call.getPath(),
       deadline,
       metadata: call.metadata,
-      values: createContextValues().set(callDetailsKey, details).set(peerKey, peer).set(transportStopsWaitingKey, true),
+      values: createContextValues()
+        .set(callDetailsKey, details)
+        .set(peerKey, peer)
+        .set(callerKey, checked?.caller)
+        .set(transportStopsWaitingKey, true),
     });
     let finished = false;
     const onCancelled = () => {
@@ -134,21 +144,6 @@ function createUnaryCallHandler(
         (result) => finish(undefined, toBinary(method.output, create(method.output, result))),
         (error: unknown) => finish(toConnectError(error)),
       );
-  };
-}
-
-function peerOfCall(call: grpc.ServerUnaryCall<Buffer, Uint8Array>): PeerInfo {
-  const address = call.getPeer();
-  const authContext = call.getAuthContext();
-  // grpc-js only completes a TLS handshake with a client certificate it verified
-  // against the configured CA (checkClientCertificate), so a certificate here is trusted.
-  const certificate = authContext?.transportSecurityType === 'ssl' ? authContext.sslPeerCertificate : undefined;
-  const authorization = call.metadata.get('authorization')[0];
-  return {
-    address,
-    loopback: isLoopbackAddress(hostOfGrpcPeer(address)),
-    tlsIdentities: verifiedIdentities(certificate, certificate !== undefined),
-    authorization: typeof authorization === 'string' ? authorization : null,
   };
 }
 

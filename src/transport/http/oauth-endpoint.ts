@@ -117,7 +117,7 @@ export type FormResult = { ok: true; form: Map<string, string> } | { ok: false }
 
 /**
  * The application/x-www-form-urlencoded body, or ok:false once the refusal is
- * written: 415 for another content type, 413 past maxBytes, 400 for a
+ * written: 415 for another content type or a compressed body, 413 past maxBytes, 400 for a
  * parameter sent twice (RFC 6749 §3.2).
  */
 async function readForm(request: IncomingMessage, response: ServerResponse, endpoint: EndpointCall, maxBytes: number): Promise<FormResult> {
@@ -125,6 +125,13 @@ async function readForm(request: IncomingMessage, response: ServerResponse, endp
   if (contentType !== 'application/x-www-form-urlencoded') {
     endpoint.error = new ConnectError('the body must be application/x-www-form-urlencoded', Code.InvalidArgument);
     writeOAuthError(response, 415, 'invalid_request', endpoint.error.rawMessage, { accept: 'application/x-www-form-urlencoded' });
+    return { ok: false };
+  }
+  const contentEncoding = (request.headers['content-encoding'] ?? 'identity').trim().toLowerCase();
+  if (contentEncoding !== 'identity') {
+    // RFC 7694: the body is not read at all, so no coding can expand it; the answer names what is accepted.
+    endpoint.error = new ConnectError('the body must not be compressed (Content-Encoding: identity)', Code.InvalidArgument);
+    writeOAuthError(response, 415, 'invalid_request', endpoint.error.rawMessage, { 'accept-encoding': 'identity', connection: 'close' });
     return { ok: false };
   }
   const tooLarge = () => {

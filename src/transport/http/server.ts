@@ -34,6 +34,31 @@ export interface HttpServerOptions {
   routes?: Route[];
   /** Serve HTTPS (mutual with a client CA) from these files, following their changes; unset: plaintext. */
   tls?: TlsFiles;
+  /** What a client may hold, credential or not (docs/security.md, "Limits"); unset: Node.js's defaults. */
+  limits?: HttpLimits;
+}
+
+export interface HttpLimits {
+  maxConnections: number;
+  /** Told each time a connection past maxConnections is closed. */
+  onConnectionRefused?: () => void;
+  /** A request whose headers are not complete this long after it began gets 408 and its connection closed. */
+  headersTimeoutMs: number;
+  /** Likewise for the whole request, body included. */
+  requestTimeoutMs: number;
+}
+
+/**
+ * Node.js checks the two request timeouts on a timer, every 30 s by default;
+ * so that they hold to within a second, it runs more often.
+ */
+function timeoutOptions(limits: HttpLimits | undefined) {
+  if (limits === undefined) return {};
+  return {
+    headersTimeout: limits.headersTimeoutMs,
+    requestTimeout: limits.requestTimeoutMs,
+    connectionsCheckingInterval: Math.max(50, Math.min(1_000, Math.floor(limits.headersTimeoutMs / 4))),
+  };
 }
 
 export interface HttpServer {
@@ -105,6 +130,7 @@ export function peerInfoOf(request: IncomingMessage): PeerInfo {
     address: peerOf(request),
     loopback: isLoopbackAddress(socket.remoteAddress),
     tlsIdentities: verifiedIdentities(certificate, socket.authorized === true),
+    host: request.headers.host,
   };
 }
 
@@ -158,15 +184,21 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
     const call = { details: startCallDetails(peerOf(request), request.headers['x-request-id']), outcome: { handled: false } as CallOutcome };
     pending.set(request, call);
     response.once('close', () => {
-      const error = call.outcome.error;
-      const code = call.outcome.handled ? (error?.code ?? 0) : codeWritten(response);
+      const { handled, error } = call.outcome;
+      const written = codeWritten(response);
+      // A handler that succeeded can still fail the call: connect-node writes
+      // the answer after it, and an answer JSON cannot hold (a claim of
+      // Infinity) goes out as an error. The log says what the client got.
+      const failedAfterHandler = handled && error === undefined && written !== 0;
+      const code = handled && !failedAfterHandler ? (error?.code ?? 0) : written;
+      const unexplained = failedAfterHandler ? 'the answer could not be written' : 'rejected by the protocol handler';
       options.logCall({
         method: (request.url ?? '/').split('?', 1)[0]!.slice(1),
         protocol: protocolOf(request),
         code,
         durationMs: performance.now() - started,
         details: call.details,
-        error: error ?? (code === 0 ? undefined : new ConnectError('rejected by the protocol handler', code)),
+        error: error ?? (code === 0 ? undefined : new ConnectError(unexplained, code)),
       });
     });
     // While draining, each answer closes its connection, so idle keep-alive
@@ -177,16 +209,20 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
 
   const routes = [...createProbeRoutes(options.readiness), ...(options.routes ?? [])];
   const listener = createRouter(routes, rpc, (error) => options.logger.error({ err: error }, 'an HTTP route failed'));
-  const { tls } = options;
+  const { tls, limits } = options;
   // HTTP/1.1 over TLS: Connect and gRPC-Web need nothing more, and the router stays the same.
   const server: Server =
     tls === undefined
-      ? createServer(listener)
+      ? createServer(timeoutOptions(limits), listener)
       : createHttpsServer(
           // With a client CA the handshake itself refuses a client without a certificate the CA signed.
-          { ...secureContextOptions(tls.current()), requestCert: tls.mutual, rejectUnauthorized: tls.mutual },
+          { ...timeoutOptions(limits), ...secureContextOptions(tls.current()), requestCert: tls.mutual, rejectUnauthorized: tls.mutual },
           listener,
         );
+  if (limits !== undefined) {
+    server.maxConnections = limits.maxConnections;
+    server.on('drop', () => limits.onConnectionRefused?.());
+  }
   tls?.onChange((material) => (server as HttpsServer).setSecureContext(secureContextOptions(material)));
   if (tls !== undefined) observeTlsHandshakes(server as HttpsServer, 'http', tls.observeHandshake);
 

@@ -31,6 +31,6 @@ export function createStandardRoutes(options: StandardRoutesOptions): Route[] {
     createRevocationRoute({ tokens, guard, logCall, maxBodyBytes }),
     createJwksRoute({ tokens, logCall, maxAgeMs: options.jwksMaxAgeMs, staleIfErrorMs: options.jwksStaleIfErrorMs }),
     createInternalJwksRoute({ tokens, logCall, maxAgeMs: options.jwksMaxAgeMs, staleIfErrorMs: options.jwksStaleIfErrorMs }),
-    createMetricsRoute(options.metrics),
+    createMetricsRoute(options.metrics, guard),
   ];
 }
