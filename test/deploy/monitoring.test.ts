@@ -111,9 +111,13 @@ describe('deploy/monitoring against a running Tally on Redis', () => {
   let redis: RedisServerHandle;
   let tally: TallyProcess;
   let client: GrpcTestClient;
-  const callers = writeCallersFile([{ name: 'ops', permissions: ['issue', 'introspect', 'revoke', 'keys'] }]);
+  const callers = writeCallersFile([
+    { name: 'ops', permissions: ['issue', 'introspect', 'revoke', 'keys'] },
+    // A scraper as docs/operations.md sets one up: the inactive reasons are shown only to it.
+    { name: 'prometheus', permissions: ['metrics'] },
+  ]);
   const asOps = { metadata: { authorization: `Bearer ${callers.keys.ops}` } };
-  const metrics = async () => (await fetch(`${tally.httpUrl}/metrics`)).text();
+  const metrics = async () => (await fetch(`${tally.httpUrl}/metrics`, { headers: { authorization: `Bearer ${callers.keys.prometheus}` } })).text();
 
   beforeAll(async () => {
     redis = await startRedis();
