@@ -8,14 +8,14 @@ import { parseArgs } from 'node:util';
 import type { Command } from './command.js';
 import { finishRoll, newCaller, rollCaller } from './commands/callers.js';
 import { checkCallers, checkSettings } from './commands/check.js';
-import { listKeys, rotateKeys } from './commands/keys.js';
+import { listKeys, retireAlgorithm, revokeKey, rotateKeys, setDefaultAlgorithm } from './commands/keys.js';
 import { introspect, issue, revoke } from './commands/tokens.js';
 import { CONNECTION_HELP, CONNECTION_OPTIONS } from './connection.js';
 import { render, type OutputFormat } from './output.js';
 import { CliError, EXIT_FAILURE, usageError } from './usage-error.js';
 
 const COMMANDS: readonly Command[] = [
-  issue, introspect, revoke, listKeys, rotateKeys, newCaller, rollCaller, finishRoll, checkCallers, checkSettings,
+  issue, introspect, revoke, listKeys, rotateKeys, setDefaultAlgorithm, retireAlgorithm, revokeKey, newCaller, rollCaller, finishRoll, checkCallers, checkSettings,
 ];
 
 const GLOBAL_OPTIONS = {

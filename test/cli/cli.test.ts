@@ -117,6 +117,32 @@ describe('tally, the operator command, against a real Tally over TLS', () => {
     expect(listed.keys.length).toBe(before.keys.length + 1);
   });
 
+  it('moves JWTs to ML-DSA-65 step by step: a key beside the others, Issue by algorithm, the default, retiring, and pulling a key', async () => {
+    type Ring = { keys: { kid: string; algorithm: string; state: string; isDefault?: boolean }[] };
+    const ring = (run: CliRun) => jsonOf<Ring>(run).keys;
+    const added = ring(await runCli(['keys', 'rotate', '--algorithm', 'ML-DSA-65', ...connection(), '--json'], asOperator()));
+    const mlDsa = added.find((key) => key.algorithm === 'ML-DSA-65' && key.state === 'KEY_STATE_ACTIVE')!;
+    expect(mlDsa).toBeDefined();
+
+    const issued = jsonOf<{ token: string }>(
+      await runCli(['issue', ...connection(), '--subject', 'carol', '--format', 'jwt', '--algorithm', 'ML-DSA-65', '--json'], asOperator()),
+    );
+    expect(JSON.parse(Buffer.from(issued.token.split('.')[0]!, 'base64url').toString())).toMatchObject({ alg: 'ML-DSA-65', kid: mlDsa.kid });
+    expect((await independent.unary(TokenService.method.introspect, { token: issued.token }, withKey(operatorKey))).active).toBe(true);
+
+    const defaulted = ring(await runCli(['keys', 'default', 'ML-DSA-65', ...connection(), '--json'], asOperator()));
+    expect(defaulted.filter((key) => key.isDefault === true).map((key) => key.kid)).toEqual([mlDsa.kid]);
+    const retired = ring(await runCli(['keys', 'retire', 'EdDSA', ...connection(), '--json'], asOperator()));
+    expect(retired.filter((key) => key.algorithm === 'EdDSA').map((key) => key.state)).not.toContain('KEY_STATE_ACTIVE');
+    // The default cannot be retired: a one-line error naming why, exit 1.
+    expectOneLineFailure(await runCli(['keys', 'retire', 'ML-DSA-65', ...connection()], asOperator()), 1, /ML-DSA-65 is the default/);
+
+    const pulled = ring(await runCli(['keys', 'revoke', mlDsa.kid, ...connection(), '--json'], asOperator()));
+    expect(pulled.map((key) => key.kid)).not.toContain(mlDsa.kid);
+    expect(pulled.some((key) => key.algorithm === 'ML-DSA-65' && key.state === 'KEY_STATE_ACTIVE' && key.isDefault === true)).toBe(true);
+    expect((await independent.unary(TokenService.method.introspect, { token: issued.token }, withKey(operatorKey))).active).toBe(false);
+  });
+
   it('takes the address from TALLY_CLI_ADDRESS and the API key from a file', async () => {
     const keyFile = join(directory, 'operator.key');
     writeFileSync(keyFile, `${operatorKey}\n`, { mode: 0o600 });

@@ -1,4 +1,4 @@
-// keys list, keys rotate: the signing key ring, public parts only.
+// keys list / rotate / default / retire / revoke: the signing key ring, public parts only.
 import { toJson } from '@bufbuild/protobuf';
 import type { JsonObject } from '@bufbuild/protobuf';
 import { KeySchema, type Key } from '../../client/index.js';
@@ -39,3 +39,37 @@ export const rotateKeys: Command = {
     return keyRows(response.keys, context);
   },
 };
+
+/** A command that changes the ring by one positional argument and prints the ring after. */
+function ringChange(
+  word: string,
+  argument: string,
+  summary: string,
+  change: (client: Parameters<Parameters<typeof call>[1]>[0], value: string) => Promise<{ keys: Key[] }>,
+): Command {
+  return {
+    words: ['keys', word],
+    usage: `tally keys ${word} ${argument}`,
+    summary,
+    callsTally: true,
+    positionals: { min: 1, max: 1, name: argument },
+    options: {},
+    async run(context) {
+      const connection = connect(context.values as ConnectionValues, context.environment);
+      const response = await call(connection, (client) => change(client, context.positionals[0]!));
+      return keyRows(response.keys, context);
+    },
+  };
+}
+
+export const setDefaultAlgorithm = ringChange('default', 'ALGORITHM', 'make an active algorithm sign the JWTs whose Issue names none', (client, algorithm) =>
+  client.setDefaultAlgorithm({ algorithm }),
+);
+
+export const retireAlgorithm = ringChange('retire', 'ALGORITHM', 'an algorithm stops signing; its keys verify until its last token has expired', (client, algorithm) =>
+  client.retireAlgorithm({ algorithm }),
+);
+
+export const revokeKey = ringChange('revoke', 'KID', 'pull a compromised key at once: every JWT it signed is inactive on every replica', (client, kid) =>
+  client.revokeKey({ kid }),
+);

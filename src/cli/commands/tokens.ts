@@ -31,7 +31,7 @@ function tokenFrom(given: string | undefined, context: CommandContext, what: str
 
 export const issue: Command = {
   words: ['issue'],
-  usage: 'tally issue --subject SUBJECT [--client-id ID] [--audience AUD]... [--scope SCOPE]... [--ttl 1h] [--format opaque|jwt] [--session-id ID] [--claims JSON]',
+  usage: 'tally issue --subject SUBJECT [--client-id ID] [--audience AUD]... [--scope SCOPE]... [--ttl 1h] [--format opaque|jwt] [--algorithm ALG] [--session-id ID] [--claims JSON]',
   summary: 'mint a token (printed once: keep it secret)',
   callsTally: true,
   options: {
@@ -41,6 +41,7 @@ export const issue: Command = {
     scope: { type: 'string', multiple: true },
     ttl: { type: 'string' },
     format: { type: 'string' },
+    algorithm: { type: 'string' },
     'session-id': { type: 'string' },
     claims: { type: 'string' },
   },
@@ -79,6 +80,7 @@ export const issue: Command = {
         scopes: list(values.scope),
         ttl,
         format,
+        algorithm: text(values.algorithm) ?? '',
         sessionId: text(values['session-id']) ?? '',
         claims,
       }),
