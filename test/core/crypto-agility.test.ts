@@ -6,6 +6,7 @@ import { decodeProtectedHeader } from 'jose';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FailedPreconditionError, InvalidArgumentError, KeyRingError } from '../../src/core/errors.js';
 import { POST_QUANTUM_SIGNING_ALGORITHMS, type PublicKeyInfo, type SigningAlgorithm, type StoredKey } from '../../src/core/types.js';
+import { withRingMac } from '../../src/core/keys/ring-mac.js';
 import { HOUR, startReplica, type Replica } from './fixtures.js';
 
 const started: Replica[] = [];
@@ -65,12 +66,14 @@ describe.each(POST_QUANTUM_SIGNING_ALGORITHMS)('%s JWTs', (algorithm) => {
     expect(JSON.stringify(keys)).not.toMatch(/"priv"/);
   });
 
-  it('sign statements (phantom tokens, signed introspection answers) when the default', async () => {
-    const { service } = await replica({ keyAlgorithm: algorithm });
+  it('sign statements (phantom tokens, signed introspection answers) when the internal key\'s algorithm, apart from the ring', async () => {
+    const { service } = await replica({ keyAlgorithm: algorithm, internalKeyAlgorithm: algorithm });
     const statement = await service.signStatement({ sub: 'alice' }, { type: 'token-introspection+jwt', ttlMs: 30_000 });
-    const [key] = await service.listKeys();
-    expect(decodeProtectedHeader(statement)).toMatchObject({ alg: algorithm, kid: key!.kid });
-    expect(nobleVerifies(statement, key!)).toBe(true);
+    const [internal] = service.internalKeys();
+    expect(decodeProtectedHeader(statement)).toMatchObject({ alg: algorithm, kid: internal!.kid });
+    expect(nobleVerifies(statement, { algorithm, publicJwk: internal! } as unknown as PublicKeyInfo)).toBe(true);
+    // Never a ring key: no access-token verifier can take a statement for a token.
+    expect((await service.listKeys()).map((key) => key.kid)).not.toContain(internal!.kid);
   });
 });
 
@@ -134,9 +137,10 @@ describe('a ring with several algorithms', () => {
   });
 
   it('takes a ring written before there were defaults (one active key, unmarked): that key stays the default', async () => {
-    const { service, store } = await replica();
+    const { service, store, secrets } = await replica();
     const snapshot = await store.readKeyRing();
-    const [legacy] = snapshot.keys.map(({ default: _marked, ...key }) => key);
+    // As the ring was written then (its MAC made afresh under this master key, as a rolling upgrade's first write would).
+    const [legacy] = snapshot.keys.map(({ default: _marked, mac: _mac, ...key }) => withRingMac(key, secrets.integrityKey));
     expect(await store.writeKeyRing(snapshot.version, [legacy!])).toBe(true);
     const ring = await service.rotateKeys('ML-DSA-65');
     expect(ring.map((key) => [key.kid, key.default])).toEqual([
@@ -208,7 +212,8 @@ describe('bad key ring requests', () => {
     const first = await replica({ keyAlgorithm: 'ML-DSA-65' });
     const snapshot = await first.store.readKeyRing();
     const [key] = snapshot.keys;
-    const broken: StoredKey = { ...key!, publicJwk: { ...key!.publicJwk, pub: 'AAAA' } };
+    // Written by a replica holding the master key (a bug, not an attacker: the integrity check would drop the latter's entry).
+    const broken: StoredKey = withRingMac({ ...key!, publicJwk: { ...key!.publicJwk, pub: 'AAAA' } }, first.secrets.integrityKey);
     expect(await first.store.writeKeyRing(snapshot.version, [broken])).toBe(true);
     const failure = await replica({ store: first.store, secrets: first.secrets }).catch((thrown: unknown) => thrown);
     expect(failure).toBeInstanceOf(KeyRingError);

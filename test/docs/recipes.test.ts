@@ -104,9 +104,11 @@ describe('docs/recipes.md', () => {
     ]);
     const listed = await runRecipe('tally.v1.TokenService/ListKeys');
     expect((listed.keys as unknown[]).length).toBe(keys.length);
-    const retiring = (listed.keys as Array<{ kid: string; state: string }>).find((key) => key.state === 'KEY_STATE_RETIRING')!;
-    const pulled = await runRecipe('tally.v1.TokenService/RevokeKey', { KID: retiring.kid });
-    expect((pulled.keys as Array<{ kid: string }>).map((key) => key.kid)).not.toContain(retiring.kid);
+    // Pulling an active key replaces it with a new one of its algorithm.
+    const mlDsa = (listed.keys as Array<{ kid: string; algorithm: string; state: string }>).find((key) => key.algorithm === 'ML-DSA-65' && key.state === 'KEY_STATE_ACTIVE')!;
+    const pulled = (await runRecipe('tally.v1.TokenService/RevokeKey', { KID: mlDsa.kid })).keys as Array<{ kid: string; algorithm: string; state: string }>;
+    expect(pulled.map((key) => key.kid)).not.toContain(mlDsa.kid);
+    expect(pulled.filter((key) => key.algorithm === 'ML-DSA-65' && key.state === 'KEY_STATE_ACTIVE')).toHaveLength(1);
 
     expect(await runRecipe('grpc.health.v1.Health/Check')).toEqual({ status: 'SERVING' });
   });

@@ -55,7 +55,7 @@ function alterSignature(jwt: string): string {
 
 const callers = writeCallersFile([
   { name: 'ops', permissions: ['issue', 'introspect', 'revoke', 'keys'] },
-  { name: 'envoy', permissions: ['introspect'] },
+  { name: 'envoy', permissions: ['ext_authz'] },
 ]);
 
 describe('ML-DSA JWTs from the real process', () => {
