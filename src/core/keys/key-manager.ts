@@ -3,7 +3,7 @@
 // replicas rotating at once make one new key, not two.
 import { KeyRingError } from '../errors.js';
 import type { Clock, Randomness, Store } from '../ports.js';
-import type { PublicKeyInfo, SigningAlgorithm, StoredKey } from '../types.js';
+import type { KeyRingSnapshot, PublicKeyInfo, SigningAlgorithm, StoredKey } from '../types.js';
 import {
   generateStoredKey,
   isRetired,
@@ -47,12 +47,22 @@ export interface KeyManager {
 export function createKeyManager(options: KeyManagerOptions): KeyManager {
   const { store, clock } = options;
   let ring: KeyRing | undefined;
+  /** The store identity the ring was read under (see KeyRingSnapshot.storeIdentity). */
+  let ringStoreIdentity: string | undefined;
   let lastUnknownKidReload = -Infinity;
   let reloading: Promise<void> | undefined;
 
-  async function apply(version: number, keys: StoredKey[]): Promise<void> {
-    if (ring !== undefined && ring.version === version) return;
+  async function apply({ version, keys, storeIdentity }: KeyRingSnapshot): Promise<void> {
+    if (ring !== undefined && ring.version === version && ringStoreIdentity === storeIdentity) return;
     ring = await loadKeyRing({ version, keys }, options.keyEncryptionKey);
+    ringStoreIdentity = storeIdentity;
+  }
+
+  /** A first key, when the ring is empty: a new store, or one that lost its data and was set up again. */
+  async function setUpRing(): Promise<void> {
+    await change(async (keys, now) =>
+      keys.length > 0 ? undefined : [await generateStoredKey(options.defaultAlgorithm, now, options.keyEncryptionKey, options.randomness)],
+    );
   }
 
   /** Applies change to the latest ring until the compare-and-set goes through. */
@@ -61,11 +71,11 @@ export function createKeyManager(options: KeyManagerOptions): KeyManager {
       const snapshot = await store.readKeyRing();
       const keys = await next(snapshot.keys, clock.now());
       if (keys === undefined) {
-        await apply(snapshot.version, snapshot.keys);
+        await apply(snapshot);
         return;
       }
       if (await store.writeKeyRing(snapshot.version, keys)) {
-        await apply(snapshot.version + 1, keys);
+        await apply({ version: snapshot.version + 1, keys, storeIdentity: snapshot.storeIdentity });
         return;
       }
     }
@@ -76,14 +86,17 @@ export function createKeyManager(options: KeyManagerOptions): KeyManager {
     reloading ??= (async () => {
       try {
         const snapshot = await store.readKeyRing();
-        if (snapshot.keys.some((key) => isRetired(key, clock.now()))) {
+        if (snapshot.keys.length === 0) {
+          // The store lost its ring: never keep signing with a key it no longer has.
+          await setUpRing();
+        } else if (snapshot.keys.some((key) => isRetired(key, clock.now()))) {
           // Drop retired keys: whichever replica sees them first does it.
           await change(async (keys, now) => {
             const kept = keys.filter((key) => !isRetired(key, now));
             return kept.length === keys.length ? undefined : kept;
           });
         } else {
-          await apply(snapshot.version, snapshot.keys);
+          await apply(snapshot);
         }
       } finally {
         reloading = undefined;
@@ -118,11 +131,7 @@ export function createKeyManager(options: KeyManagerOptions): KeyManager {
 
   const manager: KeyManager = {
     async load() {
-      await change(async (keys, now) =>
-        keys.length > 0
-          ? undefined
-          : [await generateStoredKey(options.defaultAlgorithm, now, options.keyEncryptionKey, options.randomness)],
-      );
+      await setUpRing();
       await reload();
     },
 

@@ -28,6 +28,7 @@
 // queue and every command has a timeout (see connect.ts), so an unreachable or
 // stalled Redis is reported within commandTimeoutMs and never hangs a caller.
 
+import { randomUUID } from 'node:crypto';
 import { StoreUnavailableError } from '../../core/errors.js';
 import type { Clock, Store } from '../../core/ports.js';
 import { systemClock } from '../../core/system.js';
@@ -36,7 +37,7 @@ import { checkKeepForMs } from '../keep-for.js';
 import { parseRedisUrl } from './connection-url.js';
 import { createRedisClient, duplicateClient, waitForReplicas } from './connect.js';
 import { createKeyNames, DEFAULT_KEY_PREFIX, markField } from './keys.js';
-import { startReplicaView, untilReplicasApplied, type ReplicaView } from './replica-view.js';
+import { startReplicaView, untilReplicasApplied, type ReplicaView, type StoreChange } from './replica-view.js';
 import { createTokenCache, type TokenCache } from './token-cache.js';
 
 export interface RedisStoreOptions {
@@ -65,6 +66,12 @@ export interface RedisStoreOptions {
   replicasToWait?: number;
   /** Failures in the background work of the replica's view, for the log. */
   onBackgroundError?: (error: unknown) => void;
+  /**
+   * Told when this replica found that Redis came back with less than it had
+   * (see replica-view.ts); its local view, token cache and key ring are
+   * already being rebuilt from the store as it is now.
+   */
+  onStoreChange?: (change: StoreChange) => void;
 }
 
 export const DEFAULT_COMMAND_TIMEOUT_MS = 1000;
@@ -159,6 +166,11 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
       // A blocked read must end well inside both the command timeout and the lease.
       blockMs: Math.max(10, Math.min(leaseMs / 4, commandTimeoutMs / 2)),
       onKeyRingChange: () => keyRingListeners.forEach((listener) => listener()),
+      onStoreChange: (change) => {
+        cache?.clear();
+        keyRingListeners.forEach((listener) => listener());
+        options.onStoreChange?.(change);
+      },
       onError: options.onBackgroundError ?? (() => {}),
     });
   }
@@ -190,7 +202,8 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
       }),
 
     getToken: (tokenId) => {
-      const cached = closed ? undefined : cache?.get(tokenId);
+      // Only from a fresh view: a record cached from a store that since lost it must not answer.
+      const cached = closed || view?.fresh() !== true ? undefined : cache?.get(tokenId);
       if (cached !== undefined) return Promise.resolve(cached);
       return call(async () => {
         const json = await client.get(keys.token(tokenId));
@@ -205,8 +218,8 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
       checkKeepForMs(keepForMs);
       return call(async () => {
         const sequence = await client.revoke(
-          keys.revocationSequence, keys.marks, keys.markExpiry, keys.events,
-          markField(scope, value), Math.ceil(keepForMs), eventsToKeep,
+          keys.revocationSequence, keys.marks, keys.markExpiry, keys.events, keys.identity,
+          markField(scope, value), Math.ceil(keepForMs), eventsToKeep, randomUUID(),
         );
         await durable();
         await untilReplicasApplied(client, keys, sequence, leaseMs);
@@ -222,14 +235,18 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
 
     readKeyRing: () =>
       call(async (): Promise<KeyRingSnapshot> => {
-        const [version, keysJson] = await client.hmget(keys.keyRing, 'version', 'keys');
-        if (version === null || version === undefined) return { version: 0, keys: [] };
-        return { version: Number(version), keys: JSON.parse(keysJson ?? '[]') as StoredKey[] };
+        const [version, keysJson, identity] = await client.readKeyRing(keys.keyRing, keys.identity);
+        const storeIdentity = identity ?? undefined;
+        if (version === null || version === undefined) return { version: 0, keys: [], storeIdentity };
+        return { version: Number(version), keys: JSON.parse(keysJson ?? '[]') as StoredKey[], storeIdentity };
       }),
 
     writeKeyRing: (expectedVersion, ringKeys) =>
       call(async () => {
-        const written = await client.writeKeyRing(keys.keyRing, keys.revocationSequence, keys.events, expectedVersion, JSON.stringify(ringKeys), eventsToKeep);
+        const written = await client.writeKeyRing(
+          keys.keyRing, keys.revocationSequence, keys.events, keys.identity,
+          expectedVersion, JSON.stringify(ringKeys), eventsToKeep, randomUUID(),
+        );
         if (written === 1) await durable();
         return written === 1;
       }),
