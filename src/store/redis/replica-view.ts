@@ -45,8 +45,9 @@ export interface ReplicaViewOptions {
   /** Called when the key ring changed, or may have while the view was not following. */
   onKeyRingChange: () => void;
   /**
-   * Called when the store is not the one the view was built from; the view is
-   * already dropped, and whatever else came from that store must go too.
+   * Called when the store is not the one the view was built from, as the view
+   * is rebuilt from the store as it is now (and before it answers again):
+   * whatever else came from the old store must go too.
    */
   onStoreChange: (change: StoreChange) => void;
   onError: (error: unknown) => void;
@@ -101,6 +102,8 @@ export function startReplicaView(options: ReplicaViewOptions): ReplicaView {
   let lastEventId = '0-0';
   /** The identity of the store the view was loaded from; undefined before the first load. */
   let identity: string | undefined;
+  /** Set when the store was found to have lost what the view applied; the next reload reports it. */
+  let storeChanged = false;
   let loaded = false;
   let catchingUp = true;
   let trustedUntil = 0;
@@ -118,16 +121,16 @@ export function startReplicaView(options: ReplicaViewOptions): ReplicaView {
     for (const [field, mark] of marks) if (mark.keptUntil <= now) marks.delete(field);
   }
 
-  /** Stops answering from the view and forgets it whole; the next round reloads it. */
-  function drop(change: StoreChange): void {
+  /**
+   * Stops answering from the view at once; the next round reloads it whole,
+   * and the reload tells how the store changed (it compares what the view
+   * was built from with the store as it is now).
+   */
+  function distrustStore(): void {
+    storeChanged = true;
     trustedUntil = 0;
     catchingUp = true;
     loaded = false;
-    marks.clear();
-    applied = 0;
-    lastEventId = '0-0';
-    identity = undefined;
-    options.onStoreChange(change);
   }
 
   async function reload(): Promise<void> {
@@ -135,9 +138,13 @@ export function startReplicaView(options: ReplicaViewOptions): ReplicaView {
       keys.revocationSequence, keys.marks, keys.markExpiry, keys.events, keys.identity, randomUUID(),
     );
     // A reload after a trimmed stream can be the first to meet a changed store.
-    if (identity !== undefined && storeIdentity !== identity) drop('set-up-again');
-    else if (Number(sequence) < applied) drop('went-back');
+    const change: StoreChange | undefined =
+      identity !== undefined && storeIdentity !== identity ? 'set-up-again'
+      : storeChanged || Number(sequence) < applied ? 'went-back'
+      : undefined;
+    storeChanged = false;
     marks.clear();
+    if (change !== undefined) options.onStoreChange(change);
     for (let i = 0; i + 2 < flat.length; i += 3) applyMark(flat[i]!, Number(flat[i + 1]), Number(flat[i + 2]));
     applied = Number(sequence);
     lastEventId = eventId;
@@ -175,10 +182,8 @@ export function startReplicaView(options: ReplicaViewOptions): ReplicaView {
       keys.leases, keys.identity, keys.revocationSequence, keys.events,
       replicaId, applied, leaseMs, identity ?? '', lastEventId, randomUUID(),
     );
-    if (held === RENEWAL_STORE_SET_UP_AGAIN) {
-      drop('set-up-again');
-    } else if (held === RENEWAL_STORE_WENT_BACK) {
-      drop('went-back');
+    if (held === RENEWAL_STORE_SET_UP_AGAIN || held === RENEWAL_STORE_WENT_BACK) {
+      distrustStore();
     } else if (held === 1 && !catchingUp) {
       trustedUntil = sentAt + leaseMs - margin;
     } else if (held === 1) {
@@ -204,7 +209,7 @@ export function startReplicaView(options: ReplicaViewOptions): ReplicaView {
         const entries = reply?.[0]?.[1] ?? [];
         const outcome = applyEntries(entries);
         if (outcome === 'went-back') {
-          drop('went-back');
+          distrustStore();
           continue;
         }
         if (outcome === 'gap') {
