@@ -10,6 +10,7 @@ import { deriveSecrets } from './core/secrets.js';
 import { createTokenService, type TokenService } from './core/token-service.js';
 import { createLogger, type Logger } from './log.js';
 import { createStore } from './store/index.js';
+import type { StoreChange } from './store/index.js';
 import { createCallLogger } from './transport/call-log.js';
 import { createGrpcServer, type GrpcServer } from './transport/grpc/server.js';
 import { createHttpServer, type HttpServer } from './transport/http/server.js';
@@ -46,6 +47,13 @@ interface Running {
 }
 
 const START_RETRY_MAX_DELAY_MS = 5_000;
+
+const STORE_CHANGE_MESSAGES: Record<StoreChange, string> = {
+  'set-up-again':
+    'Redis lost its data (emptied, or restarted with nothing kept) and Tally set it up again under the same master key: tokens, revocations and signing keys made before are gone, so those tokens are inactive; this replica dropped its local view and rebuilt it (README: "When Redis loses data")',
+  'went-back':
+    'Redis came back without its latest revocation events (a failover to a replica that was behind, or a restore from an older backup): this replica dropped its local view and rebuilt it from Redis as it is now; revocations Redis lost are lost (README: "When Redis loses data")',
+};
 
 function throttled(interval: number, log: (error: Error) => void): (error: Error) => void {
   let last = 0;
@@ -117,6 +125,10 @@ async function start(config: Config, logger: Logger): Promise<Running> {
     replicasToWait: config.redisWaitReplicas ?? (config.redisUrl?.startsWith('redis+sentinel://') ? 1 : 0),
     onConnectionError: throttled(10_000, (error) => logger.warn({ err: error }, 'Redis connection error')),
     onBackgroundError: (error) => viewError(error as Error),
+    onStoreChange: (change) => {
+      metrics.countStoreChange(change);
+      logger.error({ change }, STORE_CHANGE_MESSAGES[change]);
+    },
   }), metrics.observeStore);
   let callers: CallersWatcher;
   try {

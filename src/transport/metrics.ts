@@ -13,6 +13,7 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 import type { TokenService } from '../core/token-service.js';
 import type { PublicKeyInfo } from '../core/types.js';
 import type { StoreObserver } from '../store/instrumented-store.js';
+import type { StoreChange } from '../store/index.js';
 import type { CallLogger } from './call-log.js';
 import { codeName } from './errors.js';
 
@@ -26,6 +27,8 @@ export interface Metrics {
   countIntrospections(tokens: TokenService): TokenService;
   /** Reports each signing key's age at every scrape. */
   watchKeys(listKeys: () => Promise<PublicKeyInfo[]>): void;
+  /** Counts a store found to have lost data under this replica's view (see store/redis/replica-view.ts). */
+  countStoreChange(change: StoreChange): void;
   /** The exposition text and its content type. */
   render(): Promise<{ contentType: string; body: string }>;
 }
@@ -79,6 +82,14 @@ export function createMetrics(options: MetricsOptions): Metrics {
     registers: [registry],
   });
 
+  const storeChanges = new Counter({
+    name: 'tally_store_changes_total',
+    help: 'Times this replica found Redis came back with less than it had and rebuilt its local view: set-up-again (its data was lost), went-back (it lost the latest events).',
+    labelNames: ['change'] as const,
+    registers: [registry],
+  });
+  for (const change of ['set-up-again', 'went-back'] satisfies StoreChange[]) storeChanges.inc({ change }, 0);
+
   let listKeys: (() => Promise<PublicKeyInfo[]>) | undefined;
   new Gauge({
     name: 'tally_signing_key_age_seconds',
@@ -127,6 +138,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
     watchKeys: (list) => {
       listKeys = list;
     },
+    countStoreChange: (change) => storeChanges.inc({ change }),
     render: async () => ({ contentType: registry.contentType, body: await registry.metrics() }),
   };
 }
