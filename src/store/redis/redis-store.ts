@@ -138,13 +138,33 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
     });
   }
 
+  /**
+   * Runs one step against Redis within the command timeout, counted from the
+   * moment the call is made. ioredis's own timeout starts only when a command
+   * is written: with auto-pipelining, a command made while an earlier batch
+   * is still unanswered waits for that batch first (one batch at a time per
+   * connection), so behind a stuck batch it took up to twice the timeout.
+   * The command may still run later; as with any call that failed, the
+   * caller cannot know whether it did.
+   */
   async function call<T>(operation: () => Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => reject(new StoreUnavailableError(undefined, { cause: new Error(`no answer within ${commandTimeoutMs} ms`) })), commandTimeoutMs);
+    });
     try {
-      if (client.status !== 'ready' || closed) await untilConnected();
-      return await operation();
+      return await Promise.race([
+        (async () => {
+          if (client.status !== 'ready' || closed) await untilConnected();
+          return operation();
+        })(),
+        deadline,
+      ]);
     } catch (error) {
       if (error instanceof StoreUnavailableError) throw error;
       throw new StoreUnavailableError(undefined, { cause: error });
+    } finally {
+      clearTimeout(timer);
     }
   }
 
@@ -216,15 +236,16 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
 
     revokeScope: async (scope, value, keepForMs) => {
       checkKeepForMs(keepForMs);
-      return call(async () => {
-        const sequence = await client.revoke(
+      // Each step within its own command timeout; the wait for replicas is bounded by the lease.
+      const sequence = await call(() =>
+        client.revoke(
           keys.revocationSequence, keys.marks, keys.markExpiry, keys.events, keys.identity,
           markField(scope, value), Math.ceil(keepForMs), eventsToKeep, randomUUID(),
-        );
-        await durable();
-        await untilReplicasApplied(client, keys, sequence, leaseMs);
-        return sequence;
-      });
+        ),
+      );
+      await call(durable);
+      await untilReplicasApplied((pendingFor) => call(() => client.pendingReplicas(keys.leases, keys.identity, sequence, pendingFor)), leaseMs);
+      return sequence;
     },
 
     revocationMark: (scopes) => {
@@ -241,15 +262,16 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
         return { version: Number(version), keys: JSON.parse(keysJson ?? '[]') as StoredKey[], storeIdentity };
       }),
 
-    writeKeyRing: (expectedVersion, ringKeys) =>
-      call(async () => {
-        const written = await client.writeKeyRing(
+    writeKeyRing: async (expectedVersion, ringKeys) => {
+      const written = await call(() =>
+        client.writeKeyRing(
           keys.keyRing, keys.revocationSequence, keys.events, keys.identity,
           expectedVersion, JSON.stringify(ringKeys), eventsToKeep, randomUUID(),
-        );
-        if (written === 1) await durable();
-        return written === 1;
-      }),
+        ),
+      );
+      if (written === 1) await call(durable);
+      return written === 1;
+    },
 
     onKeyRingChange(listener) {
       keyRingListeners.push(listener);

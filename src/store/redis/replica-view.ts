@@ -266,15 +266,16 @@ export function startReplicaView(options: ReplicaViewOptions): ReplicaView {
 }
 
 /**
- * Waits until every replica with a live lease has applied the event with
- * this sequence. A replica that neither applies it nor lets its lease lapse
- * within twice the lease time means something is wrong: the revocation is
- * recorded but not confirmed, and the caller hears so.
+ * Waits until no replica with a live lease is still to apply a revocation:
+ * pending(fenceMs) asks Redis how many are (PENDING_REPLICAS, for the
+ * revocation's sequence). A replica that neither applies it nor lets its
+ * lease lapse within twice the lease time means something is wrong: the
+ * revocation is recorded but not confirmed, and the caller hears so.
  */
-export async function untilReplicasApplied(client: RedisClient, keys: KeyNames, sequence: number, leaseMs: number): Promise<void> {
+export async function untilReplicasApplied(pending: (fenceMs: number) => Promise<number>, leaseMs: number): Promise<void> {
   const deadline = performance.now() + 2 * leaseMs;
   for (let attempt = 0; ; attempt++) {
-    if ((await client.pendingReplicas(keys.leases, keys.identity, sequence, leaseMs)) === 0) return;
+    if ((await pending(leaseMs)) === 0) return;
     if (performance.now() > deadline) {
       throw new StoreUnavailableError('the revocation is recorded but not every replica has confirmed it yet; retry');
     }
