@@ -92,6 +92,11 @@ describe('Tally when Redis hangs or loses data', () => {
   it('says once, in an error line and a metric, that Redis lost its data, and serves from the store set up again', async () => {
     const redis = await redisServer(false);
     const { tally, clients } = await tallyOn(redis, { TALLY_LEASE_MS: '500' });
+    // This Redis keeps nothing across a restart, and start-up said so.
+    const appendonly = tally.logs().filter((line) => line.setting === 'appendonly');
+    expect(appendonly).toHaveLength(1);
+    expect(appendonly[0]).toMatchObject({ level: 'warn', value: 'no' });
+    expect(String(appendonly[0]!.msg)).toContain('README, "Redis settings that keep revocations"');
     const before = await clients.grpc.unary(issue, { subject: 'alice', format: TokenFormat.JWT });
     expect((await clients.grpc.unary(introspect, { token: before.token })).active).toBe(true);
 

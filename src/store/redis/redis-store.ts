@@ -38,6 +38,7 @@ import { parseRedisUrl } from './connection-url.js';
 import { createRedisClient, duplicateClient, waitForReplicas } from './connect.js';
 import { createKeyNames, DEFAULT_KEY_PREFIX, markField } from './keys.js';
 import { startReplicaView, untilReplicasApplied, type ReplicaView, type StoreChange } from './replica-view.js';
+import { checkRedisSettings, type SettingsReport } from './settings-check.js';
 import { createTokenCache, type TokenCache } from './token-cache.js';
 
 export interface RedisStoreOptions {
@@ -72,6 +73,12 @@ export interface RedisStoreOptions {
    * already being rebuilt from the store as it is now.
    */
   onStoreChange?: (change: StoreChange) => void;
+  /**
+   * Given the persistence and eviction settings found on Redis (see
+   * settings-check.ts) each time the connection becomes ready: at start-up
+   * and after every reconnect, which may be to another server.
+   */
+  onSettingsChecked?: (report: SettingsReport) => void;
 }
 
 export const DEFAULT_COMMAND_TIMEOUT_MS = 1000;
@@ -94,6 +101,12 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
   });
   // Without a listener ioredis prints every reconnection failure to stderr.
   client.on('error', options.onConnectionError ?? (() => {}));
+  const onSettingsChecked = options.onSettingsChecked;
+  if (onSettingsChecked !== undefined) {
+    client.on('ready', () => {
+      checkRedisSettings(client).then(onSettingsChecked, (error: unknown) => options.onBackgroundError?.(error));
+    });
+  }
   let closed = false;
   let connecting: Promise<void> | undefined;
 
