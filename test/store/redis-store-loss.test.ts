@@ -36,6 +36,6 @@ describe.each(losses)('Redis %s under live replicas', (_name, lose) => {
     servers.push(server);
     const group = viewReplicaGroup(server.url, { leaseMs: LEASE_MS });
     groups.push(group);
-    await expectExactThroughLoss({ group, lose: () => lose(server), expectedChange: 'set-up-again', everythingLost: true });
+    await expectExactThroughLoss({ group, lose: () => lose(server), expectedChange: 'set-up-again', activeFromBefore: [false, false, false], keysKept: false });
   });
 });
