@@ -264,7 +264,7 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
     revocationMark: (scopes) => {
       const fields = scopes.map(([scope, value]) => markField(scope, value));
       if (view?.fresh()) return Promise.resolve(view.highestMark(fields));
-      return call(async () => Number(await client.readMarks(keys.marks, keys.markExpiry, ...fields)));
+      return call(async () => Number(await client.readMarks(keys.marks, keys.markExpiry, keys.identity, ...fields)));
     },
 
     readKeyRing: () =>

@@ -102,6 +102,8 @@ export function startReplicaView(options: ReplicaViewOptions): ReplicaView {
   let lastEventId = '0-0';
   /** The identity of the store the view was loaded from; undefined before the first load. */
   let identity: string | undefined;
+  /** Every token numbered below it is revoked: see IDENTITY in scripts.ts. */
+  let floor = 0;
   /** Set when the store was found to have lost what the view applied; the next reload reports it. */
   let storeChanged = false;
   let loaded = false;
@@ -134,7 +136,7 @@ export function startReplicaView(options: ReplicaViewOptions): ReplicaView {
   }
 
   async function reload(): Promise<void> {
-    const [sequence, eventId, flat, storeIdentity] = await client.snapshot(
+    const [sequence, eventId, flat, storeIdentity, storeFloor] = await client.snapshot(
       keys.revocationSequence, keys.marks, keys.markExpiry, keys.events, keys.identity, randomUUID(),
     );
     // A reload after a trimmed stream can be the first to meet a changed store.
@@ -149,6 +151,7 @@ export function startReplicaView(options: ReplicaViewOptions): ReplicaView {
     applied = Number(sequence);
     lastEventId = eventId;
     identity = storeIdentity;
+    floor = Number(storeFloor);
     loaded = true;
     // Key-ring events may have been trimmed away with the rest.
     options.onKeyRingChange();
@@ -247,7 +250,7 @@ export function startReplicaView(options: ReplicaViewOptions): ReplicaView {
     appliedSequence: () => applied,
     highestMark(fields) {
       const now = performance.now();
-      let highest = 0;
+      let highest = floor;
       for (const field of fields) {
         const mark = marks.get(field);
         if (mark !== undefined && mark.keptUntil > now && mark.sequence > highest) highest = mark.sequence;

@@ -10,13 +10,23 @@ local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 /**
  * The store's identity (see keys.ts), made when the store is set up: on first
  * use, and again by whichever script first finds it gone (the data was lost).
- * `since` starts the fence of PENDING_REPLICAS. Needs NOW_MS.
+ * `since` starts the fence of PENDING_REPLICAS. When the sequence is gone too,
+ * revocations may have been lost while the tokens they covered live on
+ * (records on other Cluster slots): the sequence starts again at a floor that
+ * counts as a mark on every scope (READ_MARKS), so every token numbered before
+ * it is revoked, failing closed. A store that has a sequence but no identity
+ * (made before identities existed) gets no floor. Needs NOW_MS.
  */
 const IDENTITY = `
-local function storeIdentity(identityKey, newIdentity)
+local function storeIdentity(identityKey, sequenceKey, newIdentity)
   local identity = redis.call('HGET', identityKey, 'id')
   if identity then return identity end
-  redis.call('HSET', identityKey, 'id', newIdentity, 'since', now)
+  local floor = 0
+  if redis.call('EXISTS', sequenceKey) == 0 then
+    floor = now * 1000
+    redis.call('SET', sequenceKey, floor)
+  end
+  redis.call('HSET', identityKey, 'id', newIdentity, 'since', now, 'floor', floor)
   return newIdentity
 end
 `;
@@ -47,7 +57,7 @@ end
  * replicas apply. Returns the number.
  */
 const REVOKE = `${NOW_MS}${IDENTITY}${NEXT_SEQUENCE}
-storeIdentity(KEYS[5], ARGV[4])
+storeIdentity(KEYS[5], KEYS[1], ARGV[4])
 local previous, sequence = nextSequence(KEYS[1])
 redis.call('HSET', KEYS[2], ARGV[1], sequence)
 local keepUntil = now + tonumber(ARGV[2])
@@ -64,9 +74,13 @@ redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[3], '*', 'sequence', sequence, '
 return sequence
 `;
 
-/** KEYS: marks, mark-expiry. ARGV: mark fields. The highest mark among them still within its keep time (0 if none). */
+/**
+ * KEYS: marks, mark-expiry, identity. ARGV: mark fields. The highest mark
+ * among them still within its keep time, and the store's floor (IDENTITY);
+ * 0 if none.
+ */
 const READ_MARKS = `${NOW_MS}
-local highest = 0
+local highest = tonumber(redis.call('HGET', KEYS[3], 'floor') or '0')
 for _, field in ipairs(ARGV) do
   local mark = redis.call('HGET', KEYS[1], field)
   if mark then
@@ -86,7 +100,7 @@ return highest
 const WRITE_KEY_RING = `${NOW_MS}${IDENTITY}${NEXT_SEQUENCE}
 local current = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
 if current ~= tonumber(ARGV[1]) then return 0 end
-storeIdentity(KEYS[4], ARGV[4])
+storeIdentity(KEYS[4], KEYS[2], ARGV[4])
 redis.call('HSET', KEYS[1], 'version', current + 1, 'keys', ARGV[2])
 local previous, sequence = nextSequence(KEYS[2])
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], '*', 'sequence', sequence, 'kind', 'keys', 'field', '', 'keep', 0, 'previous', previous)
@@ -115,7 +129,7 @@ return { ring[1], ring[2], redis.call('HGET', KEYS[2], 'id') }
  * failover to a replica that was behind).
  */
 const RENEW_LEASE = `${NOW_MS}${IDENTITY}
-if storeIdentity(KEYS[2], ARGV[6]) ~= ARGV[4] then return -1 end
+if storeIdentity(KEYS[2], KEYS[3], ARGV[6]) ~= ARGV[4] then return -1 end
 if tonumber(redis.call('GET', KEYS[3]) or '0') < tonumber(ARGV[2]) then return -2 end
 if ARGV[5] ~= '0-0' then
   local upTo = redis.call('XREVRANGE', KEYS[4], ARGV[5], '-', 'COUNT', 1)
@@ -160,11 +174,11 @@ return pending
  * KEYS: sequence, marks, mark-expiry, events, identity. ARGV: a new identity.
  * A consistent starting point for a replica's view: the sequence, the id of
  * the last event (every event up to it is reflected in the marks), each live
- * mark with its remaining keep time, and the store's identity:
- * { sequence, lastEventId, { field, mark, remainingMs, ... }, identity }.
+ * mark with its remaining keep time, the store's identity and its floor:
+ * { sequence, lastEventId, { field, mark, remainingMs, ... }, identity, floor }.
  */
 const SNAPSHOT = `${NOW_MS}${IDENTITY}
-local identity = storeIdentity(KEYS[5], ARGV[1])
+local identity = storeIdentity(KEYS[5], KEYS[1], ARGV[1])
 local sequence = tonumber(redis.call('GET', KEYS[1]) or '0')
 local last = redis.call('XREVRANGE', KEYS[4], '+', '-', 'COUNT', 1)
 local lastEventId = '0-0'
@@ -179,12 +193,12 @@ for i = 1, #entries, 2 do
     marks[#marks + 1] = tostring(tonumber(keepUntil) - now)
   end
 end
-return { sequence, lastEventId, marks, identity }
+return { sequence, lastEventId, marks, identity, redis.call('HGET', KEYS[5], 'floor') or '0' }
 `;
 
 export const SCRIPTS = {
   revoke: { lua: REVOKE, numberOfKeys: 5 },
-  readMarks: { lua: READ_MARKS, numberOfKeys: 2 },
+  readMarks: { lua: READ_MARKS, numberOfKeys: 3 },
   writeKeyRing: { lua: WRITE_KEY_RING, numberOfKeys: 4 },
   readKeyRing: { lua: READ_KEY_RING, numberOfKeys: 2 },
   renewLease: { lua: RENEW_LEASE, numberOfKeys: 4 },
@@ -195,7 +209,7 @@ export const SCRIPTS = {
 /** The methods ioredis adds for SCRIPTS. */
 export interface ScriptCommands {
   revoke(sequenceKey: string, marksKey: string, markExpiryKey: string, eventsKey: string, identityKey: string, field: string, keepForMs: number, eventsToKeep: number, newIdentity: string): Promise<number>;
-  readMarks(marksKey: string, markExpiryKey: string, ...fields: string[]): Promise<number>;
+  readMarks(marksKey: string, markExpiryKey: string, identityKey: string, ...fields: string[]): Promise<number>;
   writeKeyRing(keyRingKey: string, sequenceKey: string, eventsKey: string, identityKey: string, expectedVersion: number, keysJson: string, eventsToKeep: number, newIdentity: string): Promise<number>;
   readKeyRing(keyRingKey: string, identityKey: string): Promise<[string | null, string | null, string | null]>;
   renewLease(
@@ -203,5 +217,5 @@ export interface ScriptCommands {
     replicaId: string, appliedSequence: number, leaseMs: number, knownIdentity: string, lastEventId: string, newIdentity: string,
   ): Promise<number>;
   pendingReplicas(leasesKey: string, identityKey: string, sequence: number, fenceMs: number): Promise<number>;
-  snapshot(sequenceKey: string, marksKey: string, markExpiryKey: string, eventsKey: string, identityKey: string, newIdentity: string): Promise<[number, string, string[], string]>;
+  snapshot(sequenceKey: string, marksKey: string, markExpiryKey: string, eventsKey: string, identityKey: string, newIdentity: string): Promise<[number, string, string[], string, string]>;
 }

@@ -37,13 +37,15 @@ describe('Redis Lua scripts', () => {
   afterAll(async () => {
     await client.quit();
   });
-  // A fresh prefix per test: the scripts see only their own keys.
-  const fresh = () => {
+  // A fresh prefix per test: the scripts see only their own keys. Unless a
+  // test is about setting the store up, it was set up long ago (no fence, no floor).
+  const fresh = async (setUpLongAgo = true) => {
     keys = createKeyNames(`tally-test:${randomUUID()}:`);
+    if (setUpLongAgo) await client.hset(keys.identity, 'id', randomUUID(), 'since', 0, 'floor', 0);
   };
 
   it('numbers every revocation and key-ring change in increasing order, each event naming the one before it', async () => {
-    fresh();
+    await fresh();
     const before = Date.now();
     const first = await revoke('subject:a', 60_000);
     expect(await writeKeyRing(0, '[]')).toBe(1);
@@ -63,7 +65,7 @@ describe('Redis Lua scripts', () => {
   });
 
   it('numbers past a sequence that went backwards: every later number is above every one taken before the loss', async () => {
-    fresh();
+    await fresh();
     const taken = [await revoke('subject:a', 60_000), await revoke('subject:b', 60_000), await revoke('subject:c', 60_000)];
     // The store comes back as it was after the first one (a replica that was behind).
     await client.set(keys.revocationSequence, taken[0]!);
@@ -71,24 +73,24 @@ describe('Redis Lua scripts', () => {
   });
 
   it('keeps the longer of the remaining and the requested keep time', async () => {
-    fresh();
+    await fresh();
     await revoke('subject:a', 60_000);
     await revoke('subject:a', 10);
     expect(Number(await client.zscore(keys.markExpiry, 'subject:a')) - Date.now()).toBeGreaterThan(50_000);
-    expect(await client.readMarks(keys.marks, keys.markExpiry, 'subject:a')).toBe(Number(await client.get(keys.revocationSequence)));
+    expect(await client.readMarks(keys.marks, keys.markExpiry, keys.identity, 'subject:a')).toBe(Number(await client.get(keys.revocationSequence)));
   });
 
   it('stops counting a mark after its keep time and drops it on a later revocation', async () => {
-    fresh();
+    await fresh();
     await revoke('session:s', 50);
     await sleep(80);
-    expect(await client.readMarks(keys.marks, keys.markExpiry, 'session:s')).toBe(0);
+    expect(await client.readMarks(keys.marks, keys.markExpiry, keys.identity, 'session:s')).toBe(0);
     await revoke('subject:other', 60_000);
     expect(await client.hexists(keys.marks, 'session:s')).toBe(0);
   });
 
   it('writes the key ring only at the expected version', async () => {
-    fresh();
+    await fresh();
     expect(await writeKeyRing(1, '["x"]')).toBe(0);
     expect(await writeKeyRing(0, '["a"]')).toBe(1);
     expect(await writeKeyRing(0, '["b"]')).toBe(0);
@@ -96,7 +98,7 @@ describe('Redis Lua scripts', () => {
   });
 
   it('says whether a lease was held without a break', async () => {
-    fresh();
+    await fresh();
     expect(await renewLease('replica-1', 0, 100)).toBe(0);
     expect(await renewLease('replica-1', 0, 100)).toBe(1);
     await sleep(130);
@@ -104,7 +106,7 @@ describe('Redis Lua scripts', () => {
   });
 
   it('counts leased replicas that have not applied an event, and forgets lapsed leases', async () => {
-    fresh();
+    await fresh();
     await client.set(keys.revocationSequence, 5);
     await renewLease('caught-up', 5, 60_000);
     await renewLease('behind', 4, 60_000);
@@ -118,7 +120,7 @@ describe('Redis Lua scripts', () => {
   });
 
   it('snapshots the sequence, the last event and the live marks together', async () => {
-    fresh();
+    await fresh();
     const first = await revoke('subject:a', 60_000);
     const second = await revoke('client:c', 60_000);
     const [sequence, lastEventId, marks] = await snapshot();
@@ -130,7 +132,7 @@ describe('Redis Lua scripts', () => {
   describe('a store that changed under a view', () => {
     /** A store with two events; the view that read them both. */
     async function storeAndView() {
-      fresh();
+      await fresh();
       await revoke('subject:a', 60_000);
       const applied = await revoke('subject:b', 60_000);
       const [, lastEventId, , identity] = await snapshot();
@@ -175,7 +177,7 @@ describe('Redis Lua scripts', () => {
     });
 
     it('counts one more pending replica for fence ms after the store was set up, and none after', async () => {
-      fresh();
+      await fresh(false);
       const sequence = await revoke('subject:a', 60_000);
       expect(await pendingReplicas(sequence, 60_000)).toBe(1);
       expect(await pendingReplicas(sequence, 100)).toBeLessThanOrEqual(1);
@@ -184,6 +186,28 @@ describe('Redis Lua scripts', () => {
       // With no identity at all (never set up, or lost), the fence holds.
       await client.del(keys.identity);
       expect(await pendingReplicas(sequence, 100)).toBe(1);
+    });
+  });
+
+  describe('setting a store up', () => {
+    it('on a missing sequence starts it at a floor that counts as a mark on every scope, so tokens numbered before it are revoked', async () => {
+      await fresh(false);
+      const before = Date.now();
+      const sequence = await revoke('subject:a', 60_000);
+      const floor = Number(await client.hget(keys.identity, 'floor'));
+      expect(floor).toBeGreaterThanOrEqual((before - 1000) * 1000);
+      expect(sequence).toBeGreaterThan(floor);
+      expect(await client.readMarks(keys.marks, keys.markExpiry, keys.identity, 'subject:never-revoked')).toBe(floor);
+      const [, , , , snapshotFloor] = await snapshot();
+      expect(Number(snapshotFloor)).toBe(floor);
+    });
+
+    it('on an existing sequence (a store from before identities) sets no floor', async () => {
+      await fresh(false);
+      await client.set(keys.revocationSequence, 41);
+      await revoke('subject:a', 60_000);
+      expect(await client.hget(keys.identity, 'floor')).toBe('0');
+      expect(await client.readMarks(keys.marks, keys.markExpiry, keys.identity, 'subject:never-revoked')).toBe(0);
     });
   });
 });
