@@ -18,6 +18,8 @@ export interface ViewReplica {
 }
 
 export interface ViewReplicaGroup {
+  readonly url: string;
+  readonly keyPrefix: string;
   /** Starts one more replica, waiting until its view is fresh. */
   start(): Promise<ViewReplica>;
   closeAll(): Promise<void>;
@@ -29,6 +31,8 @@ export function viewReplicaGroup(url: string, options: { leaseMs: number; comman
   const secrets: DerivedSecrets = deriveSecrets(new Uint8Array(randomBytes(32)));
   const opened: ViewReplica[] = [];
   return {
+    url,
+    keyPrefix,
     async start() {
       const changes: StoreChange[] = [];
       const store = createRedisStore({
@@ -122,6 +126,14 @@ export async function expectExactThroughLoss(scenario: LossScenario): Promise<{ 
   const beforeActive = await Promise.all(tokens.slice(0, kept).map(async (token) => (await fresh.service.introspect({ token })).active));
   expect(beforeActive).toEqual(scenario.activeFromBefore);
   expect((await fresh.service.introspect({ token: issuedAfter.token })).active).toBe(true);
+
+  // Set up again under the same master key: a replica with another one is still refused.
+  const stranger = createRedisStore({ url: group.url, keyPrefix: group.keyPrefix });
+  try {
+    await eventually(async () => expect(await stranger.checkSecretFingerprint('another master key')).toBe(false), 5_000);
+  } finally {
+    await stranger.close();
+  }
 
   // No live replica signs with, or shows, a key the store no longer has.
   const kidsAfter = (await fresh.service.listKeys()).map((key) => key.kid);

@@ -35,7 +35,7 @@ import { systemClock } from '../../core/system.js';
 import type { KeyRingSnapshot, StoredKey, TokenRecord } from '../../core/types.js';
 import { checkKeepForMs } from '../keep-for.js';
 import { parseRedisUrl } from './connection-url.js';
-import { createRedisClient, duplicateClient, waitForReplicas } from './connect.js';
+import { createRedisClient, duplicateClient, keepConnecting, waitForReplicas } from './connect.js';
 import { createKeyNames, DEFAULT_KEY_PREFIX, markField } from './keys.js';
 import { startReplicaView, untilReplicasApplied, type ReplicaView, type StoreChange } from './replica-view.js';
 import { checkRedisSettings, type SettingsReport } from './settings-check.js';
@@ -95,10 +95,8 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
   const commandTimeoutMs = options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
   const clock = options.clock ?? systemClock;
   const keys = createKeyNames(options.keyPrefix ?? DEFAULT_KEY_PREFIX);
-  const client = createRedisClient(parseRedisUrl(options.url), {
-    commandTimeoutMs,
-    reconnectMaxDelayMs: options.reconnectMaxDelayMs ?? DEFAULT_RECONNECT_MAX_DELAY_MS,
-  });
+  const clientSettings = { commandTimeoutMs, reconnectMaxDelayMs: options.reconnectMaxDelayMs ?? DEFAULT_RECONNECT_MAX_DELAY_MS };
+  const client = createRedisClient(parseRedisUrl(options.url), clientSettings);
   // Without a listener ioredis prints every reconnection failure to stderr.
   client.on('error', options.onConnectionError ?? (() => {}));
   const onSettingsChecked = options.onSettingsChecked;
@@ -108,6 +106,9 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
     });
   }
   let closed = false;
+  /** Set as close() begins, before the view's own connection goes. */
+  let closing = false;
+  keepConnecting(client, clientSettings, () => closing);
   let connecting: Promise<void> | undefined;
 
   /**
@@ -186,9 +187,12 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
   const keyRingListeners: Array<() => void> = [];
   let cache: TokenCache | undefined;
   let view: ReplicaView | undefined;
+  /** The master secret's fingerprint this store accepted, to record again on a store set up again. */
+  let acceptedFingerprint: string | undefined;
   if ((options.cacheSize ?? 0) > 0) {
     cache = createTokenCache(options.cacheSize!, clock);
     const tailer = duplicateClient(client);
+    keepConnecting(tailer, clientSettings, () => closing);
     // Its failures surface through the stream reads; the listener only keeps ioredis from printing them.
     tailer.on('error', () => {});
     view = startReplicaView({
@@ -201,6 +205,10 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
       onKeyRingChange: () => keyRingListeners.forEach((listener) => listener()),
       onStoreChange: (change) => {
         cache?.clear();
+        // Set up again under the same master key: a replica started later with another one must still be refused.
+        if (acceptedFingerprint !== undefined) {
+          client.set(keys.secretFingerprint, acceptedFingerprint, 'NX').catch((error: unknown) => options.onBackgroundError?.(error));
+        }
         keyRingListeners.forEach((listener) => listener());
         options.onStoreChange?.(change);
       },
@@ -296,7 +304,9 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
       call(async () => {
         // SET NX GET answers the value that was there, or null if ours went in.
         const recorded = await client.set(keys.secretFingerprint, fingerprint, 'NX', 'GET');
-        return recorded === null || recorded === fingerprint;
+        const accepted = recorded === null || recorded === fingerprint;
+        if (accepted) acceptedFingerprint = fingerprint;
+        return accepted;
       }),
 
     ping: () =>
@@ -306,6 +316,7 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
 
     async close() {
       if (closed) return;
+      closing = true;
       await view?.close();
       closed = true;
       try {
