@@ -35,8 +35,9 @@ end
  * The next revocation number: one past the last, and never below Redis's
  * time in microseconds-like units (ms × 1000). So numbers never go backwards,
  * even on a store that lost its latest ones (a failover to a replica that was
- * behind): a number taken after the loss is above every number taken before
- * it, unless more than 1000 were taken in one millisecond. Returns the
+ * behind): a number taken a millisecond or more after the loss is above
+ * every number taken before it, unless more than 1000 were taken in one
+ * millisecond. Returns the
  * previous and the next. Needs NOW_MS.
  */
 const NEXT_SEQUENCE = `
