@@ -10,6 +10,7 @@ import { deriveSecrets } from './core/secrets.js';
 import { createTokenService, type TokenService } from './core/token-service.js';
 import { createLogger, type Logger } from './log.js';
 import { createStore } from './store/index.js';
+import { SETTINGS_README_SECTION, type SettingsReport, type StoreChange } from './store/index.js';
 import { createCallLogger } from './transport/call-log.js';
 import { createGrpcServer, type GrpcServer } from './transport/grpc/server.js';
 import { createHttpServer, type HttpServer } from './transport/http/server.js';
@@ -46,6 +47,13 @@ interface Running {
 }
 
 const START_RETRY_MAX_DELAY_MS = 5_000;
+
+const STORE_CHANGE_MESSAGES: Record<StoreChange, string> = {
+  'set-up-again':
+    'Redis lost its data (emptied, or restarted with nothing kept) and Tally set it up again under the same master key: tokens, revocations and signing keys made before are gone, so those tokens are inactive; this replica dropped its local view and rebuilt it (README: "When Redis loses data")',
+  'went-back':
+    'Redis came back without its latest revocation events (a failover to a replica that was behind, or a restore from an older backup): this replica dropped its local view and rebuilt it from Redis as it is now; revocations Redis lost are lost (README: "When Redis loses data")',
+};
 
 function throttled(interval: number, log: (error: Error) => void): (error: Error) => void {
   let last = 0;
@@ -94,6 +102,30 @@ async function startTokenService(tokens: TokenService, logger: Logger, cancelled
   }
 }
 
+/**
+ * Says which Redis settings can lose or evict revocations, at start-up and
+ * after a reconnect whenever the answer differs from the last one (a
+ * failover may land on a server set up otherwise).
+ */
+function settingsLogger(logger: Logger): (report: SettingsReport) => void {
+  let last: string | undefined;
+  return (report) => {
+    const summary = JSON.stringify(report.checked ? report.risky : { server: report.server });
+    if (summary === last) return;
+    last = summary;
+    if (!report.checked) {
+      logger.warn(
+        { server: report.server, err: report.error },
+        `could not check Redis persistence and eviction settings (CONFIG GET was refused); make sure appendonly, appendfsync and maxmemory-policy keep revocations (${SETTINGS_README_SECTION})`,
+      );
+      return;
+    }
+    for (const { server, setting, value, risk } of report.risky) {
+      logger.warn({ server, setting, value }, `Redis ${setting} is ${value}: ${risk} (${SETTINGS_README_SECTION})`);
+    }
+  };
+}
+
 /** The TLS files of both ports, followed for rotation; undefined for plaintext. */
 function watchTls(config: Config, logger: Logger, metrics: Metrics): TlsFiles | undefined {
   if (config.tlsCertFile === undefined || config.tlsKeyFile === undefined) return undefined;
@@ -138,6 +170,11 @@ async function start(config: Config, logger: Logger): Promise<Running> {
     onConnectionError: throttled(10_000, (error) => logger.warn({ err: error }, 'Redis connection error')),
     onBackgroundError: (error) => viewError(error as Error),
     onLeaseLapsed: metrics.countLeaseLapse,
+    onStoreChange: (change) => {
+      metrics.countStoreChange(change);
+      logger.error({ change }, STORE_CHANGE_MESSAGES[change]);
+    },
+    onSettingsChecked: settingsLogger(logger),
   }), metrics.observeStore);
   let callers: CallersWatcher;
   try {

@@ -169,6 +169,12 @@ export interface KeyRingSnapshot {
   /** 0 when no ring was ever written. Every write increases it. */
   version: number;
   keys: StoredKey[];
+  /**
+   * Which setting-up of the store the ring belongs to, where a store can lose
+   * its data and be set up again: a ring of the same version under another
+   * identity is another ring. Undefined where a store cannot.
+   */
+  storeIdentity?: string;
 }
 
 /** A key as ListKeys shows it: public parts only. */

@@ -5,6 +5,8 @@ import { createRedisStore, type RedisStoreOptions } from './redis/redis-store.js
 export { createMemoryStore } from './memory/memory-store.js';
 export { createRedisStore, DEFAULT_COMMAND_TIMEOUT_MS, type RedisStoreOptions } from './redis/redis-store.js';
 export { RedisUrlError } from './redis/connection-url.js';
+export type { StoreChange } from './redis/replica-view.js';
+export { SETTINGS_README_SECTION, type SettingsReport } from './redis/settings-check.js';
 
 export interface StoreConfig extends Omit<RedisStoreOptions, 'url'> {
   /** Unset or empty: the in-memory store (nothing shared, nothing kept). */

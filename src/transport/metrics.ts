@@ -20,6 +20,7 @@ import type { TokenService } from '../core/token-service.js';
 import type { PublicKeyInfo } from '../core/types.js';
 import type { StoreObserver } from '../store/instrumented-store.js';
 import type { ScanLimiter } from '../auth/scan-limiter.js';
+import type { StoreChange } from '../store/index.js';
 import type { CallLogger } from './call-log.js';
 import { codeName } from './errors.js';
 import type { TlsHandshakeOutcome } from './tls-handshakes.js';
@@ -45,6 +46,8 @@ export interface Metrics {
   readonly countLeaseLapse: () => void;
   /** The scan limiter, with every introspection it refuses counted by caller. */
   countScanLimitRefusals(limiter: ScanLimiter): ScanLimiter;
+  /** Counts a store found to have lost data under this replica's view (see store/redis/replica-view.ts). */
+  countStoreChange(change: StoreChange): void;
   /** The exposition text and its content type; with the reasons behind inactive introspections only when asked. */
   render(options?: { withInactiveReasons?: boolean }): Promise<{ contentType: string; body: string }>;
 }
@@ -144,6 +147,13 @@ export function createMetrics(options: MetricsOptions): Metrics {
     labelNames: ['caller'] as const,
     registers: [registry],
   });
+  const storeChanges = new Counter({
+    name: 'tally_store_changes_total',
+    help: 'Times this replica found Redis came back with less than it had and rebuilt its local view: set-up-again (its data was lost), went-back (it lost the latest events).',
+    labelNames: ['change'] as const,
+    registers: [registry],
+  });
+  for (const change of ['set-up-again', 'went-back'] satisfies StoreChange[]) storeChanges.inc({ change }, 0);
 
   let listKeys: (() => Promise<PublicKeyInfo[]>) | undefined;
   let rotationIntervalMs: number | undefined;
@@ -250,6 +260,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
       if (renderOptions.withInactiveReasons !== true) return { contentType: registry.contentType, body };
       return { contentType: registry.contentType, body: `${body}${await reasonsRegistry.metrics()}` };
     },
+    countStoreChange: (change) => storeChanges.inc({ change }),
   };
 }
 

@@ -230,23 +230,36 @@ export function describeStoreConformance(name: string, factory: StoreFactory): v
     });
 
     describe('key ring', () => {
+      /** The ring without the store's identity, which some stores carry (checked below). */
+      async function readKeyRing() {
+        const { storeIdentity: _identity, ...ring } = await store.readKeyRing();
+        return ring;
+      }
+
       it('reads as version 0 with no keys before any write', async () => {
-        expect(await store.readKeyRing()).toEqual({ version: 0, keys: [] });
+        expect(await readKeyRing()).toEqual({ version: 0, keys: [] });
+      });
+
+      it('keeps one store identity across writes, so a replica keeps the ring it has loaded', async () => {
+        await store.writeKeyRing(0, [storedKey('k1')]);
+        const { storeIdentity } = await store.readKeyRing();
+        await store.writeKeyRing(1, [storedKey('k2')]);
+        expect((await store.readKeyRing()).storeIdentity).toBe(storeIdentity);
       });
 
       it('writes when the expected version matches, raising the version by one', async () => {
         expect(await store.writeKeyRing(0, [storedKey('k1')])).toBe(true);
-        expect(await store.readKeyRing()).toEqual({ version: 1, keys: [storedKey('k1')] });
+        expect(await readKeyRing()).toEqual({ version: 1, keys: [storedKey('k1')] });
         const retiring = { ...storedKey('k1'), state: 'retiring' as const, retiresAt: 1_800_000_000_000 };
         expect(await store.writeKeyRing(1, [storedKey('k2'), retiring])).toBe(true);
-        expect(await store.readKeyRing()).toEqual({ version: 2, keys: [storedKey('k2'), retiring] });
+        expect(await readKeyRing()).toEqual({ version: 2, keys: [storedKey('k2'), retiring] });
       });
 
       it('refuses a stale expected version and changes nothing', async () => {
         await store.writeKeyRing(0, [storedKey('k1')]);
         expect(await store.writeKeyRing(0, [storedKey('stale')])).toBe(false);
         expect(await store.writeKeyRing(5, [storedKey('future')])).toBe(false);
-        expect(await store.readKeyRing()).toEqual({ version: 1, keys: [storedKey('k1')] });
+        expect(await readKeyRing()).toEqual({ version: 1, keys: [storedKey('k1')] });
       });
 
       it('lets exactly one of two concurrent writers with the same expected version win', async () => {
@@ -257,7 +270,7 @@ export function describeStoreConformance(name: string, factory: StoreFactory): v
         ]);
         expect(results.filter(Boolean)).toHaveLength(1);
         const winner = results[0] ? 'from-a' : 'from-b';
-        expect(await store.readKeyRing()).toEqual({ version: 2, keys: [storedKey(winner)] });
+        expect(await readKeyRing()).toEqual({ version: 2, keys: [storedKey(winner)] });
       });
 
       it('is not changed by the caller mutating the keys after writing or reading them', async () => {

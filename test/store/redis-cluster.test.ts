@@ -148,11 +148,13 @@ describe('redis cluster key layout', () => {
     expect(slotsOf(tokenKeys).filter((slot) => revocationSlots.has(slot))).toEqual([]);
 
     // Read through a second store too: a fresh client must find every slot's owner itself.
+    const { storeIdentity } = await store.readKeyRing();
+    expect(storeIdentity).toBeDefined();
     for (const reader of [store, openStore(keyPrefix)]) {
       expect(await reader.getToken(token.tokenId)).toEqual(token);
       expect(await reader.revocationMark([['subject', 'alice'], ['client', 'orders']])).toBe(taken);
       expect(await reader.revocationSequence()).toBeGreaterThanOrEqual(taken);
-      expect(await reader.readKeyRing()).toEqual({ version: 1, keys: [ringKey] });
+      expect(await reader.readKeyRing()).toEqual({ version: 1, keys: [ringKey], storeIdentity });
     }
   });
 

@@ -65,6 +65,8 @@ describe('redis sentinel failover', () => {
     await opened.putToken(token);
     const revoked = await opened.revokeScope('subject', 'alice', HOUR_MS);
     expect(await opened.writeKeyRing(0, [ringKey])).toBe(true);
+    const { storeIdentity } = await opened.readKeyRing();
+    expect(storeIdentity).toBeDefined();
 
     // Replication is asynchronous: only what the replica acknowledged is
     // promised to survive, so the test first makes sure it has everything.
@@ -90,7 +92,8 @@ describe('redis sentinel failover', () => {
     expect(await opened.getToken(token.tokenId)).toEqual(token);
     expect(await opened.getToken(later.tokenId)).toEqual(later);
     expect(await opened.revocationMark([['subject', 'alice']])).toBe(revoked);
-    expect(await opened.readKeyRing()).toEqual({ version: 1, keys: [ringKey] });
+    // The same store, not one set up again: nothing was lost, so replicas keep their views.
+    expect(await opened.readKeyRing()).toEqual({ version: 1, keys: [ringKey], storeIdentity });
     const afterwards = await opened.revokeScope('subject', 'bob', HOUR_MS);
     expect(afterwards).toBeGreaterThan(revoked);
     expect(await opened.revocationSequence()).toBeGreaterThanOrEqual(afterwards);

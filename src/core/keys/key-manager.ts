@@ -67,6 +67,8 @@ export interface KeyManager {
 export function createKeyManager(options: KeyManagerOptions): KeyManager {
   const { store, clock } = options;
   let ring: KeyRing | undefined;
+  /** The store identity the ring was read under (see KeyRingSnapshot.storeIdentity). */
+  let ringStoreIdentity: string | undefined;
   let lastUnknownKidReload = -Infinity;
   let lastUnknownAlgorithmReload = -Infinity;
   let reloading: Promise<void> | undefined;
@@ -81,9 +83,19 @@ export function createKeyManager(options: KeyManagerOptions): KeyManager {
     });
   }
 
-  async function apply(version: number, keys: StoredKey[]): Promise<void> {
-    if (ring !== undefined && ring.version === version) return;
+  async function apply({ version, keys, storeIdentity }: KeyRingSnapshot): Promise<void> {
+    if (ring !== undefined && ring.version === version && ringStoreIdentity === storeIdentity) return;
     ring = await loadKeyRing({ version, keys }, options.keyEncryptionKey);
+    ringStoreIdentity = storeIdentity;
+  }
+
+  /** A first key, when the ring is empty: a new store, or one that lost its data and was set up again. */
+  async function setUpRing(): Promise<void> {
+    await change(async (keys, now) =>
+      keys.length > 0
+        ? undefined
+        : [{ ...(await generateStoredKey(options.defaultAlgorithm, now, options.keyEncryptionKey, options.randomness)), default: true }],
+    );
   }
 
   /** Applies change to the latest ring until the compare-and-set goes through. */
@@ -93,7 +105,7 @@ export function createKeyManager(options: KeyManagerOptions): KeyManager {
       const current = authentic(snapshot);
       const changed = await next(current, clock.now());
       if (changed === undefined) {
-        await apply(snapshot.version, current);
+        await apply({ version: snapshot.version, keys: current, storeIdentity: snapshot.storeIdentity });
         return;
       }
       // Loaded before it is written: a ring this replica could not use is never stored.
@@ -101,7 +113,7 @@ export function createKeyManager(options: KeyManagerOptions): KeyManager {
       // Every entry written is MACed afresh: its fields may have changed (a key starting to retire).
       const keys = changed.map((key) => withRingMac(key, options.integrityKey));
       if (await store.writeKeyRing(snapshot.version, keys)) {
-        await apply(snapshot.version + 1, keys);
+        await apply({ version: snapshot.version + 1, keys, storeIdentity: snapshot.storeIdentity });
         return;
       }
     }
@@ -113,14 +125,17 @@ export function createKeyManager(options: KeyManagerOptions): KeyManager {
       try {
         const snapshot = await store.readKeyRing();
         const current = authentic(snapshot);
-        if (current.some((key) => isRetired(key, clock.now()))) {
+        if (current.length === 0) {
+          // The store lost its ring (or holds none Tally wrote): never keep signing with a key it no longer has.
+          await setUpRing();
+        } else if (current.some((key) => isRetired(key, clock.now()))) {
           // Drop retired keys: whichever replica sees them first does it.
           await change(async (keys, now) => {
             const kept = keys.filter((key) => !isRetired(key, now));
             return kept.length === keys.length ? undefined : kept;
           });
         } else {
-          await apply(snapshot.version, current);
+          await apply({ version: snapshot.version, keys: current, storeIdentity: snapshot.storeIdentity });
         }
       } finally {
         reloading = undefined;
@@ -160,11 +175,7 @@ export function createKeyManager(options: KeyManagerOptions): KeyManager {
 
   const manager: KeyManager = {
     async load() {
-      await change(async (keys, now) =>
-        keys.length > 0
-          ? undefined
-          : [{ ...(await generateStoredKey(options.defaultAlgorithm, now, options.keyEncryptionKey, options.randomness)), default: true }],
-      );
+      await setUpRing();
       await reload();
     },
 

@@ -94,3 +94,19 @@ export async function waitForReplicas(client: RedisClient, key: string, replicas
   if (node === undefined) throw new Error('no connection to the primary that owns the revocation slot');
   return node.wait(replicas, timeoutMs);
 }
+
+/**
+ * Reconnects a client that ioredis gave up on while it was not being closed.
+ * Its reconnection is meant to go on forever, but a connection attempt cut
+ * short under it (through Sentinel: a +switch-master arriving while the new
+ * primary is being looked up) ends the client for good, and the store would
+ * answer UNAVAILABLE until restarted.
+ */
+export function keepConnecting(client: RedisClient, settings: ClientSettings, closing: () => boolean): void {
+  client.on('end', () => {
+    if (closing()) return;
+    setTimeout(() => {
+      if (!closing() && client.status === 'end') client.connect().catch(() => {});
+    }, Math.min(50, settings.reconnectMaxDelayMs)).unref();
+  });
+}

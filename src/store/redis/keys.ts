@@ -28,6 +28,12 @@ export interface KeyNames {
   readonly keyRing: string;
   /** The master secret's fingerprint, written once by the first replica. */
   readonly secretFingerprint: string;
+  /**
+   * Hash: `id` (random, made when the store is set up) and `since` (Redis
+   * clock, ms). On the revocation slot, so losing that slot's data loses it
+   * too: a replica whose view was built from another identity drops its view.
+   */
+  readonly identity: string;
 }
 
 export function createKeyNames(prefix = DEFAULT_KEY_PREFIX): KeyNames {
@@ -44,6 +50,7 @@ export function createKeyNames(prefix = DEFAULT_KEY_PREFIX): KeyNames {
     events: `${revocations}events`,
     leases: `${revocations}leases`,
     keyRing: `${revocations}key-ring`,
+    identity: `${revocations}identity`,
     secretFingerprint: `${prefix}secret-fingerprint`,
   };
 }

@@ -28,15 +28,17 @@
 // queue and every command has a timeout (see connect.ts), so an unreachable or
 // stalled Redis is reported within commandTimeoutMs and never hangs a caller.
 
+import { randomUUID } from 'node:crypto';
 import { StoreUnavailableError } from '../../core/errors.js';
 import type { Clock, Store } from '../../core/ports.js';
 import { systemClock } from '../../core/system.js';
 import type { KeyRingSnapshot, StoredKey, TokenRecord } from '../../core/types.js';
 import { checkKeepForMs } from '../keep-for.js';
 import { parseRedisUrl } from './connection-url.js';
-import { createRedisClient, duplicateClient, waitForReplicas } from './connect.js';
+import { createRedisClient, duplicateClient, keepConnecting, waitForReplicas } from './connect.js';
 import { createKeyNames, DEFAULT_KEY_PREFIX, markField } from './keys.js';
-import { startReplicaView, untilReplicasApplied, type ReplicaView } from './replica-view.js';
+import { startReplicaView, untilReplicasApplied, type ReplicaView, type StoreChange } from './replica-view.js';
+import { checkRedisSettings, type SettingsReport } from './settings-check.js';
 import { createTokenCache, type TokenCache } from './token-cache.js';
 
 export interface RedisStoreOptions {
@@ -67,6 +69,18 @@ export interface RedisStoreOptions {
   onBackgroundError?: (error: unknown) => void;
   /** This replica's lease lapsed while its view was trusted, for metrics. */
   onLeaseLapsed?: () => void;
+  /**
+   * Told when this replica found that Redis came back with less than it had
+   * (see replica-view.ts); its local view, token cache and key ring are
+   * already being rebuilt from the store as it is now.
+   */
+  onStoreChange?: (change: StoreChange) => void;
+  /**
+   * Given the persistence and eviction settings found on Redis (see
+   * settings-check.ts) each time the connection becomes ready: at start-up
+   * and after every reconnect, which may be to another server.
+   */
+  onSettingsChecked?: (report: SettingsReport) => void;
 }
 
 export const DEFAULT_COMMAND_TIMEOUT_MS = 1000;
@@ -83,13 +97,20 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
   const commandTimeoutMs = options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
   const clock = options.clock ?? systemClock;
   const keys = createKeyNames(options.keyPrefix ?? DEFAULT_KEY_PREFIX);
-  const client = createRedisClient(parseRedisUrl(options.url), {
-    commandTimeoutMs,
-    reconnectMaxDelayMs: options.reconnectMaxDelayMs ?? DEFAULT_RECONNECT_MAX_DELAY_MS,
-  });
+  const clientSettings = { commandTimeoutMs, reconnectMaxDelayMs: options.reconnectMaxDelayMs ?? DEFAULT_RECONNECT_MAX_DELAY_MS };
+  const client = createRedisClient(parseRedisUrl(options.url), clientSettings);
   // Without a listener ioredis prints every reconnection failure to stderr.
   client.on('error', options.onConnectionError ?? (() => {}));
+  const onSettingsChecked = options.onSettingsChecked;
+  if (onSettingsChecked !== undefined) {
+    client.on('ready', () => {
+      checkRedisSettings(client).then(onSettingsChecked, (error: unknown) => options.onBackgroundError?.(error));
+    });
+  }
   let closed = false;
+  /** Set as close() begins, before the view's own connection goes. */
+  let closing = false;
+  keepConnecting(client, clientSettings, () => closing);
   let connecting: Promise<void> | undefined;
 
   /**
@@ -133,13 +154,33 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
     });
   }
 
+  /**
+   * Runs one step against Redis within the command timeout, counted from the
+   * moment the call is made. ioredis's own timeout starts only when a command
+   * is written: with auto-pipelining, a command made while an earlier batch
+   * is still unanswered waits for that batch first (one batch at a time per
+   * connection), so behind a stuck batch it took up to twice the timeout.
+   * The command may still run later; as with any call that failed, the
+   * caller cannot know whether it did.
+   */
   async function call<T>(operation: () => Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => reject(new StoreUnavailableError(undefined, { cause: new Error(`no answer within ${commandTimeoutMs} ms`) })), commandTimeoutMs);
+    });
     try {
-      if (client.status !== 'ready' || closed) await untilConnected();
-      return await operation();
+      return await Promise.race([
+        (async () => {
+          if (client.status !== 'ready' || closed) await untilConnected();
+          return operation();
+        })(),
+        deadline,
+      ]);
     } catch (error) {
       if (error instanceof StoreUnavailableError) throw error;
       throw new StoreUnavailableError(undefined, { cause: error });
+    } finally {
+      clearTimeout(timer);
     }
   }
 
@@ -148,9 +189,12 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
   const keyRingListeners: Array<() => void> = [];
   let cache: TokenCache | undefined;
   let view: ReplicaView | undefined;
+  /** The master secret's fingerprint this store accepted, to record again on a store set up again. */
+  let acceptedFingerprint: string | undefined;
   if ((options.cacheSize ?? 0) > 0) {
     cache = createTokenCache(options.cacheSize!, clock);
     const tailer = duplicateClient(client);
+    keepConnecting(tailer, clientSettings, () => closing);
     // Its failures surface through the stream reads; the listener only keeps ioredis from printing them.
     tailer.on('error', () => {});
     view = startReplicaView({
@@ -161,6 +205,15 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
       // A blocked read must end well inside both the command timeout and the lease.
       blockMs: Math.max(10, Math.min(leaseMs / 4, commandTimeoutMs / 2)),
       onKeyRingChange: () => keyRingListeners.forEach((listener) => listener()),
+      onStoreChange: (change) => {
+        cache?.clear();
+        // Set up again under the same master key: a replica started later with another one must still be refused.
+        if (acceptedFingerprint !== undefined) {
+          client.set(keys.secretFingerprint, acceptedFingerprint, 'NX').catch((error: unknown) => options.onBackgroundError?.(error));
+        }
+        keyRingListeners.forEach((listener) => listener());
+        options.onStoreChange?.(change);
+      },
       onError: options.onBackgroundError ?? (() => {}),
       onLeaseLapsed: options.onLeaseLapsed,
     });
@@ -192,7 +245,8 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
       }),
 
     getToken: (tokenId) => {
-      const cached = closed ? undefined : cache?.get(tokenId);
+      // Only from a fresh view: a record cached from a store that since lost it must not answer.
+      const cached = closed || view?.fresh() !== true ? undefined : cache?.get(tokenId);
       if (cached !== undefined) return Promise.resolve(cached);
       return call(async () => {
         const json = await client.get(keys.token(tokenId));
@@ -205,36 +259,42 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
 
     revokeScope: async (scope, value, keepForMs) => {
       checkKeepForMs(keepForMs);
-      return call(async () => {
-        const sequence = await client.revoke(
-          keys.revocationSequence, keys.marks, keys.markExpiry, keys.events,
-          markField(scope, value), Math.ceil(keepForMs), eventsToKeep,
-        );
-        await durable();
-        await untilReplicasApplied(client, keys, sequence, leaseMs);
-        return sequence;
-      });
+      // Each step within its own command timeout; the wait for replicas is bounded by the lease.
+      const sequence = await call(() =>
+        client.revoke(
+          keys.revocationSequence, keys.marks, keys.markExpiry, keys.events, keys.identity,
+          markField(scope, value), Math.ceil(keepForMs), eventsToKeep, randomUUID(),
+        ),
+      );
+      await call(durable);
+      await untilReplicasApplied((pendingFor) => call(() => client.pendingReplicas(keys.leases, keys.identity, sequence, pendingFor)), leaseMs);
+      return sequence;
     },
 
     revocationMark: (scopes) => {
       const fields = scopes.map(([scope, value]) => markField(scope, value));
       if (view?.fresh()) return Promise.resolve(view.highestMark(fields));
-      return call(async () => Number(await client.readMarks(keys.marks, keys.markExpiry, ...fields)));
+      return call(async () => Number(await client.readMarks(keys.marks, keys.markExpiry, keys.identity, ...fields)));
     },
 
     readKeyRing: () =>
       call(async (): Promise<KeyRingSnapshot> => {
-        const [version, keysJson] = await client.hmget(keys.keyRing, 'version', 'keys');
-        if (version === null || version === undefined) return { version: 0, keys: [] };
-        return { version: Number(version), keys: JSON.parse(keysJson ?? '[]') as StoredKey[] };
+        const [version, keysJson, identity] = await client.readKeyRing(keys.keyRing, keys.identity);
+        const storeIdentity = identity ?? undefined;
+        if (version === null || version === undefined) return { version: 0, keys: [], storeIdentity };
+        return { version: Number(version), keys: JSON.parse(keysJson ?? '[]') as StoredKey[], storeIdentity };
       }),
 
-    writeKeyRing: (expectedVersion, ringKeys) =>
-      call(async () => {
-        const written = await client.writeKeyRing(keys.keyRing, keys.revocationSequence, keys.events, expectedVersion, JSON.stringify(ringKeys), eventsToKeep);
-        if (written === 1) await durable();
-        return written === 1;
-      }),
+    writeKeyRing: async (expectedVersion, ringKeys) => {
+      const written = await call(() =>
+        client.writeKeyRing(
+          keys.keyRing, keys.revocationSequence, keys.events, keys.identity,
+          expectedVersion, JSON.stringify(ringKeys), eventsToKeep, randomUUID(),
+        ),
+      );
+      if (written === 1) await call(durable);
+      return written === 1;
+    },
 
     onKeyRingChange(listener) {
       keyRingListeners.push(listener);
@@ -246,7 +306,9 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
       call(async () => {
         // SET NX GET answers the value that was there, or null if ours went in.
         const recorded = await client.set(keys.secretFingerprint, fingerprint, 'NX', 'GET');
-        return recorded === null || recorded === fingerprint;
+        const accepted = recorded === null || recorded === fingerprint;
+        if (accepted) acceptedFingerprint = fingerprint;
+        return accepted;
       }),
 
     // The clock of the node that holds the marks and leases (on a Cluster, the {revocations} slot's).
@@ -263,6 +325,7 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
 
     async close() {
       if (closed) return;
+      closing = true;
       await view?.close();
       closed = true;
       try {

@@ -9,11 +9,26 @@
 // so the replica always stops trusting its view before Redis stops counting
 // it in. When a renewal finds that the lease had lapsed, revocations may have
 // returned without this replica; it reads the stream to its end before it
-// trusts the view again. When its place in the stream was trimmed away (a gap
-// in the consecutive sequence numbers), it reloads the view in full.
+// trusts the view again. When its place in the stream was trimmed away (an
+// event whose `previous` is past the last one applied), it reloads the view
+// in full.
+//
+// A view is a view of one store. The store carries an identity made when it
+// is set up, and its sequence never goes backwards; every renewal, stream
+// read and reload checks both (scripts.ts, RENEW_LEASE). When Redis comes back
+// with less than it had (emptied, restored from an older backup, failed over
+// to a replica that was behind), the view is dropped whole, with the token
+// cache and key ring that go with it (onStoreChange), and built again from
+// the store as it is now. Until then the replica answers from Redis or not at
+// all. Revocations wait for replicas that may still trust a view of the store
+// as it was: their leases were lost with it, so the store fences revocations
+// for a lease time after it was set up again (PENDING_REPLICAS). A replica
+// also stops trusting its view the moment a connection to Redis closes: the
+// server it reconnects to may not be the one that granted its lease.
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { Cluster, type Redis } from 'ioredis';
 import { StoreUnavailableError } from '../../core/errors.js';
 import type { RedisClient } from './connect.js';
 import type { KeyNames } from './keys.js';
@@ -29,10 +44,24 @@ export interface ReplicaViewOptions {
   blockMs: number;
   /** Called when the key ring changed, or may have while the view was not following. */
   onKeyRingChange: () => void;
+  /**
+   * Called when the store is not the one the view was built from, as the view
+   * is rebuilt from the store as it is now (and before it answers again):
+   * whatever else came from the old store must go too.
+   */
+  onStoreChange: (change: StoreChange) => void;
   onError: (error: unknown) => void;
   /** Told when a renewal finds that the lease of a view it trusted had lapsed (for metrics). */
   onLeaseLapsed?: () => void;
 }
+
+/**
+ * How the store changed under a view: `set-up-again` when its identity is
+ * new (its data was lost and it was set up again, or it is another store),
+ * `went-back` when it lost events the view had applied (a failover to a
+ * replica that was behind, a restore from an older backup).
+ */
+export type StoreChange = 'set-up-again' | 'went-back';
 
 export interface ReplicaView {
   /** Whether the view may answer now: loaded, caught up, and the lease live. */
@@ -52,6 +81,19 @@ interface LocalMark {
 
 const EVENTS_PER_READ = 1000;
 const RETRY_PAUSE_MS = 100;
+/** RENEW_LEASE's answers when the store is not the one the view was built from. */
+const RENEWAL_STORE_SET_UP_AGAIN = -1;
+const RENEWAL_STORE_WENT_BACK = -2;
+
+/** Calls onClose whenever a connection of client closes: on a Cluster, the connection to any node. */
+function watchConnectionsClosing(client: RedisClient, onClose: () => void): void {
+  if (client instanceof Cluster) {
+    client.on('+node', (node: Redis) => node.on('close', onClose));
+    for (const node of client.nodes()) node.on('close', onClose);
+  } else {
+    client.on('close', onClose);
+  }
+}
 
 export function startReplicaView(options: ReplicaViewOptions): ReplicaView {
   const { client, tailer, keys, leaseMs } = options;
@@ -60,6 +102,12 @@ export function startReplicaView(options: ReplicaViewOptions): ReplicaView {
   const marks = new Map<string, LocalMark>();
   let applied = 0;
   let lastEventId = '0-0';
+  /** The identity of the store the view was loaded from; undefined before the first load. */
+  let identity: string | undefined;
+  /** Every token numbered below it is revoked: see IDENTITY in scripts.ts. */
+  let floor = 0;
+  /** Set when the store was found to have lost what the view applied; the next reload reports it. */
+  let storeChanged = false;
   let loaded = false;
   let catchingUp = true;
   let trustedUntil = 0;
@@ -77,40 +125,71 @@ export function startReplicaView(options: ReplicaViewOptions): ReplicaView {
     for (const [field, mark] of marks) if (mark.keptUntil <= now) marks.delete(field);
   }
 
+  /**
+   * Stops answering from the view at once; the next round reloads it whole,
+   * and the reload tells how the store changed (it compares what the view
+   * was built from with the store as it is now).
+   */
+  function distrustStore(): void {
+    storeChanged = true;
+    trustedUntil = 0;
+    catchingUp = true;
+    loaded = false;
+  }
+
   async function reload(): Promise<void> {
-    const [sequence, eventId, flat] = await client.snapshot(keys.revocationSequence, keys.marks, keys.markExpiry, keys.events);
+    const [sequence, eventId, flat, storeIdentity, storeFloor] = await client.snapshot(
+      keys.revocationSequence, keys.marks, keys.markExpiry, keys.events, keys.identity, randomUUID(),
+    );
+    // A reload after a trimmed stream can be the first to meet a changed store.
+    const change: StoreChange | undefined =
+      identity !== undefined && storeIdentity !== identity ? 'set-up-again'
+      : storeChanged || Number(sequence) < applied ? 'went-back'
+      : undefined;
+    storeChanged = false;
     marks.clear();
+    if (change !== undefined) options.onStoreChange(change);
     for (let i = 0; i + 2 < flat.length; i += 3) applyMark(flat[i]!, Number(flat[i + 1]), Number(flat[i + 2]));
     applied = Number(sequence);
     lastEventId = eventId;
+    identity = storeIdentity;
+    floor = Number(storeFloor);
     loaded = true;
     // Key-ring events may have been trimmed away with the rest.
     options.onKeyRingChange();
   }
 
-  /** Applies a batch of stream entries; false when a gap shows events were trimmed away unread. */
-  function applyEntries(entries: Array<[string, string[]]>): boolean {
+  /**
+   * Applies a batch of stream entries: 'gap' when events were trimmed away
+   * unread, 'went-back' when the stream holds events numbered at or below
+   * what was applied (the store lost events and numbered new ones again).
+   */
+  function applyEntries(entries: Array<[string, string[]]>): 'applied' | 'gap' | 'went-back' {
     for (const [id, fieldList] of entries) {
       const event: Record<string, string> = {};
       for (let i = 0; i + 1 < fieldList.length; i += 2) event[fieldList[i]!] = fieldList[i + 1]!;
       const sequence = Number(event.sequence);
-      if (sequence <= applied) {
-        lastEventId = id;
-        continue;
-      }
-      if (sequence !== applied + 1) return false;
+      // Events written before numbers could jump carry no `previous`.
+      const previous = event.previous === undefined ? sequence - 1 : Number(event.previous);
+      if (sequence <= applied || previous < applied) return 'went-back';
+      if (previous !== applied) return 'gap';
       if (event.kind === 'mark') applyMark(event.field ?? '', sequence, Number(event.keep));
       else if (event.kind === 'keys') options.onKeyRingChange();
       applied = sequence;
       lastEventId = id;
     }
-    return true;
+    return 'applied';
   }
 
   async function renew(): Promise<void> {
     const sentAt = performance.now();
-    const held = await client.renewLease(keys.leases, replicaId, applied, leaseMs);
-    if (held === 1 && !catchingUp) {
+    const held = await client.renewLease(
+      keys.leases, keys.identity, keys.revocationSequence, keys.events,
+      replicaId, applied, leaseMs, identity ?? '', lastEventId, randomUUID(),
+    );
+    if (held === RENEWAL_STORE_SET_UP_AGAIN || held === RENEWAL_STORE_WENT_BACK) {
+      distrustStore();
+    } else if (held === 1 && !catchingUp) {
       trustedUntil = sentAt + leaseMs - margin;
     } else if (held === 1) {
       // The read before this renewal began after the lapse was noticed, so it saw every event that could matter.
@@ -134,7 +213,12 @@ export function startReplicaView(options: ReplicaViewOptions): ReplicaView {
           | Array<[string, Array<[string, string[]]>]>
           | null;
         const entries = reply?.[0]?.[1] ?? [];
-        if (!applyEntries(entries)) {
+        const outcome = applyEntries(entries);
+        if (outcome === 'went-back') {
+          distrustStore();
+          continue;
+        }
+        if (outcome === 'gap') {
           loaded = false;
           catchingUp = true;
           trustedUntil = 0;
@@ -152,6 +236,16 @@ export function startReplicaView(options: ReplicaViewOptions): ReplicaView {
     }
   }
 
+  // The server a connection comes back to may not be the one that granted
+  // the lease (a failover), nor hold what it held: trust nothing until a
+  // renewal on the new connection has checked the store.
+  const distrust = () => {
+    trustedUntil = 0;
+    catchingUp = true;
+  };
+  watchConnectionsClosing(client, distrust);
+  watchConnectionsClosing(tailer, distrust);
+
   const following = follow();
 
   return {
@@ -159,7 +253,7 @@ export function startReplicaView(options: ReplicaViewOptions): ReplicaView {
     appliedSequence: () => applied,
     highestMark(fields) {
       const now = performance.now();
-      let highest = 0;
+      let highest = floor;
       for (const field of fields) {
         const mark = marks.get(field);
         if (mark !== undefined && mark.keptUntil > now && mark.sequence > highest) highest = mark.sequence;
@@ -178,15 +272,16 @@ export function startReplicaView(options: ReplicaViewOptions): ReplicaView {
 }
 
 /**
- * Waits until every replica with a live lease has applied the event with
- * this sequence. A replica that neither applies it nor lets its lease lapse
- * within twice the lease time means something is wrong: the revocation is
- * recorded but not confirmed, and the caller hears so.
+ * Waits until no replica with a live lease is still to apply a revocation:
+ * pending(fenceMs) asks Redis how many are (PENDING_REPLICAS, for the
+ * revocation's sequence). A replica that neither applies it nor lets its
+ * lease lapse within twice the lease time means something is wrong: the
+ * revocation is recorded but not confirmed, and the caller hears so.
  */
-export async function untilReplicasApplied(client: RedisClient, keys: KeyNames, sequence: number, leaseMs: number): Promise<void> {
+export async function untilReplicasApplied(pending: (fenceMs: number) => Promise<number>, leaseMs: number): Promise<void> {
   const deadline = performance.now() + 2 * leaseMs;
   for (let attempt = 0; ; attempt++) {
-    if ((await client.pendingReplicas(keys.leases, sequence)) === 0) return;
+    if ((await pending(leaseMs)) === 0) return;
     if (performance.now() > deadline) {
       throw new StoreUnavailableError('the revocation is recorded but not every replica has confirmed it yet; retry');
     }

@@ -8,14 +8,58 @@ local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 `;
 
 /**
- * KEYS: sequence, marks, mark-expiry, events. ARGV: mark field, keepForMs,
- * events to keep. Takes the next revocation number, raises the mark to it,
+ * The store's identity (see keys.ts), made when the store is set up: on first
+ * use, and again by whichever script first finds it gone (the data was lost).
+ * `since` starts the fence of PENDING_REPLICAS. When the sequence is gone too,
+ * revocations may have been lost while the tokens they covered live on
+ * (records on other Cluster slots): the sequence starts again at a floor that
+ * counts as a mark on every scope (READ_MARKS), so every token numbered before
+ * it is revoked, failing closed. A store that has a sequence but no identity
+ * (made before identities existed) gets no floor. Needs NOW_MS.
+ */
+const IDENTITY = `
+local function storeIdentity(identityKey, sequenceKey, newIdentity)
+  local identity = redis.call('HGET', identityKey, 'id')
+  if identity then return identity end
+  local floor = 0
+  if redis.call('EXISTS', sequenceKey) == 0 then
+    floor = now * 1000
+    redis.call('SET', sequenceKey, floor)
+  end
+  redis.call('HSET', identityKey, 'id', newIdentity, 'since', now, 'floor', floor)
+  return newIdentity
+end
+`;
+
+/**
+ * The next revocation number: one past the last, and never below Redis's
+ * time in microseconds-like units (ms × 1000). So numbers never go backwards,
+ * even on a store that lost its latest ones (a failover to a replica that was
+ * behind): a number taken a millisecond or more after the loss is above
+ * every number taken before it, unless more than 1000 were taken in one
+ * millisecond. Returns the
+ * previous and the next. Needs NOW_MS.
+ */
+const NEXT_SEQUENCE = `
+local function nextSequence(sequenceKey)
+  local previous = tonumber(redis.call('GET', sequenceKey) or '0')
+  local sequence = math.max(previous + 1, now * 1000)
+  redis.call('SET', sequenceKey, sequence)
+  return previous, sequence
+end
+`;
+
+/**
+ * KEYS: sequence, marks, mark-expiry, events, identity. ARGV: mark field,
+ * keepForMs, events to keep, a new identity (used if the store must be set
+ * up). Takes the next revocation number, raises the mark to it,
  * keeps it at least keepForMs without cutting short an earlier promise,
  * drops a few marks past their keep time, and appends the event that
  * replicas apply. Returns the number.
  */
-const REVOKE = `${NOW_MS}
-local sequence = redis.call('INCR', KEYS[1])
+const REVOKE = `${NOW_MS}${IDENTITY}${NEXT_SEQUENCE}
+storeIdentity(KEYS[5], KEYS[1], ARGV[4])
+local previous, sequence = nextSequence(KEYS[1])
 redis.call('HSET', KEYS[2], ARGV[1], sequence)
 local keepUntil = now + tonumber(ARGV[2])
 local promised = redis.call('ZSCORE', KEYS[3], ARGV[1])
@@ -27,13 +71,17 @@ for _, field in ipairs(lapsed) do
   redis.call('HDEL', KEYS[2], field)
   redis.call('ZREM', KEYS[3], field)
 end
-redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[3], '*', 'sequence', sequence, 'kind', 'mark', 'field', ARGV[1], 'keep', keepUntil - now)
+redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[3], '*', 'sequence', sequence, 'kind', 'mark', 'field', ARGV[1], 'keep', keepUntil - now, 'previous', previous)
 return sequence
 `;
 
-/** KEYS: marks, mark-expiry. ARGV: mark fields. The highest mark among them still within its keep time (0 if none). */
+/**
+ * KEYS: marks, mark-expiry, identity. ARGV: mark fields. The highest mark
+ * among them still within its keep time, and the store's floor (IDENTITY);
+ * 0 if none.
+ */
 const READ_MARKS = `${NOW_MS}
-local highest = 0
+local highest = tonumber(redis.call('HGET', KEYS[3], 'floor') or '0')
 for _, field in ipairs(ARGV) do
   local mark = redis.call('HGET', KEYS[1], field)
   if mark then
@@ -45,28 +93,50 @@ return highest
 `;
 
 /**
- * KEYS: key ring, sequence, events. ARGV: expected version, keys JSON, events
- * to keep. Compare-and-set: writes version + 1 and the keys only if the
- * version is still the expected one, and tells the replicas. Returns 1 when
- * written, 0 when another writer won.
+ * KEYS: key ring, sequence, events, identity. ARGV: expected version, keys
+ * JSON, events to keep, a new identity. Compare-and-set: writes version + 1
+ * and the keys only if the version is still the expected one, and tells the
+ * replicas. Returns 1 when written, 0 when another writer won.
  */
-const WRITE_KEY_RING = `
+const WRITE_KEY_RING = `${NOW_MS}${IDENTITY}${NEXT_SEQUENCE}
 local current = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
 if current ~= tonumber(ARGV[1]) then return 0 end
+storeIdentity(KEYS[4], KEYS[2], ARGV[4])
 redis.call('HSET', KEYS[1], 'version', current + 1, 'keys', ARGV[2])
-local sequence = redis.call('INCR', KEYS[2])
-redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], '*', 'sequence', sequence, 'kind', 'keys', 'field', '', 'keep', 0)
+local previous, sequence = nextSequence(KEYS[2])
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], '*', 'sequence', sequence, 'kind', 'keys', 'field', '', 'keep', 0, 'previous', previous)
 return 1
 `;
 
+/** KEYS: key ring, identity. { version or false, keys JSON or false, identity or false }. */
+const READ_KEY_RING = `
+local ring = redis.call('HMGET', KEYS[1], 'version', 'keys')
+return { ring[1], ring[2], redis.call('HGET', KEYS[2], 'id') }
+`;
+
 /**
- * KEYS: leases. ARGV: replica id, last applied sequence, lease ms. Takes or
- * renews the replica's lease, recording what it has applied. Returns 1 when
- * the lease was held without a break, 0 when it had lapsed (or never was):
- * then revocations may have returned without this replica, and it must read
- * the stream to its end before it answers from its view again.
+ * KEYS: leases, identity, sequence, events. ARGV: replica id, last applied
+ * sequence, lease ms, the identity of the store the view was loaded from,
+ * the id of the last event read, a new identity. Takes or renews the
+ * replica's lease, recording what it has applied. Returns 1 when the lease
+ * was held without a break, 0 when it had lapsed (or never was): then
+ * revocations may have returned without this replica, and it must read the
+ * stream to its end before it answers from its view again. Grants nothing
+ * when the store is not the one the view was built from: -1 when its
+ * identity changed (set up again after losing its data), -2 when it lost
+ * events the view applied: its sequence is below what the view applied, or
+ * the last event the view read is gone while an older one is still there
+ * (trimming drops the oldest first, so the newest were lost, as in a
+ * failover to a replica that was behind).
  */
-const RENEW_LEASE = `${NOW_MS}
+const RENEW_LEASE = `${NOW_MS}${IDENTITY}
+if storeIdentity(KEYS[2], KEYS[3], ARGV[6]) ~= ARGV[4] then return -1 end
+if tonumber(redis.call('GET', KEYS[3]) or '0') < tonumber(ARGV[2]) then return -2 end
+if ARGV[5] ~= '0-0' then
+  local upTo = redis.call('XREVRANGE', KEYS[4], ARGV[5], '-', 'COUNT', 1)
+  if #upTo > 0 and upTo[1][1] ~= ARGV[5] then return -2 end
+  if #upTo == 0 and redis.call('XLEN', KEYS[4]) == 0 then return -2 end
+end
 local held = 0
 local entry = redis.call('HGET', KEYS[1], ARGV[1])
 if entry then
@@ -78,12 +148,17 @@ return held
 `;
 
 /**
- * KEYS: leases. ARGV: sequence. How many replicas hold a live lease but have
- * not applied the event with this sequence yet. Lapsed leases are dropped:
- * their replicas no longer answer from their views.
+ * KEYS: leases, identity. ARGV: sequence, fence ms. How many replicas hold a
+ * live lease but have not applied the event with this sequence yet. Lapsed
+ * leases are dropped: their replicas no longer answer from their views.
+ * For fence ms after the store was set up (or while it has no identity) one
+ * more is counted: a replica may still trust a view of the store as it was
+ * before it lost its data, under a lease this store no longer knows of.
  */
 const PENDING_REPLICAS = `${NOW_MS}
 local pending = 0
+local since = redis.call('HGET', KEYS[2], 'since')
+if (not since) or now < tonumber(since) + tonumber(ARGV[2]) then pending = 1 end
 local entries = redis.call('HGETALL', KEYS[1])
 for i = 1, #entries, 2 do
   local applied, leaseEnd = string.match(entries[i + 1], '^(%d+):(%d+)$')
@@ -97,12 +172,14 @@ return pending
 `;
 
 /**
- * KEYS: sequence, marks, mark-expiry, events. A consistent starting point for
- * a replica's view: the sequence, the id of the last event (every event up
- * to it is reflected in the marks), and each live mark with its remaining
- * keep time: { sequence, lastEventId, { field, mark, remainingMs, ... } }.
+ * KEYS: sequence, marks, mark-expiry, events, identity. ARGV: a new identity.
+ * A consistent starting point for a replica's view: the sequence, the id of
+ * the last event (every event up to it is reflected in the marks), each live
+ * mark with its remaining keep time, the store's identity and its floor:
+ * { sequence, lastEventId, { field, mark, remainingMs, ... }, identity, floor }.
  */
-const SNAPSHOT = `${NOW_MS}
+const SNAPSHOT = `${NOW_MS}${IDENTITY}
+local identity = storeIdentity(KEYS[5], KEYS[1], ARGV[1])
 local sequence = tonumber(redis.call('GET', KEYS[1]) or '0')
 local last = redis.call('XREVRANGE', KEYS[4], '+', '-', 'COUNT', 1)
 local lastEventId = '0-0'
@@ -117,29 +194,34 @@ for i = 1, #entries, 2 do
     marks[#marks + 1] = tostring(tonumber(keepUntil) - now)
   end
 end
-return { sequence, lastEventId, marks }
+return { sequence, lastEventId, marks, identity, redis.call('HGET', KEYS[5], 'floor') or '0' }
 `;
 
 /** KEYS: sequence (only to route the call to the node that times marks and leases). The server's TIME. */
 const SERVER_TIME = `return redis.call('TIME')`;
 
 export const SCRIPTS = {
-  revoke: { lua: REVOKE, numberOfKeys: 4 },
-  readMarks: { lua: READ_MARKS, numberOfKeys: 2 },
-  writeKeyRing: { lua: WRITE_KEY_RING, numberOfKeys: 3 },
-  renewLease: { lua: RENEW_LEASE, numberOfKeys: 1 },
-  pendingReplicas: { lua: PENDING_REPLICAS, numberOfKeys: 1 },
-  snapshot: { lua: SNAPSHOT, numberOfKeys: 4 },
+  revoke: { lua: REVOKE, numberOfKeys: 5 },
+  readMarks: { lua: READ_MARKS, numberOfKeys: 3 },
+  writeKeyRing: { lua: WRITE_KEY_RING, numberOfKeys: 4 },
+  readKeyRing: { lua: READ_KEY_RING, numberOfKeys: 2 },
+  renewLease: { lua: RENEW_LEASE, numberOfKeys: 4 },
+  pendingReplicas: { lua: PENDING_REPLICAS, numberOfKeys: 2 },
+  snapshot: { lua: SNAPSHOT, numberOfKeys: 5 },
   serverTime: { lua: SERVER_TIME, numberOfKeys: 1 },
 } as const;
 
 /** The methods ioredis adds for SCRIPTS. */
 export interface ScriptCommands {
-  revoke(sequenceKey: string, marksKey: string, markExpiryKey: string, eventsKey: string, field: string, keepForMs: number, eventsToKeep: number): Promise<number>;
-  readMarks(marksKey: string, markExpiryKey: string, ...fields: string[]): Promise<number>;
-  writeKeyRing(keyRingKey: string, sequenceKey: string, eventsKey: string, expectedVersion: number, keysJson: string, eventsToKeep: number): Promise<number>;
-  renewLease(leasesKey: string, replicaId: string, appliedSequence: number, leaseMs: number): Promise<number>;
-  pendingReplicas(leasesKey: string, sequence: number): Promise<number>;
-  snapshot(sequenceKey: string, marksKey: string, markExpiryKey: string, eventsKey: string): Promise<[number, string, string[]]>;
+  revoke(sequenceKey: string, marksKey: string, markExpiryKey: string, eventsKey: string, identityKey: string, field: string, keepForMs: number, eventsToKeep: number, newIdentity: string): Promise<number>;
+  readMarks(marksKey: string, markExpiryKey: string, identityKey: string, ...fields: string[]): Promise<number>;
+  writeKeyRing(keyRingKey: string, sequenceKey: string, eventsKey: string, identityKey: string, expectedVersion: number, keysJson: string, eventsToKeep: number, newIdentity: string): Promise<number>;
+  readKeyRing(keyRingKey: string, identityKey: string): Promise<[string | null, string | null, string | null]>;
+  renewLease(
+    leasesKey: string, identityKey: string, sequenceKey: string, eventsKey: string,
+    replicaId: string, appliedSequence: number, leaseMs: number, knownIdentity: string, lastEventId: string, newIdentity: string,
+  ): Promise<number>;
+  pendingReplicas(leasesKey: string, identityKey: string, sequence: number, fenceMs: number): Promise<number>;
+  snapshot(sequenceKey: string, marksKey: string, markExpiryKey: string, eventsKey: string, identityKey: string, newIdentity: string): Promise<[number, string, string[], string, string]>;
   serverTime(sequenceKey: string): Promise<[string, string]>;
 }

@@ -9,6 +9,8 @@ import type { TokenRecord } from '../../core/types.js';
 export interface TokenCache {
   get(tokenId: string): TokenRecord | undefined;
   set(record: TokenRecord): void;
+  /** Forgets every record: the store they came from lost its data. */
+  clear(): void;
   readonly size: number;
 }
 
@@ -38,6 +40,9 @@ export function createTokenCache(capacity: number, clock: Clock): TokenCache {
       if (clock.now() > record.expiresAt) return;
       records.set(record.tokenId, deepFreeze(structuredClone(record)));
       if (records.size > capacity) records.delete(records.keys().next().value!);
+    },
+    clear() {
+      records.clear();
     },
     get size() {
       return records.size;

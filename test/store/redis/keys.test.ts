@@ -12,7 +12,7 @@ describe('Redis key names', () => {
   const keys = createKeyNames('tally:');
 
   it('puts everything a revocation touches in one slot, so one script can do it atomically', () => {
-    const revocationKeys = [keys.revocationSequence, keys.marks, keys.markExpiry, keys.events, keys.leases, keys.keyRing];
+    const revocationKeys = [keys.revocationSequence, keys.marks, keys.markExpiry, keys.events, keys.leases, keys.keyRing, keys.identity];
     expect(new Set(revocationKeys.map(slotTag))).toEqual(new Set(['revocations']));
   });
 
@@ -36,7 +36,7 @@ describe('Redis key names', () => {
   it('puts every key under the prefix, so deployments sharing a Redis stay apart', () => {
     const other = createKeyNames('other:');
     for (const [names, prefix] of [[keys, 'tally:'], [other, 'other:']] as const) {
-      for (const key of [names.token('t'), names.revocationSequence, names.marks, names.markExpiry, names.events, names.leases, names.keyRing, names.secretFingerprint]) {
+      for (const key of [names.token('t'), names.revocationSequence, names.marks, names.markExpiry, names.events, names.leases, names.keyRing, names.identity, names.secretFingerprint]) {
         expect(key.startsWith(prefix)).toBe(true);
       }
     }
