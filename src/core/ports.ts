@@ -54,7 +54,10 @@ export interface Store {
 
   /**
    * The highest mark among the given scopes (0 when none has one). A token
-   * whose record.sequence is below it is revoked.
+   * whose record.sequence is below it is revoked. A 'key' mark is read alone
+   * and means revoked whatever the sequence (every JWT the key signed), so a
+   * store's own lower bound on marks (a store set up again, store/redis)
+   * never applies to a query of 'key' marks only.
    */
   revocationMark(scopes: ReadonlyArray<readonly [MarkScope, string]>): Promise<number>;
 

@@ -65,3 +65,17 @@ function digest(value: string): string {
 export function markField(scope: MarkScope, value: string): string {
   return `${scope}:${value}`;
 }
+
+/**
+ * Whether the store's floor (scripts.ts, IDENTITY: a store set up again after
+ * losing its sequence) counts among these mark fields: for every scope but
+ * 'key'. A key's mark revokes every JWT the key signed whatever its sequence,
+ * so any mark there means revoked, and a floor would revoke every JWT. The
+ * Lua of READ_MARKS makes the same test on the field's prefix.
+ */
+export function floorCounts(fields: Iterable<string>): boolean {
+  for (const field of fields) if (!field.startsWith(KEY_MARK_PREFIX)) return true;
+  return false;
+}
+
+const KEY_MARK_PREFIX = markField('key', '');

@@ -240,7 +240,7 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
         // Redis keeps the record until its own clock passes it, whatever this
         // replica's clock says; +1 keeps it through expiresAt itself. A time
         // already past deletes an older copy.
-        await client.set(keys.token(record.tokenId), JSON.stringify(record), 'PXAT', Math.ceil(record.expiresAt) + 1);
+        await client.putToken(keys.token(record.tokenId), JSON.stringify(record), Math.ceil(record.expiresAt) + 1);
         cache?.set(record);
       }),
 

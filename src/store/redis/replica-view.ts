@@ -31,7 +31,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Cluster, type Redis } from 'ioredis';
 import { StoreUnavailableError } from '../../core/errors.js';
 import type { RedisClient } from './connect.js';
-import type { KeyNames } from './keys.js';
+import { floorCounts, type KeyNames } from './keys.js';
 
 export interface ReplicaViewOptions {
   /** Runs lease renewals and scripts. */
@@ -253,7 +253,7 @@ export function startReplicaView(options: ReplicaViewOptions): ReplicaView {
     appliedSequence: () => applied,
     highestMark(fields) {
       const now = performance.now();
-      let highest = floor;
+      let highest = floorCounts(fields) ? floor : 0;
       for (const field of fields) {
         const mark = marks.get(field);
         if (mark !== undefined && mark.keptUntil > now && mark.sequence > highest) highest = mark.sequence;

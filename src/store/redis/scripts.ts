@@ -77,11 +77,18 @@ return sequence
 
 /**
  * KEYS: marks, mark-expiry, identity. ARGV: mark fields. The highest mark
- * among them still within its keep time, and the store's floor (IDENTITY);
- * 0 if none.
+ * among them still within its keep time, and the store's floor (IDENTITY)
+ * unless every field is a key's; 0 if none.
  */
 const READ_MARKS = `${NOW_MS}
-local highest = tonumber(redis.call('HGET', KEYS[3], 'floor') or '0')
+local highest = 0
+-- The floor counts for every scope but 'key' (keys.ts, floorCounts).
+for _, field in ipairs(ARGV) do
+  if string.sub(field, 1, 4) ~= 'key:' then
+    highest = tonumber(redis.call('HGET', KEYS[3], 'floor') or '0')
+    break
+  end
+end
 for _, field in ipairs(ARGV) do
   local mark = redis.call('HGET', KEYS[1], field)
   if mark then
@@ -200,7 +207,24 @@ return { sequence, lastEventId, marks, identity, redis.call('HGET', KEYS[5], 'fl
 /** KEYS: sequence (only to route the call to the node that times marks and leases). The server's TIME. */
 const SERVER_TIME = `return redis.call('TIME')`;
 
+/**
+ * KEYS: token record. ARGV: record JSON, expiry (ms, a time on the store's
+ * clock). Saves the record until then; one whose time has already passed by
+ * Redis's clock deletes an older copy instead. SET's own PXAT judges "passed"
+ * by a time Redis caches per command, which can trail the clock that stamped
+ * the record; TIME does not.
+ */
+const PUT_TOKEN = `${NOW_MS}
+if tonumber(ARGV[2]) <= now then
+  redis.call('DEL', KEYS[1])
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[2])
+return 1
+`;
+
 export const SCRIPTS = {
+  putToken: { lua: PUT_TOKEN, numberOfKeys: 1 },
   revoke: { lua: REVOKE, numberOfKeys: 5 },
   readMarks: { lua: READ_MARKS, numberOfKeys: 3 },
   writeKeyRing: { lua: WRITE_KEY_RING, numberOfKeys: 4 },
@@ -213,6 +237,7 @@ export const SCRIPTS = {
 
 /** The methods ioredis adds for SCRIPTS. */
 export interface ScriptCommands {
+  putToken(tokenKey: string, recordJson: string, expiresAtMs: number): Promise<number>;
   revoke(sequenceKey: string, marksKey: string, markExpiryKey: string, eventsKey: string, identityKey: string, field: string, keepForMs: number, eventsToKeep: number, newIdentity: string): Promise<number>;
   readMarks(marksKey: string, markExpiryKey: string, identityKey: string, ...fields: string[]): Promise<number>;
   writeKeyRing(keyRingKey: string, sequenceKey: string, eventsKey: string, identityKey: string, expectedVersion: number, keysJson: string, eventsToKeep: number, newIdentity: string): Promise<number>;
