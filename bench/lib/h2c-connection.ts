@@ -59,6 +59,10 @@ export function openH2cConnection(request: H2cRequest): Promise<H2cConnection> {
     let sendWindow = defaultWindow;
     let queued: Buffer[] = [];
     const waitingForWindow: Buffer[] = [];
+    // The server's SETTINGS_MAX_CONCURRENT_STREAMS: calls past it wait here for a stream, as a
+    // real client queues them, and their latency still counts from their intended send time.
+    let maxStreams = Infinity;
+    const waitingForStream: Array<(outcome: CallOutcome) => void> = [];
     let pending: Buffer | undefined;
     let connected = false;
     let failure: string | undefined;
@@ -67,6 +71,7 @@ export function openH2cConnection(request: H2cRequest): Promise<H2cConnection> {
       failure ??= reason;
       for (const call of calls.values()) call.onEnd(reason);
       calls.clear();
+      for (const onEnd of waitingForStream.splice(0)) onEnd(reason);
       socket.destroy();
     };
     const end = (streamId: number, outcome: CallOutcome): void => {
@@ -74,6 +79,7 @@ export function openH2cConnection(request: H2cRequest): Promise<H2cConnection> {
       if (call === undefined) return;
       calls.delete(streamId);
       call.onEnd(outcome);
+      if (waitingForStream.length > 0 && calls.size < maxStreams) dispatch(waitingForStream.shift()!);
     };
     const write = (frame: Buffer): void => {
       if (!socket.destroyed) socket.write(frame);
@@ -105,6 +111,9 @@ export function openH2cConnection(request: H2cRequest): Promise<H2cConnection> {
           end(streamId, `the stream was reset (HTTP/2 error ${payload.readUInt32BE(0)})`);
           return;
         case frameType.settings:
+          for (let offset = 0; offset + 6 <= payload.length; offset += 6) {
+            if (payload.readUInt16BE(offset) === settingsMaxConcurrentStreams) maxStreams = payload.readUInt32BE(offset + 2);
+          }
           if ((flags & flag.ack) === 0) write(frame(frameType.settings, flag.ack, 0, Buffer.alloc(0)));
           if (!connected) {
             connected = true;
@@ -140,9 +149,27 @@ export function openH2cConnection(request: H2cRequest): Promise<H2cConnection> {
         buffer = buffer.subarray(frameHeaderLength + length);
       }
       pending = buffer.length === 0 ? undefined : buffer;
+      // Calls that waited for a stream and got one as answers came in.
+      connection.flush();
     });
     socket.once('error', (error) => (connected ? fail(error.message) : reject(error)));
     socket.once('close', () => fail('the connection closed'));
+
+    /** Opens the next stream for a call: stream ids must rise in the order streams open. */
+    const dispatch = (onEnd: (outcome: CallOutcome) => void): void => {
+      const streamId = nextStreamId;
+      nextStreamId += 2;
+      calls.set(streamId, { onEnd, received: 0, mismatch: false });
+      const frames = Buffer.from(template.bytes);
+      frames.writeUInt32BE(streamId, template.headersStreamIdOffset);
+      frames.writeUInt32BE(streamId, template.dataStreamIdOffset);
+      if (sendWindow >= request.body.length) {
+        sendWindow -= request.body.length;
+        queued.push(frames);
+      } else {
+        waitingForWindow.push(frames);
+      }
+    };
 
     const connection: H2cConnection = {
       send(onEnd) {
@@ -150,18 +177,8 @@ export function openH2cConnection(request: H2cRequest): Promise<H2cConnection> {
           onEnd(failure);
           return;
         }
-        const streamId = nextStreamId;
-        nextStreamId += 2;
-        calls.set(streamId, { onEnd, received: 0, mismatch: false });
-        const frames = Buffer.from(template.bytes);
-        frames.writeUInt32BE(streamId, template.headersStreamIdOffset);
-        frames.writeUInt32BE(streamId, template.dataStreamIdOffset);
-        if (sendWindow >= request.body.length) {
-          sendWindow -= request.body.length;
-          queued.push(frames);
-        } else {
-          waitingForWindow.push(frames);
-        }
+        if (calls.size >= maxStreams) waitingForStream.push(onEnd);
+        else dispatch(onEnd);
       },
       flush() {
         if (queued.length === 0) return;
@@ -172,6 +189,7 @@ export function openH2cConnection(request: H2cRequest): Promise<H2cConnection> {
         // Calls still open stay unanswered: their callers count them as such.
         failure ??= 'the generator closed the connection';
         calls.clear();
+        waitingForStream.length = 0;
         socket.destroy();
       },
     };
@@ -186,6 +204,8 @@ export function openH2cConnection(request: H2cRequest): Promise<H2cConnection> {
     );
   });
 }
+
+const settingsMaxConcurrentStreams = 0x3;
 
 function frame(type: number, flags: number, streamId: number, payload: Buffer): Buffer {
   const header = Buffer.alloc(frameHeaderLength);
