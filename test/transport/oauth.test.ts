@@ -92,11 +92,11 @@ describe('OAuth endpoints', () => {
         department: 'research',
         scope: 'read write dolphin',
         sub: 'Z5O3upPC88QrAjx00dis',
-        aud: ['https://protected.example.net/resource'],
+        // One audience is a string, as in RFC 7662 §2.2's example and in the JWT itself (core/claims.ts).
+        aud: 'https://protected.example.net/resource',
         iss: 'https://tally.example',
         exp: seconds(expiresAt),
         iat: seconds(issuedAt),
-        nbf: seconds(issuedAt),
         jti: tokenId,
         token_type: 'Bearer',
       });

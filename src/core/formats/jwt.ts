@@ -3,6 +3,7 @@
 // this issuer, and is it in its time window?"; whether it is still active is
 // the token service's question (the store holds a record for every jti).
 import { SignJWT, decodeProtectedHeader, errors, jwtVerify } from 'jose';
+import { tokenClaims, type TokenFacts } from '../claims.js';
 import type { JsonObject } from '../types.js';
 import type { SigningKey, VerificationKey } from '../keys/key-ring.js';
 
@@ -15,33 +16,15 @@ export function looksLikeJwt(token: string): boolean {
   return JWT_SHAPE.test(token);
 }
 
-export interface AccessTokenClaims {
-  issuer: string;
-  subject: string;
-  clientId: string;
-  audience: string[];
-  scopes: string[];
-  sessionId: string;
-  tokenId: string;
-  issuedAt: number;
-  expiresAt: number;
+export interface AccessTokenClaims extends TokenFacts {
   extra: JsonObject;
 }
 
 export async function signAccessToken(claims: AccessTokenClaims, key: SigningKey): Promise<string> {
-  const payload: JsonObject = { ...claims.extra };
-  if (claims.clientId) payload.client_id = claims.clientId;
-  if (claims.scopes.length > 0) payload.scope = claims.scopes.join(' ');
-  if (claims.sessionId) payload.sid = claims.sessionId;
-  const jwt = new SignJWT(payload)
+  // The registered claims come from the one mapping every path shares (core/claims.ts).
+  return new SignJWT(tokenClaims(claims, claims.extra))
     .setProtectedHeader({ alg: key.algorithm, typ: JWT_TYPE, kid: key.kid })
-    .setIssuer(claims.issuer)
-    .setSubject(claims.subject)
-    .setJti(claims.tokenId)
-    .setIssuedAt(Math.floor(claims.issuedAt / 1000))
-    .setExpirationTime(Math.floor(claims.expiresAt / 1000));
-  if (claims.audience.length > 0) jwt.setAudience(claims.audience.length === 1 ? claims.audience[0]! : claims.audience);
-  return jwt.sign(key.privateKey);
+    .sign(key.privateKey);
 }
 
 export type JwtCheck =

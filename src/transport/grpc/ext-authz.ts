@@ -14,7 +14,8 @@ import type { MessageInitShape } from '@bufbuild/protobuf';
 import { bearerCredential } from '../../auth/authenticate.js';
 import type { ScanLimiter } from '../../auth/scan-limiter.js';
 import type { TokenService } from '../../core/token-service.js';
-import type { ActiveToken, JsonObject } from '../../core/types.js';
+import { tokenClaims } from '../../core/claims.js';
+import type { ActiveToken } from '../../core/types.js';
 import { HeaderValueOption_HeaderAppendAction } from '../../gen/envoy/config/core/v3/base_pb.js';
 import type { AttributeContext } from '../../gen/envoy/service/auth/v3/attribute_context_pb.js';
 import { Authorization, type CheckResponseSchema } from '../../gen/envoy/service/auth/v3/external_auth_pb.js';
@@ -102,17 +103,13 @@ export function bearerTokenOf(attributes: AttributeContext | undefined): string 
   return values.length === 1 ? bearerCredential(values[0]) : undefined;
 }
 
+/**
+ * The phantom token: the token's claims as every path writes them
+ * (core/claims.ts), signed by the internal key; signStatement sets its own
+ * iss (the same issuer), iat and exp, so its time window is its own.
+ */
 function internalJwt(tokens: TokenService, token: ActiveToken, ttlMs: number): Promise<string> {
-  const claims: JsonObject = {
-    ...token.claims,
-    sub: token.subject,
-    jti: token.tokenId,
-    scope: token.scopes.join(' '),
-  };
-  if (token.clientId !== '') claims.client_id = token.clientId;
-  if (token.sessionId !== '') claims.sid = token.sessionId;
-  if (token.audience.length > 0) claims.aud = token.audience;
-  return tokens.signStatement(claims, { type: INTERNAL_JWT_TYPE, ttlMs });
+  return tokens.signStatement(tokenClaims(token, token.claims), { type: INTERNAL_JWT_TYPE, ttlMs });
 }
 
 function header(key: string, value: string) {

@@ -8,7 +8,7 @@ import { Code, ConnectError } from '@connectrpc/connect';
 import type { Caller } from '../../auth/callers.js';
 import { startCallDetails, type CallDetails } from '../call-details.js';
 import type { CallLogger } from '../call-log.js';
-import { httpStatusOf, toConnectError } from '../errors.js';
+import { codeOfHttpStatus, httpStatusOf, toConnectError } from '../errors.js';
 import type { Guard } from '../guard.js';
 import type { Route } from './router.js';
 import { peerInfoOf } from './server.js';
@@ -22,17 +22,6 @@ export interface EndpointCall {
 
 export type EndpointHandler = (request: IncomingMessage, response: ServerResponse, call: EndpointCall) => Promise<void>;
 
-// The code a plain HTTP answer stands for, so the log and the metrics read the same on every port.
-const CODE_OF_STATUS: Record<number, Code> = {
-  400: Code.InvalidArgument,
-  401: Code.Unauthenticated,
-  403: Code.PermissionDenied,
-  405: Code.Unimplemented,
-  413: Code.ResourceExhausted,
-  415: Code.InvalidArgument,
-  503: Code.Unavailable,
-};
-
 /** A route whose every call is logged (and so counted) under `METHOD /path`. */
 export function loggedRoute(method: Route['method'], path: string, logCall: CallLogger, handle: EndpointHandler): Route {
   const name = `${method} ${path}`;
@@ -44,7 +33,7 @@ export function loggedRoute(method: Route['method'], path: string, logCall: Call
       const call: EndpointCall = { details: startCallDetails(peerInfoOf(request).address, request.headers['x-request-id']) };
       response.once('close', () => {
         const status = response.statusCode;
-        const code = !response.writableFinished ? Code.Canceled : status < 300 ? 0 : (CODE_OF_STATUS[status] ?? Code.Internal);
+        const code = !response.writableFinished ? Code.Canceled : codeOfHttpStatus(status);
         logCall({
           method: name,
           protocol: 'http',

@@ -7,6 +7,7 @@
 // {"active":false}; why goes to the log line only.
 
 import type { ScanLimiter } from '../../auth/scan-limiter.js';
+import { tokenClaims } from '../../core/claims.js';
 import type { TokenService } from '../../core/token-service.js';
 import { createCallerIntrospection } from '../caller-introspection.js';
 import type { ActiveToken, Introspection, JsonObject } from '../../core/types.js';
@@ -67,27 +68,9 @@ export function createIntrospectionRoute(options: IntrospectionRouteOptions): Ro
   });
 }
 
-/** RFC 7662 §2.2 names, then the token's extra claims where they do not clash with those. */
+/** RFC 7662 §2.2: the token's claims as every path writes them (core/claims.ts), with "active" and "token_type". */
 export function introspectionClaims(token: ActiveToken): JsonObject {
-  const seconds = (ms: number) => Math.floor(ms / 1000);
-  const claims: JsonObject = {
-    ...token.claims,
-    active: true,
-    scope: token.scopes.join(' '),
-    sub: token.subject,
-    iss: token.issuer,
-    exp: seconds(token.expiresAt),
-    iat: seconds(token.issuedAt),
-    nbf: seconds(token.issuedAt),
-    jti: token.tokenId,
-    token_type: 'Bearer',
-  };
-  if (token.clientId !== '') claims.client_id = token.clientId;
-  else delete claims.client_id;
-  if (token.audience.length > 0) claims.aud = token.audience;
-  else delete claims.aud;
-  if (token.sessionId !== '') claims.sid = token.sessionId;
-  return claims;
+  return { ...tokenClaims(token, token.claims), active: true, token_type: 'Bearer' };
 }
 
 function wantsSignedAnswer(accept: string | undefined): boolean {

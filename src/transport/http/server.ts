@@ -11,7 +11,7 @@ import { TokenService } from '../../gen/tally/v1/token_service_pb.js';
 import type { Logger } from '../../log.js';
 import { callDetailsKey, startCallDetails, type CallDetails } from '../call-details.js';
 import type { CallLogger } from '../call-log.js';
-import { toConnectError } from '../errors.js';
+import { codeOfHttpStatus, toConnectError } from '../errors.js';
 import type { Readiness } from '../readiness.js';
 import type { TokenServiceHandlers } from '../service.js';
 import { isLoopbackAddress, peerKey, verifiedIdentities, type PeerInfo } from '../peer.js';
@@ -93,29 +93,12 @@ const recordOutcome: Interceptor = (next) => async (request) => {
 
 // For failures connect-node answers before any handler runs (a body too large,
 // a malformed message): the status it wrote is all there is to go on.
-const CODE_OF_HTTP_STATUS: Record<number, Code> = {
-  400: Code.InvalidArgument,
-  401: Code.Unauthenticated,
-  403: Code.PermissionDenied,
-  404: Code.Unimplemented,
-  408: Code.DeadlineExceeded,
-  409: Code.Aborted,
-  413: Code.ResourceExhausted,
-  415: Code.InvalidArgument,
-  429: Code.ResourceExhausted,
-  499: Code.Canceled,
-  501: Code.Unimplemented,
-  503: Code.Unavailable,
-  504: Code.DeadlineExceeded,
-};
-
 function codeWritten(response: ServerResponse): Code | 0 {
   // Closed before the answer was complete: the client went away.
   if (!response.writableFinished) return Code.Canceled;
   const grpcStatus = Number(response.getHeader('grpc-status') ?? Number.NaN);
   if (Number.isInteger(grpcStatus)) return grpcStatus as Code | 0;
-  if (response.statusCode < 300) return 0;
-  return CODE_OF_HTTP_STATUS[response.statusCode] ?? Code.Internal;
+  return codeOfHttpStatus(response.statusCode);
 }
 
 function protocolOf(request: IncomingMessage): string {
