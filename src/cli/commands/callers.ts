@@ -143,6 +143,26 @@ export const newCaller: Command = {
   },
 };
 
+/**
+ * The one way roll and finish-roll change a caller: read its entry from the
+ * callers file, let change decide its new key hashes (or refuse), write the
+ * file back, then say its note and answer what to print.
+ */
+function changeKeyHashes(
+  context: CommandContext,
+  change: (hashes: string[], name: string, path: string) => { hashes: string[]; shown?: Record<string, string>; note?: string },
+): Record<string, unknown> {
+  const name = nameOf(context);
+  const path = callersFileOf(context, true)!;
+  const document = readDocument(path, true);
+  const entry = findEntry(document, name, path);
+  const { hashes, shown, note } = change(entry.api_key_sha256 ?? [], name, path);
+  entry.api_key_sha256 = hashes;
+  writeDocument(path, document);
+  if (note !== undefined) context.note(note);
+  return { name, ...shown, callers_file: path, api_key_sha256: hashes };
+}
+
 export const rollCaller: Command = {
   words: ['caller', 'roll'],
   usage: 'tally caller roll NAME --callers-file FILE',
@@ -151,19 +171,17 @@ export const rollCaller: Command = {
   positionals: { min: 1, max: 1, name: 'NAME' },
   options: { 'callers-file': { type: 'string' } },
   async run(context) {
-    const name = nameOf(context);
-    const path = callersFileOf(context, true)!;
-    const document = readDocument(path, true);
-    const entry = findEntry(document, name, path);
-    const hashes = entry.api_key_sha256 ?? [];
-    if (hashes.length >= 2) {
-      throw new CliError(`${path}: caller ${JSON.stringify(name)} already has two API keys; finish the last roll first: tally caller finish-roll ${name}`);
-    }
-    const apiKey = newApiKey();
-    entry.api_key_sha256 = [...hashes, apiKeyHash(apiKey)];
-    writeDocument(path, document);
-    context.note(`${KEY_NOTE} Both keys work now; once every client uses the new one: tally caller finish-roll ${name} --callers-file ${path}`);
-    return { name, api_key: apiKey, callers_file: path, api_key_sha256: entry.api_key_sha256 };
+    return changeKeyHashes(context, (hashes, name, path) => {
+      if (hashes.length >= 2) {
+        throw new CliError(`${path}: caller ${JSON.stringify(name)} already has two API keys; finish the last roll first: tally caller finish-roll ${name}`);
+      }
+      const apiKey = newApiKey();
+      return {
+        hashes: [...hashes, apiKeyHash(apiKey)],
+        shown: { api_key: apiKey },
+        note: `${KEY_NOTE} Both keys work now; once every client uses the new one: tally caller finish-roll ${name} --callers-file ${path}`,
+      };
+    });
   },
 };
 
@@ -175,14 +193,9 @@ export const finishRoll: Command = {
   positionals: { min: 1, max: 1, name: 'NAME' },
   options: { 'callers-file': { type: 'string' } },
   async run(context) {
-    const name = nameOf(context);
-    const path = callersFileOf(context, true)!;
-    const document = readDocument(path, true);
-    const entry = findEntry(document, name, path);
-    const hashes = entry.api_key_sha256 ?? [];
-    if (hashes.length < 2) throw new CliError(`${path}: caller ${JSON.stringify(name)} has ${hashes.length} API key; there is no roll to finish`);
-    entry.api_key_sha256 = hashes.slice(-1);
-    writeDocument(path, document);
-    return { name, callers_file: path, api_key_sha256: entry.api_key_sha256 };
+    return changeKeyHashes(context, (hashes, name, path) => {
+      if (hashes.length < 2) throw new CliError(`${path}: caller ${JSON.stringify(name)} has ${hashes.length} API key; there is no roll to finish`);
+      return { hashes: hashes.slice(-1) };
+    });
   },
 };
