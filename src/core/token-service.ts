@@ -165,7 +165,7 @@ export function createTokenService(options: TokenServiceOptions): TokenService {
   }
   const randomness = options.randomness ?? systemRandomness;
   // A token lives at most maxTtl; clocks may disagree by skew. Past both, nothing a key or a mark covers is alive.
-  const coverMs = options.maxTtlMs + options.clockSkewMs;
+  const everyTokenExpiredAfterMs = options.maxTtlMs + options.clockSkewMs;
   const limits = {
     defaultTtlMs: options.defaultTtlMs,
     maxTtlMs: options.maxTtlMs,
@@ -180,7 +180,7 @@ export function createTokenService(options: TokenServiceOptions): TokenService {
     integrityKey: secrets.integrityKey,
     onTamperedEntry: (kid) => options.onTampered?.('key ring entry', kid),
     defaultAlgorithm: options.keyAlgorithm,
-    verifyForMs: coverMs,
+    verifyForMs: everyTokenExpiredAfterMs,
     unknownKidReloadMs: Math.min(250, options.keyRefreshMs),
     rotationIntervalMs: options.keyRotationIntervalMs,
   });
@@ -342,7 +342,7 @@ export function createTokenService(options: TokenServiceOptions): TokenService {
           return;
         }
         default:
-          await store.revokeScope(valid.kind, valid.value, coverMs);
+          await store.revokeScope(valid.kind, valid.value, everyTokenExpiredAfterMs);
       }
     },
 
@@ -361,7 +361,7 @@ export function createTokenService(options: TokenServiceOptions): TokenService {
       if (!(await keys.holds(kid))) return keys.list();
       // First the mark, so that once it returns no replica answers active for a JWT of the key;
       // then the ring change, so the key stops signing and leaves the JWKS.
-      await store.revokeScope('key', kid, coverMs);
+      await store.revokeScope('key', kid, everyTokenExpiredAfterMs);
       return keys.remove(kid);
     },
 

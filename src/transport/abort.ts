@@ -10,15 +10,15 @@ import { Code, ConnectError, createContextKey, type HandlerContext } from '@conn
  * for its handler (the gRPC adapter): racing the handler against the abort
  * signal would only cost an AbortController and two listeners per call.
  */
-export const transportStopsWaitingKey = createContextKey(false, { description: 'transport stops waiting' });
+export const cancelAnsweredByTransportKey = createContextKey(false, { description: 'the transport answers a cancelled call itself' });
 
 function abortError(signal: AbortSignal): ConnectError {
   return signal.reason instanceof ConnectError ? signal.reason : new ConnectError('the call was cancelled', Code.Canceled);
 }
 
 /** Starts the work unless the call is already over, and stops waiting for it when the call ends. */
-export async function untilAborted<T>(context: HandlerContext, start: () => Promise<T>): Promise<T> {
-  if (context.values.get(transportStopsWaitingKey)) return start();
+export async function stopWaitingWhenCancelled<T>(context: HandlerContext, start: () => Promise<T>): Promise<T> {
+  if (context.values.get(cancelAnsweredByTransportKey)) return start();
   const { signal } = context;
   if (signal.aborted) throw abortError(signal);
   const work = start();

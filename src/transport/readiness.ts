@@ -21,8 +21,6 @@ export interface Readiness {
   onChange(listener: (serving: boolean) => void): () => void;
   /** Pings now and then every interval. Resolves after the first ping. */
   start(): Promise<void>;
-  /** Pings now, outside the schedule: after something changed that the next ping would only see later. */
-  check(): Promise<void>;
   /** Not serving from now on, whatever the store says: the process is shutting down. */
   drain(): void;
   draining(): boolean;
@@ -86,7 +84,6 @@ export function createReadiness(options: ReadinessOptions): Readiness {
       await probe();
       schedule();
     },
-    check: probe,
     drain() {
       isDraining = true;
       publish();

@@ -30,7 +30,7 @@ import type { ScanLimiter } from '../auth/scan-limiter.js';
 import { createCallerIntrospection } from './caller-introspection.js';
 import { callDetailsOf } from './call-details.js';
 import { callerOf } from './guard.js';
-import { untilAborted } from './abort.js';
+import { stopWaitingWhenCancelled } from './abort.js';
 
 export type TokenServiceHandlers = ServiceImpl<typeof TokenServiceDescriptor>;
 
@@ -47,7 +47,7 @@ export function createTokenServiceHandlers(tokens: TokenService, options: TokenS
       // A caller limited to audiences issues for those only; naming none means all of its own.
       const audience = caller?.audiences !== undefined && request.audience.length === 0 ? [...caller.audiences] : request.audience;
       if (caller !== undefined) authorizeAudiences(caller, audience);
-      const issued = await untilAborted(context, () =>
+      const issued = await stopWaitingWhenCancelled(context, () =>
         tokens.issue({
           subject: request.subject,
           clientId: nonEmpty(request.clientId),
@@ -71,7 +71,7 @@ export function createTokenServiceHandlers(tokens: TokenService, options: TokenS
     },
 
     async introspect(request, context) {
-      const result = await untilAborted(context, () =>
+      const result = await stopWaitingWhenCancelled(context, () =>
         introspectAs(callerOf(context.values), {
           token: request.token,
           audience: nonEmpty(request.audience),
@@ -113,35 +113,35 @@ export function createTokenServiceHandlers(tokens: TokenService, options: TokenS
       }
       const caller = callerOf(context.values);
       if (caller !== undefined && target.kind !== 'token' && target.kind !== 'tokenId') authorizeBroadRevoke(caller);
-      await untilAborted(context, () => tokens.revoke(target, { callerAudiences: caller?.audiences }));
+      await stopWaitingWhenCancelled(context, () => tokens.revoke(target, { callerAudiences: caller?.audiences }));
       return {};
     },
 
     async rotateKeys(request, context) {
       const algorithm = optionalAlgorithm(request.algorithm);
-      const keys = await untilAborted(context, () => tokens.rotateKeys(algorithm));
+      const keys = await stopWaitingWhenCancelled(context, () => tokens.rotateKeys(algorithm));
       return { keys: keys.map(keyToProto) };
     },
 
     async setDefaultAlgorithm(request, context) {
       const algorithm = requiredAlgorithm(request.algorithm);
-      const keys = await untilAborted(context, () => tokens.setDefaultAlgorithm(algorithm));
+      const keys = await stopWaitingWhenCancelled(context, () => tokens.setDefaultAlgorithm(algorithm));
       return { keys: keys.map(keyToProto) };
     },
 
     async retireAlgorithm(request, context) {
       const algorithm = requiredAlgorithm(request.algorithm);
-      const keys = await untilAborted(context, () => tokens.retireAlgorithm(algorithm));
+      const keys = await stopWaitingWhenCancelled(context, () => tokens.retireAlgorithm(algorithm));
       return { keys: keys.map(keyToProto) };
     },
 
     async listKeys(_request, context) {
-      const keys = await untilAborted(context, () => tokens.listKeys());
+      const keys = await stopWaitingWhenCancelled(context, () => tokens.listKeys());
       return { keys: keys.map(keyToProto) };
     },
 
     async revokeKey(request, context) {
-      const keys = await untilAborted(context, () => tokens.revokeKey(request.kid));
+      const keys = await stopWaitingWhenCancelled(context, () => tokens.revokeKey(request.kid));
       return { keys: keys.map(keyToProto) };
     },
   };

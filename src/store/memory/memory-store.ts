@@ -5,7 +5,7 @@ import { StoreUnavailableError } from '../../core/errors.js';
 import type { Clock, Store } from '../../core/ports.js';
 import { systemClock } from '../../core/system.js';
 import type { KeyRingSnapshot, MarkScope, StoredKey, TokenRecord } from '../../core/types.js';
-import { checkKeepForMs } from '../keep-for.js';
+import { checkMarkKeepTime } from '../mark-keep-time.js';
 
 export interface MemoryStoreOptions {
   clock?: Clock;
@@ -72,7 +72,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Store {
     },
 
     async revokeScope(scope, value, keepForMs) {
-      checkKeepForMs(keepForMs);
+      checkMarkKeepTime(keepForMs);
       await open();
       sequence += 1;
       const key = markKey(scope, value);

@@ -33,7 +33,7 @@ import { StoreUnavailableError } from '../../core/errors.js';
 import type { Clock, Store } from '../../core/ports.js';
 import { systemClock } from '../../core/system.js';
 import type { KeyRingSnapshot, StoredKey, TokenRecord } from '../../core/types.js';
-import { checkKeepForMs } from '../keep-for.js';
+import { checkMarkKeepTime } from '../mark-keep-time.js';
 import { parseRedisUrl } from './connection-url.js';
 import { createRedisClient, duplicateClient, keepConnecting, waitForReplicas } from './connect.js';
 import { createKeyNames, DEFAULT_KEY_PREFIX, markField } from './keys.js';
@@ -258,7 +258,7 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
     },
 
     revokeScope: async (scope, value, keepForMs) => {
-      checkKeepForMs(keepForMs);
+      checkMarkKeepTime(keepForMs);
       // Each step within its own command timeout; the wait for replicas is bounded by the lease.
       const sequence = await call(() =>
         client.revoke(

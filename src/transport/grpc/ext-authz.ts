@@ -20,7 +20,7 @@ import { HeaderValueOption_HeaderAppendAction } from '../../gen/envoy/config/cor
 import type { AttributeContext } from '../../gen/envoy/service/auth/v3/attribute_context_pb.js';
 import { Authorization, type CheckResponseSchema } from '../../gen/envoy/service/auth/v3/external_auth_pb.js';
 import { StatusCode } from '../../gen/envoy/type/v3/http_status_pb.js';
-import { untilAborted } from '../abort.js';
+import { stopWaitingWhenCancelled } from '../abort.js';
 import { callDetailsOf } from '../call-details.js';
 import { createCallerIntrospection } from '../caller-introspection.js';
 import { callerOf } from '../guard.js';
@@ -73,7 +73,7 @@ export function createExtAuthzHandlers(options: ExtAuthzOptions): ServiceImpl<ty
       const details = callDetailsOf(context.values);
       // Audience and scopes are checked here rather than by introspect, so that a
       // revoked or expired token is always 401, and only a good one lacking rights is 403.
-      const result = await untilAborted(context, () => introspectAs(callerOf(context.values), { token }));
+      const result = await stopWaitingWhenCancelled(context, () => introspectAs(callerOf(context.values), { token }));
       if (details !== undefined) details.tokenId = result.tokenId;
       if (!result.active) {
         if (details !== undefined) details.inactiveReason = result.reason;

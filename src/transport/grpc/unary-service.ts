@@ -19,7 +19,7 @@ import { Code, ConnectError, createContextValues, type ContextValues, type Handl
 import { callDetailsKey, startCallDetails, type CallDetails } from '../call-details.js';
 import type { CallLogger } from '../call-log.js';
 import { toConnectError } from '../errors.js';
-import { transportStopsWaitingKey } from '../abort.js';
+import { cancelAnsweredByTransportKey } from '../abort.js';
 import { callerKey } from '../guard.js';
 import { peerKey } from '../peer.js';
 import { peerOfGrpcCall } from './call-peer.js';
@@ -95,7 +95,7 @@ function createUnaryCallHandler(
         .set(callDetailsKey, details)
         .set(peerKey, peer)
         .set(callerKey, checked?.caller)
-        .set(transportStopsWaitingKey, true),
+        .set(cancelAnsweredByTransportKey, true),
     });
     let finished = false;
     const onCancelled = () => {
