@@ -3,7 +3,7 @@
 // mark carries is on the store's clock, so a revocation made on one replica
 // holds on the other for the token's whole life, and a token dies at the same
 // instant everywhere. Elapsed time is judged by Redis's own TIME.
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import type { Clock, Store } from '../../src/core/ports.js';
@@ -12,17 +12,11 @@ import { createTokenService, type TokenService, type TokenServiceOptions } from 
 import type { TokenFormat } from '../../src/core/types.js';
 import { createRedisStore } from '../../src/store/redis/redis-store.js';
 import { eventually } from '../support/eventually.js';
+import { cleanedUpAfterAll } from '../support/cleaned-up.js';
 import { testRedisUrl } from '../support/redis-server.js';
 
 const MINUTE = 60_000;
-const stores: Store[] = [];
-const services: TokenService[] = [];
-const clients: Redis[] = [];
-afterAll(async () => {
-  await Promise.all(services.map((service) => service.stop()));
-  await Promise.all(stores.map((store) => store.close()));
-  clients.forEach((client) => client.disconnect());
-});
+const { stores, services, clients } = cleanedUpAfterAll<Store>();
 
 interface Pair {
   fast: TokenService;

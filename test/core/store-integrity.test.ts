@@ -3,7 +3,7 @@
 // the ring, an own key's public part swapped, token records changed or made
 // up. None of it is trusted, listed or published; each is reported; nothing
 // crashes.
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { SignJWT, calculateJwkThumbprint, exportJWK, generateKeyPair } from 'jose';
 import { Redis } from 'ioredis';
@@ -12,18 +12,12 @@ import { createTokenService, type TokenService } from '../../src/core/token-serv
 import type { StoredKey, TokenRecord } from '../../src/core/types.js';
 import { createKeyNames, type KeyNames } from '../../src/store/redis/keys.js';
 import { createRedisStore, type RedisStore } from '../../src/store/redis/redis-store.js';
+import { cleanedUpAfterAll } from '../support/cleaned-up.js';
 import { testRedisUrl } from '../support/redis-server.js';
 
 const ISSUER = 'https://tally.test';
 const HOUR = 3_600_000;
-const stores: RedisStore[] = [];
-const services: TokenService[] = [];
-const clients: Redis[] = [];
-afterAll(async () => {
-  await Promise.all(services.map((service) => service.stop()));
-  await Promise.all(stores.map((store) => store.close()));
-  clients.forEach((client) => client.disconnect());
-});
+const { stores, services, clients } = cleanedUpAfterAll<RedisStore>();
 
 interface Setup {
   service: TokenService;
