@@ -247,6 +247,9 @@ describe('hostile input', () => {
         for (const { socket } of sockets) socket.destroy();
       }
     }
+    // The capped sockets are gone once a new connection is served again; before that, the
+    // slow request below could itself be closed at the cap instead of meeting the timeout.
+    await eventually(async () => expect((await fetch(`${tally.httpUrl}/healthz`)).status).toBe(200), 5_000);
     // A body that stops coming on the HTTP port: 408 and closed within the request timeout.
     const slow = openSocket(Number(new URL(tally.httpUrl).port), `POST /${TokenService.typeName}/Introspect HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"token": "`);
     try {
