@@ -32,8 +32,9 @@ export function createCallLogger(logger: Logger): CallLogger {
       protocol: record.protocol,
       code: codeName(record.code),
       duration_ms: Math.round(record.durationMs * 1000) / 1000,
-      caller: record.details.caller,
+      peer: record.details.peer,
     };
+    if (record.details.caller !== undefined) line.caller = record.details.caller;
     if (record.details.requestId !== undefined) line.request_id = record.details.requestId;
     if (record.details.tokenId !== undefined) line.token_id = record.details.tokenId;
     if (record.details.inactiveReason !== undefined) line.inactive_reason = record.details.inactiveReason;

@@ -1,16 +1,13 @@
 // The one place every call is authenticated and authorized, on both ports:
 // credentials from the transport (peer.ts) → caller (auth/authenticate.ts)
-// → permission for the call (auth/authorize.ts). Handlers find the caller
-// in their context and use its audiences.
-import { createContextKey, type ContextValues, type HandlerContext, type ServiceImpl } from '@connectrpc/connect';
-import type { DescService } from '@bufbuild/protobuf';
+// → permission for the call (auth/authorize.ts). The call pipeline
+// (pipeline.ts) asks it at step 3; handlers find the caller on their call.
 import { authenticate, bearerCredential, type AuthenticationPolicy } from '../auth/authenticate.js';
 import { authorize } from '../auth/authorize.js';
 import { basicCredential } from '../auth/basic-credential.js';
 import type { Caller, CallerDirectory } from '../auth/callers.js';
 import { UnauthenticatedError } from '../core/errors.js';
-import { callDetailsOf } from './call-details.js';
-import { peerOf, type PeerInfo } from './peer.js';
+import type { PeerInfo } from './peer.js';
 
 export interface Guard {
   /**
@@ -26,12 +23,6 @@ export interface GuardOptions {
   callers: () => CallerDirectory;
   /** With no callers configured, serve loopback peers only. */
   protectedMode: boolean;
-}
-
-export const callerKey = createContextKey<Caller | undefined>(undefined, { description: 'tally caller' });
-
-export function callerOf(values: ContextValues): Caller | undefined {
-  return values.get(callerKey);
 }
 
 export function createGuard(options: GuardOptions): Guard {
@@ -60,30 +51,4 @@ export function createGuard(options: GuardOptions): Guard {
       return caller;
     },
   };
-}
-
-/**
- * The handlers of a service, each checked by the guard before it runs. The
- * caller is recorded for the call's log line and left in the context.
- */
-export function guardService<Service extends DescService>(service: Service, handlers: ServiceImpl<Service>, guard: Guard): ServiceImpl<Service> {
-  const guarded: Record<string, unknown> = {};
-  for (const method of service.methods) {
-    const handler = (handlers as Record<string, (request: unknown, context: HandlerContext) => unknown>)[method.localName]!;
-    const call = `${service.typeName}/${method.name}`;
-    guarded[method.localName] = (request: unknown, context: HandlerContext) => {
-      // Already checked for this very call by the gRPC port's interceptor, before its message was read.
-      if (callerOf(context.values) !== undefined) return handler(request, context);
-      const details = callDetailsOf(context.values);
-      const peer = peerOf(context.values);
-      // The gRPC adapter reads the credential from metadata, sparing a Headers object per call.
-      const authorization = peer?.authorization !== undefined ? peer.authorization : context.requestHeader.get('authorization');
-      const caller = guard.check(call, authorization, peer, (identified) => {
-        if (details !== undefined) details.caller = identified.name;
-      });
-      context.values.set(callerKey, caller);
-      return handler(request, context);
-    };
-  }
-  return guarded as ServiceImpl<Service>;
 }

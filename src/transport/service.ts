@@ -28,8 +28,7 @@ import {
 import { authorizeAudiences, authorizeBroadRevoke } from '../auth/authorize.js';
 import type { ScanLimiter } from '../auth/scan-limiter.js';
 import { createCallerIntrospection } from './caller-introspection.js';
-import { callDetailsOf } from './call-details.js';
-import { callerOf } from './guard.js';
+import { callOf } from './pipeline.js';
 import { stopWaitingWhenCancelled } from './abort.js';
 
 export type TokenServiceHandlers = ServiceImpl<typeof TokenServiceDescriptor>;
@@ -43,7 +42,7 @@ export function createTokenServiceHandlers(tokens: TokenService, options: TokenS
   const introspectAs = createCallerIntrospection(tokens, options.scanLimiter);
   return {
     async issue(request, context) {
-      const caller = callerOf(context.values);
+      const caller = callOf(context.values)?.caller;
       // A caller limited to audiences issues for those only; naming none means all of its own.
       const audience = caller?.audiences !== undefined && request.audience.length === 0 ? [...caller.audiences] : request.audience;
       if (caller !== undefined) authorizeAudiences(caller, audience);
@@ -72,13 +71,13 @@ export function createTokenServiceHandlers(tokens: TokenService, options: TokenS
 
     async introspect(request, context) {
       const result = await stopWaitingWhenCancelled(context, () =>
-        introspectAs(callerOf(context.values), {
+        introspectAs(callOf(context.values)?.caller, {
           token: request.token,
           audience: nonEmpty(request.audience),
           requiredScopes: request.requiredScopes.length > 0 ? request.requiredScopes : undefined,
         }),
       );
-      const details = callDetailsOf(context.values);
+      const details = callOf(context.values)?.details;
       if (!result.active) {
         if (details !== undefined) {
           details.tokenId = result.tokenId;
@@ -111,7 +110,7 @@ export function createTokenServiceHandlers(tokens: TokenService, options: TokenS
         validateRevokeTarget(target);
         recordTokenId(context, target.tokenId);
       }
-      const caller = callerOf(context.values);
+      const caller = callOf(context.values)?.caller;
       if (caller !== undefined && target.kind !== 'token' && target.kind !== 'tokenId') authorizeBroadRevoke(caller);
       await stopWaitingWhenCancelled(context, () => tokens.revoke(target, { callerAudiences: caller?.audiences }));
       return {};
@@ -148,7 +147,7 @@ export function createTokenServiceHandlers(tokens: TokenService, options: TokenS
 }
 
 function recordTokenId(context: HandlerContext, tokenId: string): void {
-  const details = callDetailsOf(context.values);
+  const details = callOf(context.values)?.details;
   if (details !== undefined) details.tokenId = tokenId;
 }
 

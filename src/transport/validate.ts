@@ -1,11 +1,11 @@
 // Enforces the buf.validate rules declared in the proto, once, for both
-// servers: every request message is checked before its handler runs, and
-// the first violation becomes INVALID_ARGUMENT naming the field at fault.
+// servers: every request message is checked before its handler runs (step 4
+// of pipeline.ts), and the first violation becomes INVALID_ARGUMENT naming
+// the field at fault.
 // The rules live in the generated descriptors, so the proto stays the one
 // place they are written.
-import type { DescMessage, DescService, MessageShape } from '@bufbuild/protobuf';
+import type { DescMessage, MessageShape } from '@bufbuild/protobuf';
 import { pathToString } from '@bufbuild/protobuf/reflect';
-import type { HandlerContext, ServiceImpl } from '@connectrpc/connect';
 import { createValidator, type Validator, type Violation } from '@bufbuild/protovalidate';
 import { InvalidArgumentError } from '../core/errors.js';
 
@@ -28,18 +28,4 @@ export function createRequestValidator(): (schema: DescMessage, message: Message
     // A rule that cannot compile or run is our bug, not the caller's: it answers INTERNAL.
     throw result.error;
   };
-}
-
-/** The handlers of a service, each run only for a request that passes the proto's rules. */
-export function validateService<Service extends DescService>(service: Service, handlers: ServiceImpl<Service>): ServiceImpl<Service> {
-  const check = createRequestValidator();
-  const validated: Record<string, unknown> = {};
-  for (const method of service.methods) {
-    const handler = (handlers as Record<string, (request: unknown, context: HandlerContext) => unknown>)[method.localName]!;
-    validated[method.localName] = (request: MessageShape<DescMessage>, context: HandlerContext) => {
-      check(method.input, request);
-      return handler(request, context);
-    };
-  }
-  return validated as ServiceImpl<Service>;
 }

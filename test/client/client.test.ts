@@ -6,13 +6,7 @@ import { createServer as createTcpServer, type Server as TcpServer, type Socket 
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Code, ConnectError, createTallyClient, TokenFormat } from '../../src/client/index.js';
-import { deriveSecrets } from '../../src/core/secrets.js';
-import { createTokenService } from '../../src/core/token-service.js';
-import { createLogger } from '../../src/log.js';
-import { createMemoryStore } from '../../src/store/index.js';
-import { createGrpcServer, type GrpcServer } from '../../src/transport/grpc/server.js';
-import { createReadiness } from '../../src/transport/readiness.js';
-import { createTokenServiceHandlers } from '../../src/transport/service.js';
+import { startInProcessTally, type InProcessTally } from '../support/in-process-tally.js';
 import { writeCallersFile } from '../support/keyed-callers.js';
 import { startTally, type TallyProcess } from '../support/tally-process.js';
 
@@ -25,25 +19,9 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-/** A gRPC server as main.ts builds it (memory store, no callers), on the given port. */
-async function startGrpcServer(port: number): Promise<GrpcServer> {
-  const logger = createLogger({ level: 'silent' });
-  const store = createMemoryStore();
-  const tokens = createTokenService({
-    store,
-    secrets: deriveSecrets(new Uint8Array(32).fill(3)),
-    issuer: 'tally',
-    defaultTtlMs: 60_000,
-    maxTtlMs: 3_600_000,
-    clockSkewMs: 1_000,
-    keyAlgorithm: 'EdDSA',
-    keyRefreshMs: 1_000,
-  });
-  await tokens.start();
-  const readiness = createReadiness({ ping: () => store.ping(), keyRingLoaded: () => tokens.ready(), intervalMs: 1_000, pingTimeoutMs: 500, logger });
-  const server = createGrpcServer({ handlers: createTokenServiceHandlers(tokens), readiness, logCall: () => {}, maxMessageBytes: 64 * 1024 });
-  await server.listen('127.0.0.1', port);
-  return server;
+/** Tally as main.ts builds it (memory store, no callers), with its gRPC port on the given port. */
+async function startGrpcServer(port: number): Promise<InProcessTally> {
+  return startInProcessTally({ env: { TALLY_GRPC_PORT: String(port) } });
 }
 
 describe('createTallyClient against the real process', () => {
@@ -77,12 +55,12 @@ describe('createTallyClient against the real process', () => {
 });
 
 describe('createTallyClient retries', () => {
-  let server: GrpcServer | undefined;
+  let server: InProcessTally | undefined;
   let silent: TcpServer | undefined;
   const silentSockets = new Set<Socket>();
 
   afterAll(async () => {
-    await server?.shutdown(1_000);
+    await server?.close();
     for (const socket of silentSockets) socket.destroy();
     await new Promise((resolve) => (silent === undefined ? resolve(undefined) : silent.close(resolve)));
   });

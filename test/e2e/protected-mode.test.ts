@@ -48,7 +48,7 @@ describe('protected mode, seen from another host', () => {
     expect(fromLoopback.status).toBe(200);
     // The refusals are logged with the peer, and start-up said how to let others in.
     expect(tally.logs().some((line) => typeof line.msg === 'string' && line.msg.includes('TALLY_CALLERS_FILE'))).toBe(true);
-    expect(tally.logs().some((line) => line.code === 'unauthenticated' && String(line.caller).includes(namespace.address))).toBe(true);
+    expect(tally.logs().some((line) => line.code === 'unauthenticated' && String(line.peer).includes(namespace.address))).toBe(true);
   });
 
   it('with TALLY_PROTECTED_MODE=no, serves the non-loopback client', async () => {

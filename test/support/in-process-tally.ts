@@ -1,22 +1,22 @@
-// Both servers in the test process, on ephemeral ports, wired as main.ts
-// wires them but around a store the test chooses. Log lines are kept for
-// assertions instead of going to stdout.
+// Tally in the test process, built by the same factory as main.ts (src/app.ts)
+// from settings, so in-process tests run what ships: the guard, validation,
+// scan limiter, metrics, ext_authz and the OAuth routes. Only what a test
+// chooses differs: the store (one it controls, or memory), settings it
+// overrides, and log lines kept for assertions instead of going to stdout.
 
+import { loadConfig } from '../../src/config.js';
 import type { Store } from '../../src/core/ports.js';
-import { deriveSecrets } from '../../src/core/secrets.js';
-import { createTokenService, type TokenService } from '../../src/core/token-service.js';
+import type { TokenService } from '../../src/core/token-service.js';
+import { startTally, stopTally } from '../../src/app.js';
 import { createLogger } from '../../src/log.js';
 import { createMemoryStore } from '../../src/store/index.js';
-import { createCallLogger } from '../../src/transport/call-log.js';
-import { createGrpcServer } from '../../src/transport/grpc/server.js';
-import { createHttpServer } from '../../src/transport/http/server.js';
-import { createReadiness, type Readiness } from '../../src/transport/readiness.js';
-import { createTokenServiceHandlers } from '../../src/transport/service.js';
-import { validateService } from '../../src/transport/validate.js';
-import { TokenService as TokenServiceDescriptor } from '../../src/gen/tally/v1/token_service_pb.js';
+import type { Metrics } from '../../src/transport/metrics.js';
+import type { Readiness } from '../../src/transport/readiness.js';
 
 export interface InProcessTallyOptions {
   store?: Store;
+  /** TALLY_* settings over the test defaults below. */
+  env?: Record<string, string>;
   maxMessageBytes?: number;
   healthCheckIntervalMs?: number;
 }
@@ -28,6 +28,7 @@ export interface InProcessTally {
   httpUrl: string;
   tokens: TokenService;
   readiness: Readiness;
+  metrics: Metrics;
   /** Every log line written so far, parsed. */
   logs(): Record<string, unknown>[];
   /** Every log line written so far, as written. */
@@ -38,57 +39,37 @@ export interface InProcessTally {
 }
 
 export const TEST_ISSUER = 'https://tally.test';
+export const TEST_MASTER_KEY = Buffer.alloc(32, 7).toString('base64');
 
 export async function startInProcessTally(options: InProcessTallyOptions = {}): Promise<InProcessTally> {
   const lines: string[] = [];
   const logger = createLogger({ level: 'debug', destination: { write: (line: string) => void lines.push(line) } });
-  const store = options.store ?? createMemoryStore();
-  const tokens = createTokenService({
-    store,
-    secrets: deriveSecrets(new Uint8Array(32).fill(7)),
-    issuer: TEST_ISSUER,
-    defaultTtlMs: 3_600_000,
-    maxTtlMs: 86_400_000,
-    clockSkewMs: 60_000,
-    keyAlgorithm: 'EdDSA',
-    keyRefreshMs: 1_000,
+  const config = loadConfig({
+    TALLY_HOST: '127.0.0.1',
+    TALLY_GRPC_PORT: '0',
+    TALLY_HTTP_PORT: '0',
+    TALLY_MASTER_KEY: TEST_MASTER_KEY,
+    TALLY_ISSUER: TEST_ISSUER,
+    TALLY_REDIS_COMMAND_TIMEOUT: '500ms',
+    TALLY_HEALTH_CHECK_INTERVAL: `${options.healthCheckIntervalMs ?? 50}ms`,
+    ...(options.maxMessageBytes === undefined ? {} : { TALLY_MAX_MESSAGE_BYTES: String(options.maxMessageBytes) }),
+    ...options.env,
   });
-  await tokens.start();
-  const readiness = createReadiness({
-    ping: () => store.ping(),
-    keyRingLoaded: () => tokens.ready(),
-    intervalMs: options.healthCheckIntervalMs ?? 50,
-    pingTimeoutMs: 500,
-    logger,
-  });
-  await readiness.start();
-  // As main.ts: the proto's validation rules before every handler.
-  const handlers = validateService(TokenServiceDescriptor, createTokenServiceHandlers(tokens));
-  const logCall = createCallLogger(logger);
-  const maxMessageBytes = options.maxMessageBytes ?? 64 * 1024;
-  const grpcServer = createGrpcServer({ handlers, readiness, logCall, maxMessageBytes });
-  const httpServer = createHttpServer({ handlers, readiness, logCall, logger, maxMessageBytes });
-  const grpcPort = await grpcServer.listen('127.0.0.1', 0);
-  const httpPort = await httpServer.listen('127.0.0.1', 0);
+  const running = await startTally(config, { logger, store: options.store ?? createMemoryStore() });
+  await running.started;
 
   let stopped: Promise<{ grpcClean: boolean; httpClean: boolean }> | undefined;
   const shutdown = (timeoutMs = 5_000) => {
-    stopped ??= (async () => {
-      readiness.drain();
-      const [grpcClean, httpClean] = await Promise.all([grpcServer.shutdown(timeoutMs), httpServer.shutdown(timeoutMs)]);
-      readiness.stop();
-      await tokens.stop();
-      await store.close();
-      return { grpcClean, httpClean };
-    })();
+    stopped ??= stopTally(running, timeoutMs).then(({ grpcClean, httpClean }) => ({ grpcClean, httpClean }));
     return stopped;
   };
 
   return {
-    grpcAddress: `127.0.0.1:${grpcPort}`,
-    httpUrl: `http://127.0.0.1:${httpPort}`,
-    tokens,
-    readiness,
+    grpcAddress: `127.0.0.1:${running.grpcPort}`,
+    httpUrl: `http://127.0.0.1:${running.httpPort}`,
+    tokens: running.tokens,
+    readiness: running.readiness,
+    metrics: running.metrics,
     logs: () => lines.map((line) => JSON.parse(line) as Record<string, unknown>),
     rawLogs: () => lines.join(''),
     shutdown,

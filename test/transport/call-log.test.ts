@@ -4,6 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/log.js';
 import { createCallLogger } from '../../src/transport/call-log.js';
+import { createCallPipeline } from '../../src/transport/pipeline.js';
 import { createHttpServer, type HttpServer } from '../../src/transport/http/server.js';
 import type { Readiness } from '../../src/transport/readiness.js';
 import type { TokenServiceHandlers } from '../../src/transport/service.js';
@@ -66,7 +67,13 @@ describe('the outcome in the call log', () => {
     server = createHttpServer({
       handlers,
       readiness: { serving: () => true } as unknown as Readiness,
-      logCall: createCallLogger(logger),
+      // The handler above is served as it is (no guard, no validation): only the pipeline's first and last steps run.
+      pipeline: createCallPipeline({
+        guard: { check: () => { throw new Error('not asked: the handler is not served by the pipeline'); } },
+        validate: () => {},
+        count: () => {},
+        log: createCallLogger(logger),
+      }),
       logger,
       maxMessageBytes: 64 * 1024,
     });

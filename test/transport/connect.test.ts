@@ -28,7 +28,7 @@ describe.each(TRANSPORTS)('TokenService over $name on the HTTP port', ({ name, m
 
   beforeAll(async () => {
     slowStore = createControllableStore();
-    tally = await startInProcessTally({ store: slowStore.store, maxMessageBytes: 4096 });
+    tally = await startInProcessTally({ store: slowStore.store, maxMessageBytes: 16 * 1024 });
     client = createClient(TokenService, make(tally.httpUrl));
   });
   afterAll(async () => {
@@ -83,7 +83,7 @@ describe.each(TRANSPORTS)('TokenService over $name on the HTTP port', ({ name, m
   });
 
   it('answers a message larger than the limit with RESOURCE_EXHAUSTED', async () => {
-    const error = await connectErrorOf(client.issue({ subject: 'a', claims: { padding: 'x'.repeat(8192) } }));
+    const error = await connectErrorOf(client.issue({ subject: 'a', claims: { padding: 'x'.repeat(32 * 1024) } }));
     expect(error.code).toBe(Code.ResourceExhausted);
   });
 

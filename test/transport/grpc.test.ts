@@ -17,7 +17,7 @@ describe('TokenService over gRPC (grpc-js server, independent grpc-js client)', 
 
   beforeAll(async () => {
     slowStore = createControllableStore();
-    tally = await startInProcessTally({ store: slowStore.store, maxMessageBytes: 4096 });
+    tally = await startInProcessTally({ store: slowStore.store, maxMessageBytes: 16 * 1024 });
     client = createGrpcTestClient(tally.grpcAddress);
   });
   afterAll(async () => {
@@ -175,7 +175,7 @@ describe('TokenService over gRPC (grpc-js server, independent grpc-js client)', 
   });
 
   it('answers a message larger than TALLY_MAX_MESSAGE_BYTES with RESOURCE_EXHAUSTED', async () => {
-    const status = await grpcStatusOf(client.unary(issue, { subject: 'a', claims: { padding: 'x'.repeat(8192) } }));
+    const status = await grpcStatusOf(client.unary(issue, { subject: 'a', claims: { padding: 'x'.repeat(32 * 1024) } }));
     expect(status.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
   });
 
@@ -208,7 +208,7 @@ describe('TokenService over gRPC (grpc-js server, independent grpc-js client)', 
     }
   });
 
-  it('logs one line per call with method, code, duration, caller and token id', async () => {
+  it('logs one line per call with method, code, duration, peer, caller and token id', async () => {
     const issued = await client.unary(issue, { subject: 'logged' });
     await client.unary(introspect, { token: issued.token });
     const lines = tally.logs().filter((entry) => entry.token_id === issued.tokenId);
@@ -216,7 +216,9 @@ describe('TokenService over gRPC (grpc-js server, independent grpc-js client)', 
     for (const line of lines) {
       expect(line).toMatchObject({ protocol: 'grpc', code: 'ok' });
       expect(typeof line.duration_ms).toBe('number');
-      expect(line.caller).toMatch(/^127\.0\.0\.1:\d+$/);
+      expect(line.peer).toMatch(/^127\.0\.0\.1:\d+$/);
+      // No callers file: the loopback client is protected mode's local caller.
+      expect(line.caller).toBe('local');
     }
     expect(tally.rawLogs()).not.toContain(issued.token);
   });

@@ -33,6 +33,7 @@ describe.each(['grpc-v1', 'grpc-v1alpha'])('server reflection (%s) through buf c
   it('lists every service served on the gRPC port', async () => {
     const services = (await bufCurl([...reflect, '--list-services', base])).trim().split('\n');
     expect(services).toEqual([
+      'envoy.service.auth.v3.Authorization',
       'grpc.health.v1.Health',
       'grpc.reflection.v1.ServerReflection',
       'grpc.reflection.v1alpha.ServerReflection',

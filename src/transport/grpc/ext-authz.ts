@@ -21,9 +21,8 @@ import type { AttributeContext } from '../../gen/envoy/service/auth/v3/attribute
 import { Authorization, type CheckResponseSchema } from '../../gen/envoy/service/auth/v3/external_auth_pb.js';
 import { StatusCode } from '../../gen/envoy/type/v3/http_status_pb.js';
 import { stopWaitingWhenCancelled } from '../abort.js';
-import { callDetailsOf } from '../call-details.js';
 import { createCallerIntrospection } from '../caller-introspection.js';
-import { callerOf } from '../guard.js';
+import { callOf } from '../pipeline.js';
 
 /** Headers Tally sets (or removes, when empty) on the request it lets through. */
 export const UPSTREAM_HEADERS = {
@@ -70,10 +69,11 @@ export function createExtAuthzHandlers(options: ExtAuthzOptions): ServiceImpl<ty
     async check(request, context) {
       const token = bearerTokenOf(request.attributes);
       if (token === undefined) return deny('missing_token');
-      const details = callDetailsOf(context.values);
+      const call = callOf(context.values);
+      const details = call?.details;
       // Audience and scopes are checked here rather than by introspect, so that a
       // revoked or expired token is always 401, and only a good one lacking rights is 403.
-      const result = await stopWaitingWhenCancelled(context, () => introspectAs(callerOf(context.values), { token }));
+      const result = await stopWaitingWhenCancelled(context, () => introspectAs(call?.caller, { token }));
       if (details !== undefined) details.tokenId = result.tokenId;
       if (!result.active) {
         if (details !== undefined) details.inactiveReason = result.reason;

@@ -1,32 +1,23 @@
-// The guard on the gRPC port runs as soon as a call's metadata has arrived,
-// before grpc-js reads its message: a call whose credential is bad, missing
-// or lacks the permission is answered there, so a client with no credential
-// cannot make Tally buffer request bodies (it meets only the connection,
-// stream and session-memory bounds of server.ts). The caller found rides
-// with the call's metadata to the handler, which does not check it again.
+// Where a call on the gRPC port begins (pipeline.ts, steps 1 to 3): as soon
+// as its metadata has arrived, before grpc-js reads its message. A call whose
+// credential is bad, missing or lacks the permission ends there, so a client
+// with no credential cannot make Tally buffer request bodies (it meets only
+// the connection, stream and session-memory bounds of server.ts). The call
+// rides with its metadata to the handler (unary-service.ts).
 import { constants, type ServerHttp2Stream } from 'node:http2';
 import * as grpc from '@grpc/grpc-js';
 import { isGuardedCall } from '../../auth/authorize.js';
-import type { Caller } from '../../auth/callers.js';
-import { startCallDetails } from '../call-details.js';
-import type { CallLogger } from '../call-log.js';
 import { toConnectError } from '../errors.js';
-import type { Guard } from '../guard.js';
-import type { PeerInfo } from '../peer.js';
+import type { Call, CallPipeline } from '../pipeline.js';
 import { peerOfGrpcCall } from './call-peer.js';
-
-export interface CheckedCall {
-  peer: PeerInfo;
-  caller: Caller;
-}
 
 // Keyed by the metadata object, which grpc-js hands unchanged from the
 // interceptor to the handler's call; gone with the call.
-const checkedCalls = new WeakMap<grpc.Metadata, CheckedCall>();
+const callsByMetadata = new WeakMap<grpc.Metadata, Call>();
 
-/** The peer and caller the interceptor established for a call, if it ran. */
-export function checkedCallOf(metadata: grpc.Metadata): CheckedCall | undefined {
-  return checkedCalls.get(metadata);
+/** The call the interceptor began for this metadata, authenticated; undefined if it did not run. */
+export function callOfMetadata(metadata: grpc.Metadata): Call | undefined {
+  return callsByMetadata.get(metadata);
 }
 
 /**
@@ -43,32 +34,27 @@ function stopRequest(call: grpc.ServerInterceptingCallInterface): void {
   if (typeof stream?.close === 'function' && stream.closed === false) stream.close(constants.NGHTTP2_NO_ERROR);
 }
 
-export function createGuardInterceptor(guard: Guard, logCall: CallLogger): grpc.ServerInterceptor {
+export function createGuardInterceptor(pipeline: CallPipeline): grpc.ServerInterceptor {
   return (methodDescriptor, call) => {
     const name = methodDescriptor.path.slice(1);
     // Health and reflection need no credential: they pass untouched.
     if (!isGuardedCall(name)) return new grpc.ServerInterceptingCall(call);
     const listener = new grpc.ServerListenerBuilder()
       .withOnReceiveMetadata((metadata, next) => {
-        const started = performance.now();
         const peer = peerOfGrpcCall(call, metadata);
-        let identified: string | undefined;
-        let caller: Caller;
+        const requestId = metadata.get('x-request-id')[0];
+        const tallyCall = pipeline.begin(name, 'grpc', peer, typeof requestId === 'string' ? requestId : undefined);
         try {
-          caller = guard.check(name, peer.authorization, peer, (known) => (identified = known.name));
+          tallyCall.authenticate(peer.authorization);
         } catch (thrown) {
           const error = toConnectError(thrown);
-          const requestId = metadata.get('x-request-id')[0];
-          const details = startCallDetails(peer.address, typeof requestId === 'string' ? requestId : undefined);
-          // Known when only the permission was missing: the refusal is logged under the caller's name.
-          if (identified !== undefined) details.caller = identified;
-          logCall({ method: name, protocol: 'grpc', code: error.code, durationMs: performance.now() - started, details, error });
+          tallyCall.end(error.code, error);
           // The message is never read: the stream ends here with the refusal.
           call.sendStatus({ code: error.code as number, details: error.rawMessage });
           stopRequest(call);
           return;
         }
-        checkedCalls.set(metadata, { peer, caller });
+        callsByMetadata.set(metadata, tallyCall);
         next(metadata);
       })
       .build();

@@ -12,8 +12,7 @@ import { file_grpc_health_v1_health } from '../../gen/grpc/health/v1/health_pb.j
 import { file_grpc_reflection_v1_reflection } from '../../gen/grpc/reflection/v1/reflection_pb.js';
 import { file_grpc_reflection_v1alpha_reflection } from '../../gen/grpc/reflection/v1alpha/reflection_pb.js';
 import { file_tally_v1_token_service, TokenService } from '../../gen/tally/v1/token_service_pb.js';
-import type { CallLogger } from '../call-log.js';
-import type { Guard } from '../guard.js';
+import type { CallPipeline } from '../pipeline.js';
 import type { Readiness } from '../readiness.js';
 import type { TokenServiceHandlers } from '../service.js';
 import type { TlsFiles } from '../tls-files.js';
@@ -25,19 +24,16 @@ import { createReflection } from './reflection.js';
 import { adaptUnaryService } from './unary-service.js';
 
 export interface GrpcServerOptions {
+  /** The handlers as served by the pipeline (CallPipeline.serve). */
   handlers: TokenServiceHandlers;
   readiness: Readiness;
-  logCall: CallLogger;
+  /** Begins every guarded call as its metadata arrives, before its message is read (guard-interceptor.ts). */
+  pipeline: CallPipeline;
   maxMessageBytes: number;
-  /** Envoy ext_authz Check handlers (guarded); without them the service is not offered. */
+  /** Envoy ext_authz Check handlers (as served by the pipeline); without them the service is not offered. */
   authorization?: ServiceImpl<typeof Authorization>;
   /** Serve TLS (mutual with a client CA) from these files, following their changes; unset: plaintext. */
   tls?: TlsFiles;
-  /**
-   * Checks each guarded call's caller from its metadata, before its message
-   * is read; unset, the guard inside the handlers does it after.
-   */
-  guard?: Guard;
   /** What a client may hold, credential or not (docs/security.md, "Limits"); unset: grpc-js's own (unbounded) defaults. */
   limits?: GrpcLimits;
 }
@@ -78,13 +74,13 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
           'grpc.max_connection_age_ms': limits.maxConnectionAgeMs,
           'grpc.max_connection_age_grace_ms': limits.maxConnectionAgeGraceMs,
         }),
-    interceptors: options.guard === undefined ? [] : [createGuardInterceptor(options.guard, options.logCall)],
+    interceptors: [createGuardInterceptor(options.pipeline)],
   });
   if (options.tls !== undefined) observeGrpcTlsHandshakes(server, options.tls.observeHandshake);
-  const tokenService = adaptUnaryService(TokenService, options.handlers, { logCall: options.logCall });
+  const tokenService = adaptUnaryService(TokenService, options.handlers, { pipeline: options.pipeline });
   server.addService(tokenService.definition, tokenService.implementation);
   if (options.authorization !== undefined) {
-    const authorization = adaptUnaryService(Authorization, options.authorization, { logCall: options.logCall });
+    const authorization = adaptUnaryService(Authorization, options.authorization, { pipeline: options.pipeline });
     server.addService(authorization.definition, authorization.implementation);
   }
   const served = options.authorization === undefined ? [TokenService.typeName] : [TokenService.typeName, Authorization.typeName];

@@ -1,5 +1,6 @@
 // Runs Connect-style unary handlers (ServiceImpl) on @grpc/grpc-js, so the
-// handlers in ../service.ts serve both ports. The grpc-js service definition is
+// handlers in ../service.ts serve both ports. The call itself is begun by
+// the guard interceptor and ended here (pipeline.ts). The grpc-js service definition is
 // built from the protobuf-es descriptor: path `/<package.Service>/<Method>`,
 // protobuf-es for the bytes. Connect's Code numbers are the gRPC status
 // numbers, so a ConnectError becomes a gRPC status as it is.
@@ -16,14 +17,11 @@ import {
   type MessageShape,
 } from '@bufbuild/protobuf';
 import { Code, ConnectError, createContextValues, type ContextValues, type HandlerContext, type ServiceImpl } from '@connectrpc/connect';
-import { callDetailsKey, startCallDetails, type CallDetails } from '../call-details.js';
-import type { CallLogger } from '../call-log.js';
 import { toConnectError } from '../errors.js';
 import { cancelAnsweredByTransportKey } from '../abort.js';
-import { callerKey } from '../guard.js';
-import { peerKey } from '../peer.js';
+import { callKey, type CallPipeline } from '../pipeline.js';
 import { peerOfGrpcCall } from './call-peer.js';
-import { checkedCallOf } from './guard-interceptor.js';
+import { callOfMetadata } from './guard-interceptor.js';
 
 type UnaryHandler = (
   request: MessageShape<DescMessage>,
@@ -36,7 +34,8 @@ export interface AdaptedService {
 }
 
 export interface AdaptOptions {
-  logCall: CallLogger;
+  /** Begins the calls the guard interceptor did not (pipeline.ts). */
+  pipeline: CallPipeline;
 }
 
 /** Unary methods only: Tally's own services have no streams. */
@@ -70,6 +69,24 @@ export function adaptUnaryService<Service extends DescService>(
 
 const DEADLINE_TOLERANCE_MS = 50;
 
+// Answers a handler hands out again unchanged (it freezes them: an active
+// introspection's answer, kept with its token record) are encoded once.
+const encodedAnswers = new WeakMap<object, Uint8Array>();
+
+function encode(schema: DescMessage, answer: MessageInitShape<DescMessage>): Uint8Array {
+  if (!Object.isFrozen(answer)) return toBinary(schema, create(schema, answer));
+  let bytes = encodedAnswers.get(answer);
+  if (bytes === undefined) {
+    bytes = toBinary(schema, create(schema, answer));
+    encodedAnswers.set(answer, bytes);
+  }
+  return bytes;
+}
+
+function isPromise<T>(value: T | Promise<T>): value is Promise<T> {
+  return typeof (value as { then?: unknown } | undefined)?.then === 'function';
+}
+
 function createUnaryCallHandler(
   service: DescService,
   method: DescMethodUnary,
@@ -77,25 +94,19 @@ function createUnaryCallHandler(
   options: AdaptOptions,
 ): grpc.handleUnaryCall<Buffer, Uint8Array> {
   const methodName = `${service.typeName}/${method.name}`;
-  return (call, callback) => {
-    const started = performance.now();
-    const details: CallDetails = startCallDetails(call.getPeer(), call.metadata.get('x-request-id')[0] as string | undefined);
-    // The guard interceptor has usually checked the caller already (server.ts); the guard in the handlers does it otherwise.
-    const checked = checkedCallOf(call.metadata);
-    if (checked !== undefined) details.caller = checked.caller.name;
-    const peer = checked?.peer ?? peerOfGrpcCall(call, call.metadata);
-    const deadline = deadlineOf(call.getDeadline());
+  return (grpcCall, callback) => {
+    // Begun (and authenticated) by the interceptor before the message was read; begun here otherwise.
+    const call =
+      callOfMetadata(grpcCall.metadata) ??
+      options.pipeline.begin(methodName, 'grpc', peerOfGrpcCall(grpcCall, grpcCall.metadata), grpcCall.metadata.get('x-request-id')[0] as string | undefined);
+    const deadline = deadlineOf(grpcCall.getDeadline());
     const context = createGrpcHandlerContext({
       service,
       method,
-      url: call.getPath(),
+      url: grpcCall.getPath(),
       deadline,
-      metadata: call.metadata,
-      values: createContextValues()
-        .set(callDetailsKey, details)
-        .set(peerKey, peer)
-        .set(callerKey, checked?.caller)
-        .set(cancelAnsweredByTransportKey, true),
+      metadata: grpcCall.metadata,
+      values: createContextValues().set(callKey, call).set(cancelAnsweredByTransportKey, true),
     });
     let finished = false;
     const onCancelled = () => {
@@ -109,41 +120,47 @@ function createUnaryCallHandler(
       // Answer (and log) now rather than when the handler is done: its result is no longer wanted.
       finish(reason);
     };
-    call.once('cancelled', onCancelled);
+    grpcCall.once('cancelled', onCancelled);
 
     const finish = (error: ConnectError | undefined, response?: Uint8Array) => {
       if (finished) return;
       finished = true;
-      call.off('cancelled', onCancelled);
+      grpcCall.off('cancelled', onCancelled);
       context.complete();
-      options.logCall({
-        method: methodName,
-        protocol: 'grpc',
-        code: error?.code ?? 0,
-        durationMs: performance.now() - started,
-        details,
-        error,
-      });
+      call.end(error?.code ?? 0, error);
       if (error === undefined) {
         callback(null, response);
       } else {
         callback(Object.assign(new Error(error.rawMessage), { code: error.code as number, details: error.rawMessage }));
       }
     };
+    const answer = (result: MessageInitShape<DescMessage>) => {
+      let bytes: Uint8Array;
+      try {
+        bytes = encode(method.output, result);
+      } catch (error) {
+        finish(toConnectError(error));
+        return;
+      }
+      finish(undefined, bytes);
+    };
 
-    let request: MessageShape<DescMessage>;
+    let result: MessageInitShape<DescMessage> | Promise<MessageInitShape<DescMessage>>;
     try {
-      request = fromBinary(method.input, call.request);
-    } catch (cause) {
-      finish(new ConnectError('the request message could not be parsed', Code.InvalidArgument, undefined, undefined, cause));
+      let request: MessageShape<DescMessage>;
+      try {
+        request = fromBinary(method.input, grpcCall.request);
+      } catch (cause) {
+        throw new ConnectError('the request message could not be parsed', Code.InvalidArgument, undefined, undefined, cause);
+      }
+      result = handler(request, context);
+    } catch (error) {
+      finish(toConnectError(error));
       return;
     }
-    Promise.resolve()
-      .then(() => handler(request, context))
-      .then(
-        (result) => finish(undefined, toBinary(method.output, create(method.output, result))),
-        (error: unknown) => finish(toConnectError(error)),
-      );
+    // A handler that can answer from memory answers at once: no promise, no microtask.
+    if (isPromise(result)) result.then(answer, (error: unknown) => finish(toConnectError(error)));
+    else answer(result);
   };
 }
 

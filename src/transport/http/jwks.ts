@@ -20,8 +20,8 @@
 
 import type { TokenService } from '../../core/token-service.js';
 import type { PublicJwk } from '../../core/types.js';
-import type { CallLogger } from '../call-log.js';
-import { loggedRoute, writeFailure } from './oauth-endpoint.js';
+import type { CallPipeline } from '../pipeline.js';
+import { pipelineRoute, writeFailure } from './oauth-endpoint.js';
 import type { Route } from './router.js';
 
 export const JWKS_PATH = '/.well-known/jwks.json';
@@ -29,7 +29,7 @@ export const INTERNAL_JWKS_PATH = '/.well-known/internal-jwks.json';
 
 export interface JwksRouteOptions {
   tokens: TokenService;
-  logCall: CallLogger;
+  pipeline: CallPipeline;
   maxAgeMs: number;
   /** How long a verifier may keep using its copy while Tally cannot answer (see staleIfErrorSeconds). */
   staleIfErrorMs: number;
@@ -49,7 +49,7 @@ export function staleIfErrorMs(settings: { maxTokenTtlMs: number; keyRotationInt
 
 function keySetRoute(path: string, options: JwksRouteOptions, keys: () => Promise<PublicJwk[]>): Route {
   const cacheControl = `public, max-age=${Math.floor(options.maxAgeMs / 1000)}, stale-if-error=${Math.floor(options.staleIfErrorMs / 1000)}`;
-  return loggedRoute('GET', path, options.logCall, async (_request, response, call) => {
+  return pipelineRoute('GET', path, options.pipeline, async (_request, response, call) => {
     try {
       const body = JSON.stringify({ keys: await keys() });
       response.writeHead(200, { 'content-type': 'application/jwk-set+json', 'cache-control': cacheControl });

@@ -1,20 +1,21 @@
 // What the OAuth endpoints (RFC 7662 introspection, RFC 7009 revocation)
-// share: one log line and metrics per call, client authentication through the
-// guard, the form body read within a limit, and errors in RFC 6749 §5.2's
-// shape. Failures answer fixed texts: a token never reaches a message.
+// share: the call pipeline's steps (pipeline.ts: begun with the request,
+// client authentication at step 3, ended with the answer), the form body read
+// within a limit, and errors in RFC 6749 §5.2's shape. Failures answer fixed
+// texts: a token never reaches a message.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Code, ConnectError } from '@connectrpc/connect';
 import type { Caller } from '../../auth/callers.js';
-import { startCallDetails, type CallDetails } from '../call-details.js';
-import type { CallLogger } from '../call-log.js';
+import type { CallDetails } from '../call-details.js';
 import { codeOfHttpStatus, httpStatusOf, toConnectError } from '../errors.js';
-import type { Guard } from '../guard.js';
+import type { Call, CallPipeline } from '../pipeline.js';
 import type { Route } from './router.js';
 import { peerInfoOf } from './server.js';
 
 /** A plain HTTP call in progress: what it has learnt, for its log line. */
 export interface EndpointCall {
+  call: Call;
   details: CallDetails;
   /** The failure behind a non-2xx answer, with its cause, for the log only. */
   error?: ConnectError;
@@ -22,28 +23,21 @@ export interface EndpointCall {
 
 export type EndpointHandler = (request: IncomingMessage, response: ServerResponse, call: EndpointCall) => Promise<void>;
 
-/** A route whose every call is logged (and so counted) under `METHOD /path`. */
-export function loggedRoute(method: Route['method'], path: string, logCall: CallLogger, handle: EndpointHandler): Route {
+/** A route whose every request is a call of the pipeline, named `METHOD /path`. */
+export function pipelineRoute(method: Route['method'], path: string, pipeline: CallPipeline, handle: EndpointHandler): Route {
   const name = `${method} ${path}`;
   return {
     method,
     path,
     handle: async (request, response) => {
-      const started = performance.now();
-      const call: EndpointCall = { details: startCallDetails(peerInfoOf(request).address, request.headers['x-request-id']) };
+      const call = pipeline.begin(name, 'http', peerInfoOf(request), request.headers['x-request-id']);
+      const endpoint: EndpointCall = { call, details: call.details };
       response.once('close', () => {
         const status = response.statusCode;
         const code = !response.writableFinished ? Code.Canceled : codeOfHttpStatus(status);
-        logCall({
-          method: name,
-          protocol: 'http',
-          code,
-          durationMs: performance.now() - started,
-          details: call.details,
-          error: code === 0 ? undefined : (call.error ?? new ConnectError(`answered HTTP ${status}`, code)),
-        });
+        call.end(code, code === 0 ? undefined : (endpoint.error ?? new ConnectError(`answered HTTP ${status}`, code)));
       });
-      await handle(request, response, call);
+      await handle(request, response, endpoint);
     },
   };
 }
@@ -65,16 +59,14 @@ export function writeOAuthError(response: ServerResponse, status: number, error:
 }
 
 /**
- * The caller, through the same guard as every RPC; or undefined once the
- * refusal is written: 401 invalid_client with a challenge in the scheme the
- * client tried (RFC 6749 §5.2), or 403 when it lacks the permission.
+ * The caller, through the same guard as every RPC (step 3); or undefined once
+ * the refusal is written: 401 invalid_client with a challenge in the scheme
+ * the client tried (RFC 6749 §5.2), or 403 when it lacks the permission.
  */
-function authenticateClient(guard: Guard, call: string, request: IncomingMessage, response: ServerResponse, endpoint: EndpointCall): Caller | undefined {
+function authenticateClient(request: IncomingMessage, response: ServerResponse, endpoint: EndpointCall): Caller | undefined {
   const authorization = request.headers.authorization;
   try {
-    return guard.check(call, authorization, peerInfoOf(request), (caller) => {
-      endpoint.details.caller = caller.name;
-    });
+    return endpoint.call.authenticate(authorization);
   } catch (thrown) {
     const error = toConnectError(thrown);
     endpoint.error = error;
@@ -183,18 +175,16 @@ function readBody(request: IncomingMessage, maxBytes: number): Promise<Buffer | 
 
 /**
  * The start both token endpoints share (RFC 7662 §2.1, RFC 7009 §2.1): the
- * caller authenticated for `call`, then the form with its required "token"
- * parameter. Undefined once a refusal has been written.
+ * caller authenticated (step 3), then the form with its required "token"
+ * parameter (step 4). Undefined once a refusal has been written.
  */
 export async function readTokenRequest(
-  guard: Guard,
-  call: string,
   request: IncomingMessage,
   response: ServerResponse,
   endpoint: EndpointCall,
   maxBodyBytes: number,
 ): Promise<{ caller: Caller; token: string } | undefined> {
-  const caller = authenticateClient(guard, call, request, response, endpoint);
+  const caller = authenticateClient(request, response, endpoint);
   if (caller === undefined) return undefined;
   const body = await readForm(request, response, endpoint, maxBodyBytes);
   if (!body.ok) return undefined;

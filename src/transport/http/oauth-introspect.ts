@@ -11,9 +11,8 @@ import { tokenClaims } from '../../core/claims.js';
 import type { TokenService } from '../../core/token-service.js';
 import { createCallerIntrospection } from '../caller-introspection.js';
 import type { ActiveToken, Introspection, JsonObject } from '../../core/types.js';
-import type { CallLogger } from '../call-log.js';
-import type { Guard } from '../guard.js';
-import { loggedRoute, readTokenRequest, writeFailure, writeJson } from './oauth-endpoint.js';
+import type { CallPipeline } from '../pipeline.js';
+import { pipelineRoute, readTokenRequest, writeFailure, writeJson } from './oauth-endpoint.js';
 import type { Route } from './router.js';
 
 export const INTROSPECTION_PATH = '/oauth2/introspect';
@@ -31,16 +30,15 @@ export interface IntrospectionRouteOptions {
   tokens: TokenService;
   /** Charges the caller for unknown tokens, as the Introspect RPC does. */
   scanLimiter?: ScanLimiter;
-  guard: Guard;
-  logCall: CallLogger;
+  pipeline: CallPipeline;
   maxBodyBytes: number;
 }
 
 export function createIntrospectionRoute(options: IntrospectionRouteOptions): Route {
-  const { tokens, guard } = options;
+  const { tokens } = options;
   const introspectAs = createCallerIntrospection(tokens, options.scanLimiter);
-  return loggedRoute('POST', INTROSPECTION_PATH, options.logCall, async (request, response, call) => {
-    const tokenRequest = await readTokenRequest(guard, `POST ${INTROSPECTION_PATH}`, request, response, call, options.maxBodyBytes);
+  return pipelineRoute('POST', INTROSPECTION_PATH, options.pipeline, async (request, response, call) => {
+    const tokenRequest = await readTokenRequest(request, response, call, options.maxBodyBytes);
     if (tokenRequest === undefined) return;
     const { caller, token } = tokenRequest;
     // token_type_hint is optional and only a hint (RFC 7662 §2.1); Tally tells its formats apart by itself.

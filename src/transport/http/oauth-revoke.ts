@@ -3,24 +3,22 @@
 // real revocation (RFC 7009 §2.2), so the endpoint is no oracle.
 
 import type { TokenService } from '../../core/token-service.js';
-import type { CallLogger } from '../call-log.js';
-import type { Guard } from '../guard.js';
-import { loggedRoute, readTokenRequest, writeFailure } from './oauth-endpoint.js';
+import type { CallPipeline } from '../pipeline.js';
+import { pipelineRoute, readTokenRequest, writeFailure } from './oauth-endpoint.js';
 import type { Route } from './router.js';
 
 export const REVOCATION_PATH = '/oauth2/revoke';
 
 export interface RevocationRouteOptions {
   tokens: TokenService;
-  guard: Guard;
-  logCall: CallLogger;
+  pipeline: CallPipeline;
   maxBodyBytes: number;
 }
 
 export function createRevocationRoute(options: RevocationRouteOptions): Route {
-  const { tokens, guard } = options;
-  return loggedRoute('POST', REVOCATION_PATH, options.logCall, async (request, response, call) => {
-    const tokenRequest = await readTokenRequest(guard, `POST ${REVOCATION_PATH}`, request, response, call, options.maxBodyBytes);
+  const { tokens } = options;
+  return pipelineRoute('POST', REVOCATION_PATH, options.pipeline, async (request, response, call) => {
+    const tokenRequest = await readTokenRequest(request, response, call, options.maxBodyBytes);
     if (tokenRequest === undefined) return;
     const { caller, token } = tokenRequest;
     // Every token Tally issues is an access token; a hint of another type is searched all the same (RFC 7009 §2.1).

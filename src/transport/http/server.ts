@@ -9,12 +9,12 @@ import { Code, ConnectError, createContextKey, createContextValues, type Interce
 import { connectNodeAdapter } from '@connectrpc/connect-node';
 import { TokenService } from '../../gen/tally/v1/token_service_pb.js';
 import type { Logger } from '../../log.js';
-import { callDetailsKey, startCallDetails, type CallDetails } from '../call-details.js';
-import type { CallLogger } from '../call-log.js';
 import { codeOfHttpStatus, toConnectError } from '../errors.js';
+import { callKey, type Call, type CallPipeline } from '../pipeline.js';
 import type { Readiness } from '../readiness.js';
 import type { TokenServiceHandlers } from '../service.js';
-import { isLoopbackAddress, peerKey, verifiedIdentities, type PeerInfo } from '../peer.js';
+import { isLoopbackAddress, verifiedIdentities, type PeerInfo } from '../peer.js';
+import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import { secureContextOptions, type TlsFiles } from '../tls-files.js';
@@ -25,9 +25,11 @@ import { createProbeRoutes } from './probes.js';
 import { createRouter, type Route } from './router.js';
 
 export interface HttpServerOptions {
+  /** The handlers as served by the pipeline (CallPipeline.serve). */
   handlers: TokenServiceHandlers;
   readiness: Readiness;
-  logCall: CallLogger;
+  /** Begins each RPC as its request arrives and ends it when the answer is out. */
+  pipeline: CallPipeline;
   logger: Logger;
   maxMessageBytes: number;
   /** More plain HTTP routes (OAuth endpoints, JWKS, metrics). */
@@ -106,20 +108,29 @@ function protocolOf(request: IncomingMessage): string {
   return contentType.startsWith('application/grpc-web') ? 'grpc-web' : 'connect';
 }
 
-export function peerInfoOf(request: IncomingMessage): PeerInfo {
-  const socket = request.socket as IncomingMessage['socket'] & Partial<Pick<TLSSocket, 'authorized' | 'getPeerCertificate'>>;
+type ConnectionPeer = Pick<PeerInfo, 'address' | 'loopback' | 'tlsIdentities'>;
+
+// What belongs to the connection is worked out once for all its requests.
+const peersOfSockets = new WeakMap<Socket, ConnectionPeer>();
+
+function connectionPeerOf(socket: Socket & Partial<Pick<TLSSocket, 'authorized' | 'getPeerCertificate'>>): ConnectionPeer {
+  const { remoteAddress, remotePort } = socket;
   const certificate = typeof socket.getPeerCertificate === 'function' ? socket.getPeerCertificate() : undefined;
   return {
-    address: peerOf(request),
-    loopback: isLoopbackAddress(socket.remoteAddress),
+    address: remoteAddress?.includes(':') === true ? `[${remoteAddress}]:${remotePort}` : `${remoteAddress}:${remotePort}`,
+    loopback: isLoopbackAddress(remoteAddress),
     tlsIdentities: verifiedIdentities(certificate, socket.authorized === true),
-    host: request.headers.host,
   };
 }
 
-function peerOf(request: IncomingMessage): string {
-  const { remoteAddress, remotePort } = request.socket;
-  return remoteAddress?.includes(':') === true ? `[${remoteAddress}]:${remotePort}` : `${remoteAddress}:${remotePort}`;
+export function peerInfoOf(request: IncomingMessage): PeerInfo {
+  const socket = request.socket;
+  let connection = peersOfSockets.get(socket);
+  if (connection === undefined) {
+    connection = connectionPeerOf(socket);
+    peersOfSockets.set(socket, connection);
+  }
+  return { address: connection.address, loopback: connection.loopback, tlsIdentities: connection.tlsIdentities, host: request.headers.host };
 }
 
 // Connect allows GET for side-effect-free methods, with the request in the
@@ -135,7 +146,7 @@ function refuseTokenInUrl(response: ServerResponse): void {
 }
 
 export function createHttpServer(options: HttpServerOptions): HttpServer {
-  const pending = new WeakMap<IncomingMessage, { details: CallDetails; outcome: CallOutcome }>();
+  const pending = new WeakMap<IncomingMessage, { call: Call; outcome: CallOutcome }>();
   const connectHandler = connectNodeAdapter({
     routes: (router) => {
       router.service(TokenService, options.handlers);
@@ -148,11 +159,8 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
     writeMaxBytes: options.maxMessageBytes,
     interceptors: [recordOutcome],
     contextValues: (request) => {
-      const call = pending.get(request as IncomingMessage);
-      return createContextValues()
-        .set(callDetailsKey, call?.details)
-        .set(callOutcomeKey, call?.outcome)
-        .set(peerKey, peerInfoOf(request as IncomingMessage));
+      const rpc = pending.get(request as IncomingMessage);
+      return createContextValues().set(callKey, rpc?.call).set(callOutcomeKey, rpc?.outcome);
     },
   });
 
@@ -163,11 +171,12 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
       refuseTokenInUrl(response);
       return;
     }
-    const started = performance.now();
-    const call = { details: startCallDetails(peerOf(request), request.headers['x-request-id']), outcome: { handled: false } as CallOutcome };
-    pending.set(request, call);
+    const method = (request.url ?? '/').split('?', 1)[0]!.slice(1);
+    const call = options.pipeline.begin(method, protocolOf(request), peerInfoOf(request), request.headers['x-request-id']);
+    const outcome: CallOutcome = { handled: false };
+    pending.set(request, { call, outcome });
     response.once('close', () => {
-      const { handled, error } = call.outcome;
+      const { handled, error } = outcome;
       const written = codeWritten(response);
       // A handler that succeeded can still fail the call: connect-node writes
       // the answer after it, and an answer JSON cannot hold (a claim of
@@ -175,14 +184,7 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
       const failedAfterHandler = handled && error === undefined && written !== 0;
       const code = handled && !failedAfterHandler ? (error?.code ?? 0) : written;
       const unexplained = failedAfterHandler ? 'the answer could not be written' : 'rejected by the protocol handler';
-      options.logCall({
-        method: (request.url ?? '/').split('?', 1)[0]!.slice(1),
-        protocol: protocolOf(request),
-        code,
-        durationMs: performance.now() - started,
-        details: call.details,
-        error: error ?? (code === 0 ? undefined : new ConnectError(unexplained, code)),
-      });
+      call.end(code, error ?? (code === 0 ? undefined : new ConnectError(unexplained, code)));
     });
     // While draining, each answer closes its connection, so idle keep-alive
     // connections do not hold the shutdown open.

@@ -3,8 +3,8 @@
 
 import type { ScanLimiter } from '../../auth/scan-limiter.js';
 import type { TokenService } from '../../core/token-service.js';
-import type { CallLogger } from '../call-log.js';
 import type { Guard } from '../guard.js';
+import type { CallPipeline } from '../pipeline.js';
 import type { Metrics } from '../metrics.js';
 import { createInternalJwksRoute, createJwksRoute } from './jwks.js';
 import { createMetricsRoute } from './metrics-route.js';
@@ -14,8 +14,9 @@ import type { Route } from './router.js';
 
 export interface StandardRoutesOptions {
   tokens: TokenService;
+  pipeline: CallPipeline;
+  /** For /metrics, which is no call of the pipeline: a credential only adds what it shows. */
   guard: Guard;
-  logCall: CallLogger;
   metrics: Metrics;
   maxBodyBytes: number;
   jwksMaxAgeMs: number;
@@ -25,12 +26,12 @@ export interface StandardRoutesOptions {
 }
 
 export function createStandardRoutes(options: StandardRoutesOptions): Route[] {
-  const { tokens, guard, logCall, maxBodyBytes } = options;
+  const { tokens, pipeline, maxBodyBytes } = options;
   return [
-    createIntrospectionRoute({ tokens, guard, logCall, maxBodyBytes, scanLimiter: options.scanLimiter }),
-    createRevocationRoute({ tokens, guard, logCall, maxBodyBytes }),
-    createJwksRoute({ tokens, logCall, maxAgeMs: options.jwksMaxAgeMs, staleIfErrorMs: options.jwksStaleIfErrorMs }),
-    createInternalJwksRoute({ tokens, logCall, maxAgeMs: options.jwksMaxAgeMs, staleIfErrorMs: options.jwksStaleIfErrorMs }),
-    createMetricsRoute(options.metrics, guard),
+    createIntrospectionRoute({ tokens, pipeline, maxBodyBytes, scanLimiter: options.scanLimiter }),
+    createRevocationRoute({ tokens, pipeline, maxBodyBytes }),
+    createJwksRoute({ tokens, pipeline, maxAgeMs: options.jwksMaxAgeMs, staleIfErrorMs: options.jwksStaleIfErrorMs }),
+    createInternalJwksRoute({ tokens, pipeline, maxAgeMs: options.jwksMaxAgeMs, staleIfErrorMs: options.jwksStaleIfErrorMs }),
+    createMetricsRoute(options.metrics, options.guard),
   ];
 }

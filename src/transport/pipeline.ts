@@ -1,0 +1,137 @@
+// The steps every call takes, on the gRPC port, the Connect port and the
+// OAuth endpoints alike, written once, in this order:
+//
+//   1. request id  the caller's x-request-id, when well-formed    begin()
+//   2. peer        who is on the other end, as the transport saw  begin()
+//   3. auth        the caller, and its permission for this call    Call.authenticate()
+//   4. validation  the request's own rules                          serve() / the endpoint
+//   5. handler                                                      serve() / the endpoint
+//   6. metrics     the call counted by its outcome                  Call.end()
+//   7. log         one line                                         Call.end()
+//
+// Transports differ only in where they find these things: a transport
+// begins a call as soon as it knows the peer, authenticates it when the
+// credential is in hand (the gRPC port before it reads the message, so a
+// client without a credential cannot make Tally buffer bodies), and ends it
+// once with the outcome the client got. Refusals end like any other call, so
+// they are counted and logged.
+
+import { createContextKey, type Code, type ConnectError, type ContextValues, type HandlerContext, type ServiceImpl } from '@connectrpc/connect';
+import type { DescMessage, DescService, MessageShape } from '@bufbuild/protobuf';
+import type { Caller } from '../auth/callers.js';
+import type { CallDetails } from './call-details.js';
+import { requestIdOf } from './call-details.js';
+import type { CallLogger, CallRecord } from './call-log.js';
+import { toConnectError } from './errors.js';
+import type { Guard } from './guard.js';
+import type { PeerInfo } from './peer.js';
+
+export interface CallPipelineOptions {
+  guard: Guard;
+  /** Step 4 for RPCs: throws InvalidArgumentError naming the field at fault (validate.ts). */
+  validate: (schema: DescMessage, message: MessageShape<DescMessage>) => void;
+  /** Step 6. */
+  count: (record: CallRecord) => void;
+  /** Step 7. */
+  log: CallLogger;
+}
+
+/** One call, from the moment its transport knows the peer until the client has its answer. */
+export interface Call {
+  /** `tally.v1.TokenService/Introspect`, `POST /oauth2/introspect`. */
+  readonly method: string;
+  readonly protocol: string;
+  readonly peer: PeerInfo;
+  /** What the log line says of the call; handlers add the token id and an inactive token's reason. */
+  readonly details: CallDetails;
+  /** The caller once authenticated. */
+  readonly caller: Caller | undefined;
+  /**
+   * Step 3: the caller making this call, or a TallyError (UNAUTHENTICATED,
+   * PERMISSION_DENIED). Once known, asking again costs nothing.
+   */
+  authenticate(authorization: string | null | undefined): Caller;
+  /** Steps 6 and 7, once: later calls are ignored (a call cancelled, then settled). */
+  end(code: Code | 0, error?: ConnectError): void;
+}
+
+export interface CallPipeline {
+  /** Steps 1 and 2. */
+  begin(method: string, protocol: string, peer: PeerInfo, requestId: string | string[] | undefined): Call;
+  /**
+   * Steps 3 to 5 for each RPC of a service, for transports that decode the
+   * message first: the call (from the context, see callKey) authenticated
+   * unless its transport did already, the message checked, then the handler.
+   */
+  serve<Service extends DescService>(service: Service, handlers: ServiceImpl<Service>): ServiceImpl<Service>;
+}
+
+export const callKey = createContextKey<Call | undefined>(undefined, { description: 'tally call' });
+
+/** The call a handler is serving; undefined only for a handler run outside any transport (unit tests). */
+export function callOf(values: ContextValues): Call | undefined {
+  return values.get(callKey);
+}
+
+export function createCallPipeline(options: CallPipelineOptions): CallPipeline {
+  const { guard, validate, count, log } = options;
+
+  class PipelineCall implements Call {
+    readonly details: CallDetails;
+    caller: Caller | undefined = undefined;
+    private readonly started = performance.now();
+    private ended = false;
+
+    constructor(
+      readonly method: string,
+      readonly protocol: string,
+      readonly peer: PeerInfo,
+      requestId: string | undefined,
+    ) {
+      this.details = requestId === undefined ? { peer: peer.address } : { peer: peer.address, requestId };
+    }
+
+    authenticate(authorization: string | null | undefined): Caller {
+      if (this.caller !== undefined) return this.caller;
+      const caller = guard.check(this.method, authorization, this.peer, (identified) => {
+        // Known before the permission is checked, so a refusal is logged with the caller's name.
+        this.details.caller = identified.name;
+      });
+      this.caller = caller;
+      return caller;
+    }
+
+    end(code: Code | 0, error?: ConnectError): void {
+      if (this.ended) return;
+      this.ended = true;
+      const record: CallRecord = { method: this.method, protocol: this.protocol, code, durationMs: performance.now() - this.started, details: this.details, error };
+      count(record);
+      log(record);
+    }
+  }
+
+  return {
+    begin(method, protocol, peer, requestId) {
+      return new PipelineCall(method, protocol, peer, requestIdOf(requestId));
+    },
+
+    serve<Service extends DescService>(service: Service, handlers: ServiceImpl<Service>): ServiceImpl<Service> {
+      const served: Record<string, unknown> = {};
+      for (const method of service.methods) {
+        const handler = (handlers as Record<string, (request: unknown, context: HandlerContext) => unknown>)[method.localName]!;
+        served[method.localName] = (request: MessageShape<DescMessage>, context: HandlerContext) => {
+          const call = callOf(context.values);
+          if (call === undefined) throw toConnectError(new Error(`${service.typeName}/${method.name} was served outside a call`));
+          // The gRPC port's interceptor authenticated before the message was read; elsewhere it happens here.
+          if (call.caller === undefined) {
+            // The gRPC adapter carries the credential in the peer, sparing a Headers object per call.
+            call.authenticate(call.peer.authorization !== undefined ? call.peer.authorization : context.requestHeader.get('authorization'));
+          }
+          validate(method.input, request);
+          return handler(request, context);
+        };
+      }
+      return served as ServiceImpl<Service>;
+    },
+  };
+}
