@@ -14,6 +14,7 @@ import { createKeyNames, type KeyNames } from '../../src/store/redis/keys.js';
 import { createRedisStore, type RedisStore } from '../../src/store/redis/redis-store.js';
 import { cleanedUpAfterAll } from '../support/cleaned-up.js';
 import { testRedisUrl } from '../support/redis-server.js';
+import { tokenRecord } from '../support/store-records.js';
 
 const ISSUER = 'https://tally.test';
 const HOUR = 3_600_000;
@@ -62,10 +63,10 @@ async function attackerKey() {
 async function plantedJwt({ redis, keys }: Setup, kid: string, privateKey: CryptoKey, sequence = Number.MAX_SAFE_INTEGER): Promise<string> {
   const jti = randomUUID().replaceAll('-', '');
   const now = Date.now();
-  const record: TokenRecord = {
-    tokenId: jti, format: 'jwt', subject: 'mallory', clientId: '', audience: [], scopes: ['admin'], sessionId: '',
-    claims: {}, issuedAt: Math.floor(now / 1000) * 1000, expiresAt: Math.floor(now / 1000) * 1000 + HOUR, sequence,
-  };
+  const record = tokenRecord(
+    { tokenId: jti, format: 'jwt', subject: 'mallory', clientId: '', audience: [], scopes: ['admin'], sessionId: '', claims: {}, sequence },
+    Math.floor(now / 1000) * 1000,
+  );
   await redis.set(keys.token(jti), JSON.stringify(record), 'PX', HOUR);
   return new SignJWT({ scope: 'admin' })
     .setProtectedHeader({ alg: 'EdDSA', typ: 'at+jwt', kid })

@@ -5,7 +5,8 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { StoreUnavailableError } from '../../src/core/errors.js';
 import type { Clock, Store } from '../../src/core/ports.js';
-import type { StoredKey, TokenRecord } from '../../src/core/types.js';
+import type { TokenRecord } from '../../src/core/types.js';
+import { storedKey, tokenRecord } from '../support/store-records.js';
 
 export interface StoreHarness {
   store: Store;
@@ -41,33 +42,9 @@ export function describeStoreConformance(name: string, factory: StoreFactory): v
       await harness.dispose?.();
     });
 
+    /** A record issued now on the store's clock. */
     function record(overrides: Partial<TokenRecord> = {}): TokenRecord {
-      const now = harness.clock.now();
-      return {
-        tokenId: 'token-1',
-        format: 'opaque',
-        subject: 'alice',
-        clientId: 'orders',
-        audience: ['orders', 'billing'],
-        scopes: ['read', 'write'],
-        sessionId: 'session-9',
-        claims: { tenant: 'acme', nested: { list: [1, 'two', null, true] }, 'ünïcode': '😀' },
-        issuedAt: now,
-        expiresAt: now + LONG_KEEP_MS,
-        sequence: 7,
-        ...overrides,
-      };
-    }
-
-    function storedKey(kid: string): StoredKey {
-      return {
-        kid,
-        algorithm: 'EdDSA',
-        state: 'active',
-        createdAt: 1_700_000_000_000,
-        publicJwk: { kty: 'OKP', crv: 'Ed25519', x: `x-${kid}`, kid },
-        sealedPrivateKey: `sealed-${kid}`,
-      };
+      return tokenRecord(overrides, harness.clock.now());
     }
 
     describe('token records', () => {

@@ -5,8 +5,8 @@
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Store } from '../../src/core/ports.js';
-import type { StoredKey, TokenRecord } from '../../src/core/types.js';
 import { createRedisStore } from '../../src/store/redis/redis-store.js';
+import { storedKey, tokenRecord } from '../support/store-records.js';
 import { startRedisCluster, type RedisClusterHandle } from '../support/redis-cluster.js';
 import { withNodeClient } from '../support/redis-node-client.js';
 import { describeStoreConformance } from './conformance.js';
@@ -88,31 +88,7 @@ describe('redis cluster key layout', () => {
     return store;
   }
 
-  function tokenRecord(tokenId: string): TokenRecord {
-    const now = Date.now();
-    return {
-      tokenId,
-      format: 'opaque',
-      subject: 'alice',
-      clientId: 'orders',
-      audience: ['orders'],
-      scopes: ['read'],
-      sessionId: 'session-1',
-      claims: {},
-      issuedAt: now,
-      expiresAt: now + HOUR_MS,
-      sequence: 1,
-    };
-  }
-
-  const ringKey: StoredKey = {
-    kid: 'layout-key',
-    algorithm: 'EdDSA',
-    state: 'active',
-    createdAt: 1_700_000_000_000,
-    publicJwk: { kty: 'OKP', crv: 'Ed25519', x: 'x' },
-    sealedPrivateKey: 'sealed',
-  };
+  const ringKey = storedKey('layout-key');
 
   // Fixed prefixes on a cluster made for this file: the slots then do not
   // depend on chance, so each test answers the same on every run.
@@ -120,7 +96,7 @@ describe('redis cluster key layout', () => {
   it("keeps a token off the slots of a subject's revocation mark and of the key ring, and reads each back", async () => {
     const keyPrefix = 'tally-test:layout:';
     const store = openStore(keyPrefix);
-    const token = tokenRecord('layout-token');
+    const token = tokenRecord({ tokenId: 'layout-token' });
     expect((await placedKeys(keyPrefix)).size).toBe(0);
     // A first revocation creates what every revocation shares, so that the
     // second shows what one subject's mark writes.
@@ -161,7 +137,7 @@ describe('redis cluster key layout', () => {
   it('spreads token records over every primary, and finds each again', async () => {
     const keyPrefix = 'tally-test:spread:';
     const store = openStore(keyPrefix);
-    const tokens = Array.from({ length: 24 }, (_, index) => tokenRecord(`spread-token-${index}`));
+    const tokens = Array.from({ length: 24 }, (_, index) => tokenRecord({ tokenId: `spread-token-${index}` }));
     const written = await keysWrittenBy(keyPrefix, () => Promise.all(tokens.map((token) => store.putToken(token))));
 
     const primaries = new Set([...written.values()].map((placed) => placed.port));

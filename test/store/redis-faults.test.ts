@@ -4,9 +4,9 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { StoreUnavailableError } from '../../src/core/errors.js';
 import type { Store } from '../../src/core/ports.js';
-import type { StoredKey, TokenRecord } from '../../src/core/types.js';
 import { createRedisStore } from '../../src/store/redis/redis-store.js';
 import { eventually, timed } from '../support/eventually.js';
+import { storedKey, tokenRecord } from '../support/store-records.js';
 import { startRedis, type RedisServerHandle } from '../support/redis-server.js';
 
 const COMMAND_TIMEOUT_MS = 500;
@@ -32,38 +32,21 @@ afterEach(async () => {
   for (const server of servers.splice(0)) await server.kill();
 });
 
-function tokenRecord(): TokenRecord {
-  const now = Date.now();
-  return {
-    tokenId: 'durable-token',
-    format: 'jwt',
-    subject: 'alice',
-    clientId: 'orders',
-    audience: ['orders'],
-    scopes: ['read'],
-    sessionId: '',
-    claims: {},
-    issuedAt: now,
-    expiresAt: now + HOUR_MS,
-    sequence: 0,
-  };
-}
+/** The one record these tests write, and then look up by its id: a JWT's, with no session. */
+const durableRecord = () => tokenRecord({ tokenId: 'durable-token', format: 'jwt', sessionId: '', sequence: 0 });
 
-const ringKey: StoredKey = {
-  kid: 'k1',
+const ringKey = storedKey('k1', {
   algorithm: 'ES256',
-  state: 'active',
-  createdAt: 1_700_000_000_000,
   publicJwk: { kty: 'EC', crv: 'P-256', x: 'x', y: 'y' },
   sealedPrivateKey: 'sealed',
-};
+});
 
 /** One invocation of every Store method, named for the failure message. */
 function everyCall(store: Store): Array<[string, () => Promise<unknown>]> {
   return [
     ['ping', () => store.ping()],
     ['revocationSequence', () => store.revocationSequence()],
-    ['putToken', () => store.putToken(tokenRecord())],
+    ['putToken', () => store.putToken(durableRecord())],
     ['getToken', () => store.getToken('durable-token')],
     ['revokeScope', () => store.revokeScope('subject', 'alice', HOUR_MS)],
     ['revocationMark', () => store.revocationMark([['subject', 'alice']])],
@@ -96,7 +79,7 @@ interface Written {
 }
 
 async function writeEverything(store: Store): Promise<Written> {
-  await store.putToken(tokenRecord());
+  await store.putToken(durableRecord());
   await store.revokeScope('client', 'orders', HOUR_MS);
   const revoked = await store.revokeScope('subject', 'alice', HOUR_MS);
   expect(await store.writeKeyRing(0, [ringKey])).toBe(true);
@@ -213,7 +196,7 @@ describe('redis store under faults', () => {
     await expectEveryCallUnavailable(store, 2000);
     await server.restart();
     await eventually(() => store.ping(), 5000);
-    await store.putToken(tokenRecord());
+    await store.putToken(durableRecord());
     expect(await store.getToken('durable-token')).toBeDefined();
   });
 

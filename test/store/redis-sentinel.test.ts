@@ -7,9 +7,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Store } from '../../src/core/ports.js';
-import type { StoredKey, TokenRecord } from '../../src/core/types.js';
 import { createRedisStore } from '../../src/store/redis/redis-store.js';
 import { eventually, timed } from '../support/eventually.js';
+import { storedKey, tokenRecord } from '../support/store-records.js';
 import { startRedisSentinel, type RedisSentinelHandle } from '../support/redis-sentinel.js';
 import { describeStoreConformance } from './conformance.js';
 import { redisStoreHarness } from './redis-harness.js';
@@ -40,28 +40,8 @@ describe('redis sentinel failover', () => {
   it('serves from the new primary through the same store object, with everything the replica had before', async () => {
     const opened = createRedisStore({ url: deployment.url, keyPrefix: `tally-test:${randomUUID()}:` });
     store = opened;
-    const now = Date.now();
-    const token: TokenRecord = {
-      tokenId: 'before-failover',
-      format: 'opaque',
-      subject: 'alice',
-      clientId: 'orders',
-      audience: ['orders'],
-      scopes: ['read'],
-      sessionId: 'session-1',
-      claims: {},
-      issuedAt: now,
-      expiresAt: now + HOUR_MS,
-      sequence: 1,
-    };
-    const ringKey: StoredKey = {
-      kid: 'before-failover',
-      algorithm: 'EdDSA',
-      state: 'active',
-      createdAt: now,
-      publicJwk: { kty: 'OKP', crv: 'Ed25519', x: 'x' },
-      sealedPrivateKey: 'sealed',
-    };
+    const token = tokenRecord({ tokenId: 'before-failover' });
+    const ringKey = storedKey('before-failover');
     await opened.putToken(token);
     const revoked = await opened.revokeScope('subject', 'alice', HOUR_MS);
     expect(await opened.writeKeyRing(0, [ringKey])).toBe(true);

@@ -1,129 +1,36 @@
-import { Code, ConnectError, createClient, type Client, type Transport } from '@connectrpc/connect';
-import { createConnectTransport, createGrpcWebTransport } from '@connectrpc/connect-node';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { KeyState, TokenFormat, TokenService } from '../../src/gen/tally/v1/token_service_pb.js';
-import { eventually } from '../support/eventually.js';
-import { createControllableStore, type ControllableStore } from '../support/controllable-store.js';
-import { startInProcessTally, TEST_ISSUER, type InProcessTally } from '../support/in-process-tally.js';
+// The HTTP port: the shared TokenService suite over Connect (JSON and
+// binary) and gRPC-Web, then what only HTTP has: Connect GET, and JSON that
+// no other protocol can send.
 
-async function connectErrorOf(call: Promise<unknown>): Promise<ConnectError> {
-  try {
-    await call;
-  } catch (error) {
-    return ConnectError.from(error);
-  }
-  throw new Error('the call succeeded but was expected to fail');
-}
+import { ConnectError } from '@connectrpc/connect';
+import { describe, expect, it } from 'vitest';
+import { startInProcessTally } from '../support/in-process-tally.js';
+import { createHttpTransports, type HttpTransports } from '../support/tally-clients.js';
+import { describeTokenServiceConformance, type PortUnderTest } from './conformance.js';
 
-const TRANSPORTS: { name: string; make: (baseUrl: string) => Transport }[] = [
-  { name: 'Connect JSON', make: (baseUrl) => createConnectTransport({ baseUrl, httpVersion: '1.1', useBinaryFormat: false }) },
-  { name: 'Connect binary', make: (baseUrl) => createConnectTransport({ baseUrl, httpVersion: '1.1', useBinaryFormat: true }) },
-  { name: 'gRPC-Web', make: (baseUrl) => createGrpcWebTransport({ baseUrl, httpVersion: '1.1' }) },
+const PROTOCOLS: { name: string; protocol: PortUnderTest['protocol']; transport: keyof HttpTransports }[] = [
+  { name: 'Connect JSON', protocol: 'connect', transport: 'connect' },
+  { name: 'Connect binary', protocol: 'connect', transport: 'connectBinary' },
+  { name: 'gRPC-Web', protocol: 'grpc-web', transport: 'grpcWeb' },
 ];
 
-describe.each(TRANSPORTS)('TokenService over $name on the HTTP port', ({ name, make }) => {
-  let tally: InProcessTally;
-  let client: Client<typeof TokenService>;
-  let slowStore: ControllableStore;
-
-  beforeAll(async () => {
-    slowStore = createControllableStore();
-    tally = await startInProcessTally({ store: slowStore.store, maxMessageBytes: 16 * 1024 });
-    client = createClient(TokenService, make(tally.httpUrl));
+for (const { name, protocol, transport } of PROTOCOLS) {
+  describeTokenServiceConformance(`${name} on the HTTP port`, {
+    protocol,
+    connect(tally) {
+      const sender = createHttpTransports(tally.httpUrl)[transport];
+      return {
+        // What a generated Connect client's method does: the transport's unary call, its message.
+        call: async (method, request, options = {}) => (await sender.unary(method, undefined, options.timeoutMs, options.headers, request)).message,
+        failureFrom: (error) => {
+          const failure = ConnectError.from(error);
+          return { code: failure.code, message: failure.rawMessage };
+        },
+        close: () => {},
+      };
+    },
   });
-  afterAll(async () => {
-    slowStore.release();
-    await tally.close();
-  });
-
-  it('walks issue → introspect active → revoke → introspect inactive, opaque and JWT', async () => {
-    for (const format of [TokenFormat.OPAQUE, TokenFormat.JWT]) {
-      const issued = await client.issue({
-        subject: 'alice',
-        audience: ['orders'],
-        scopes: ['orders:read'],
-        format,
-        claims: { tenant: 'acme' },
-        ttl: { seconds: 120n },
-      });
-      expect(issued.format).toBe(format);
-      const active = await client.introspect({ token: issued.token, requiredScopes: ['orders:read'] });
-      expect(active).toMatchObject({
-        active: true,
-        tokenId: issued.tokenId,
-        subject: 'alice',
-        format,
-        issuer: TEST_ISSUER,
-        claims: { tenant: 'acme' },
-      });
-      await client.revoke({ target: { case: 'token', value: issued.token } });
-      const inactive = await client.introspect({ token: issued.token });
-      expect(inactive.active).toBe(false);
-      expect(inactive.tokenId).toBe('');
-      expect(inactive.subject).toBe('');
-    }
-  });
-
-  it('rotates and lists keys', async () => {
-    const rotated = await client.rotateKeys({});
-    const listed = await client.listKeys({});
-    expect(listed.keys.filter((key) => key.state === KeyState.ACTIVE)).toHaveLength(1);
-    expect(listed.keys.map((key) => key.kid).sort()).toEqual(rotated.keys.map((key) => key.kid).sort());
-  });
-
-  it.each([
-    { field: 'subject', call: () => client.issue({}) },
-    { field: 'ttl', call: () => client.issue({ subject: 'a', ttl: { seconds: -1n } }) },
-    { field: 'target', call: () => client.revoke({}) },
-    { field: 'algorithm', call: () => client.rotateKeys({ algorithm: 'none' }) },
-  ])('answers INVALID_ARGUMENT naming $field', async ({ field, call }) => {
-    const error = await connectErrorOf(call());
-    expect(error.code).toBe(Code.InvalidArgument);
-    expect(error.rawMessage.startsWith(`${field}:`)).toBe(true);
-  });
-
-  it('answers a message larger than the limit with RESOURCE_EXHAUSTED', async () => {
-    const error = await connectErrorOf(client.issue({ subject: 'a', claims: { padding: 'x'.repeat(32 * 1024) } }));
-    expect(error.code).toBe(Code.ResourceExhausted);
-  });
-
-  it('answers DEADLINE_EXCEEDED when the store is slower than the timeout', async () => {
-    slowStore.hold();
-    try {
-      const error = await connectErrorOf(client.issue({ subject: 'slow' }, { timeoutMs: 150 }));
-      expect(error.code).toBe(Code.DeadlineExceeded);
-    } finally {
-      slowStore.release();
-    }
-  });
-
-  it('answers UNAVAILABLE, never active, while the store is down', async () => {
-    const issued = await client.issue({ subject: 'down' });
-    slowStore.setUnavailable(true);
-    try {
-      const error = await connectErrorOf(client.introspect({ token: issued.token }));
-      expect(error.code).toBe(Code.Unavailable);
-      expect(error.rawMessage).not.toContain(issued.token);
-    } finally {
-      slowStore.setUnavailable(false);
-    }
-    expect((await client.introspect({ token: issued.token })).active).toBe(true);
-  });
-
-  it('logs the call with its protocol and token id, never the token', async () => {
-    const issued = await client.issue({ subject: 'logged' });
-    // The line is written when the response has gone, which may be just after the client has it.
-    await eventually(async () => {
-      const line = tally.logs().find((entry) => entry.token_id === issued.tokenId);
-      expect(line).toMatchObject({
-        method: 'tally.v1.TokenService/Issue',
-        protocol: name === 'gRPC-Web' ? 'grpc-web' : 'connect',
-        code: 'ok',
-      });
-    }, 2_000);
-    expect(tally.rawLogs()).not.toContain(issued.token);
-  });
-});
+}
 
 describe('Introspect on the HTTP port', () => {
   it('refuses Connect GET, which would carry the token in the URL', async () => {
