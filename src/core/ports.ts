@@ -22,6 +22,14 @@ export interface Randomness {
  * slots; calls that touch several keys are made of single-slot steps whose
  * order gives the guarantee.
  */
+/** Store reads answered from memory, at once (Store.localView). */
+export interface LocalView {
+  /** The record, or undefined when this process does not hold it (the store may still). */
+  getToken(tokenId: string): TokenRecord | undefined;
+  /** As Store.revocationMark. */
+  revocationMark(scopes: ReadonlyArray<readonly [MarkScope, string]>): number;
+}
+
 export interface Store {
   /**
    * The highest revocation sequence number handed out so far (0 if none).
@@ -60,6 +68,14 @@ export interface Store {
    * never applies to a query of 'key' marks only.
    */
   revocationMark(scopes: ReadonlyArray<readonly [MarkScope, string]>): Promise<number>;
+
+  /**
+   * What this process may answer from without a round trip right now, or
+   * undefined when it holds nothing it can trust (no cache, or a view whose
+   * freshness it cannot prove). Its answers are the ones getToken and
+   * revocationMark would give at this moment; only the hot path uses it.
+   */
+  localView?(): LocalView | undefined;
 
   /** The key ring and its version ({ version: 0, keys: [] } when never written). */
   readKeyRing(): Promise<KeyRingSnapshot>;

@@ -12,7 +12,9 @@
 // on the store's clock (store-clock.ts), so they mean one instant on every
 // replica: a replica whose own clock is minutes off neither cuts a mark short
 // nor keeps a token alive past the moment the others consider it expired.
+import { hash } from 'node:crypto';
 import { SignJWT } from 'jose';
+import type { Awaitable } from './awaitable.js';
 import { InvalidArgumentError, KeyRingError } from './errors.js';
 import { isWellFormedOpaqueToken, mintOpaqueToken, OPAQUE_PREFIX, opaqueTokenId } from './formats/opaque.js';
 import { jwtKeyId, looksLikeJwt, signAccessToken, verifyAccessToken } from './formats/jwt.js';
@@ -24,6 +26,7 @@ import type { DerivedSecrets } from './secrets.js';
 import { createStoreClock } from './store-clock.js';
 import { systemClock, systemRandomness } from './system.js';
 import type {
+  ActiveToken,
   PublicJwk,
   InactiveReason,
   InactiveToken,
@@ -67,6 +70,8 @@ export interface TokenServiceOptions {
    * and cannot be revoked by value, and Issue refuses to mint one.
    */
   maxTokenLength?: number;
+  /** How many opaque tokens' ids to remember by digest (as many as the store caches records); 0: none. */
+  tokenIdsToRemember?: number;
   /** Told of failures in background work (key ring refresh), which has no caller to tell. */
   onBackgroundError?: (error: unknown, task: string) => void;
   /**
@@ -90,8 +95,13 @@ export interface TokenService {
   /** Whether the key ring is loaded, so every call can be served. */
   ready(): boolean;
   issue(input: IssueInput): Promise<IssuedToken>;
-  /** Never throws for a bad token: the answer is inactive, with a reason for logs and metrics only. */
-  introspect(input: IntrospectInput): Promise<Introspection>;
+  /**
+   * Never throws for a bad token: the answer is inactive, with a reason for
+   * logs and metrics only. Answers at once, without a promise, when this
+   * process holds all the answer needs (an opaque token whose record is in
+   * the store's local view, or a token that cannot be one of Tally's).
+   */
+  introspect(input: IntrospectInput): Awaitable<Introspection>;
   revoke(target: RevokeTarget, options?: RevokeOptions): Promise<void>;
   /** A new active key for the algorithm (the default's when undefined); other algorithms' keys are left alone. */
   rotateKeys(algorithm?: SigningAlgorithm): Promise<PublicKeyInfo[]>;
@@ -189,16 +199,40 @@ export function createTokenService(options: TokenServiceOptions): TokenService {
   // Records a store hands out again (a replica's cache) are checked once, not on every cache hit.
   const checkedRecords = new WeakSet<TokenRecord>();
 
+  /** Whether the record is one Tally wrote under tokenId, unchanged (a forgery is reported). */
+  function isAuthentic(record: TokenRecord, tokenId: string): boolean {
+    if (checkedRecords.has(record)) return true;
+    if (!isAuthenticRecord(record, secrets.integrityKey) || record.tokenId !== tokenId) {
+      options.onTampered?.('token record', tokenId);
+      return false;
+    }
+    checkedRecords.add(record);
+    return true;
+  }
+
   /** The record saved under tokenId if it is one Tally wrote, unchanged; otherwise undefined (and reported). */
   async function authenticRecord(tokenId: string): Promise<TokenRecord | undefined> {
     const record = await store.getToken(tokenId);
-    if (record === undefined || checkedRecords.has(record)) return record;
-    if (!isAuthenticRecord(record, secrets.integrityKey) || record.tokenId !== tokenId) {
-      options.onTampered?.('token record', tokenId);
-      return undefined;
+    return record !== undefined && isAuthentic(record, tokenId) ? record : undefined;
+  }
+
+  // An opaque token's id is an HMAC under the hash key, set up per call. For
+  // a token this process has seen, a one-shot digest of it finds the id in a
+  // bounded map instead: several times cheaper, and the map holds digests
+  // and ids, never tokens, so a heap dump yields nothing to present
+  // (docs/security.md, "What a replica holds in memory").
+  const tokenIds = new Map<string, string>();
+  const tokenIdsToRemember = options.tokenIdsToRemember ?? 0;
+  function opaqueTokenIdOf(token: string): string {
+    if (tokenIdsToRemember === 0) return opaqueTokenId(token, secrets.tokenHashKey);
+    const digest = hash('sha256', token, 'base64url');
+    let tokenId = tokenIds.get(digest);
+    if (tokenId === undefined) {
+      tokenId = opaqueTokenId(token, secrets.tokenHashKey);
+      tokenIds.set(digest, tokenId);
+      if (tokenIds.size > tokenIdsToRemember) tokenIds.delete(tokenIds.keys().next().value!);
     }
-    checkedRecords.add(record);
-    return record;
+    return tokenId;
   }
 
   /** The record a token refers to (and for a JWT the kid that signed it), or why there is none. */
@@ -206,7 +240,7 @@ export function createTokenService(options: TokenServiceOptions): TokenService {
     if (token.length === 0 || token.length > maxTokenLength) return inactive('malformed');
     if (token.startsWith(OPAQUE_PREFIX)) {
       if (!isWellFormedOpaqueToken(token)) return inactive('malformed');
-      const tokenId = opaqueTokenId(token, secrets.tokenHashKey);
+      const tokenId = opaqueTokenIdOf(token);
       const record = await authenticRecord(tokenId);
       return record?.format === 'opaque' ? { record } : inactive('unknown', tokenId);
     }
@@ -221,28 +255,73 @@ export function createTokenService(options: TokenServiceOptions): TokenService {
 
   /** Whether a stored token is active now and fits what the caller demands. */
   async function decide({ record, kid }: Found, input: IntrospectInput): Promise<Introspection> {
+    const refused = judge(record, input);
+    if (refused !== undefined) return refused;
+    if (record.sequence < (await store.revocationMark(scopesOf(record)))) return inactive('revoked', record.tokenId);
+    // A JWT only: a mark on its signing key covers every JWT the key signed, whatever its sequence.
+    if (kid !== undefined && (await store.revocationMark([['key', kid]])) > 0) return inactive('revoked', record.tokenId);
+    return answerOf(record);
+  }
+
+  /**
+   * The answer at once when this process holds all it needs: an opaque
+   * token's record and marks in the store's local view, or a token that
+   * cannot be one of Tally's. Undefined when the store must be asked.
+   */
+  function introspectLocally(input: IntrospectInput): Introspection | undefined {
+    const { token } = input;
+    if (token.length === 0 || token.length > maxTokenLength) return inactive('malformed');
+    if (!token.startsWith(OPAQUE_PREFIX)) return undefined;
+    if (!isWellFormedOpaqueToken(token)) return inactive('malformed');
+    const local = store.localView?.();
+    if (local === undefined) return undefined;
+    const tokenId = opaqueTokenIdOf(token);
+    const record = local.getToken(tokenId);
+    if (record === undefined) return undefined;
+    if (record.format !== 'opaque' || !isAuthentic(record, tokenId)) return inactive('unknown', tokenId);
+    const refused = judge(record, input);
+    if (refused !== undefined) return refused;
+    return record.sequence < local.revocationMark(scopesOf(record)) ? inactive('revoked', record.tokenId) : answerOf(record);
+  }
+
+  /**
+   * Why a stored token is not active now or does not fit what the caller
+   * demands, judged on the record alone; undefined when it passes. Its
+   * revocation marks are checked after, being the one step that may cost a
+   * store round trip.
+   */
+  function judge(record: TokenRecord, input: IntrospectInput): InactiveToken | undefined {
     if (!namesOneOf(record, input.callerAudiences)) return inactive('caller_audience', record.tokenId);
     if (clock.now() >= record.expiresAt) return inactive('expired', record.tokenId);
     if (input.audience && !record.audience.includes(input.audience)) return inactive('wrong_audience', record.tokenId);
     if (input.requiredScopes?.some((scope) => !record.scopes.includes(scope))) return inactive('missing_scope', record.tokenId);
-    // Last, because it is the one step that may cost a store round trip.
-    if (record.sequence < (await store.revocationMark(scopesOf(record)))) return inactive('revoked', record.tokenId);
-    // A JWT only: a mark on its signing key covers every JWT the key signed, whatever its sequence.
-    if (kid !== undefined && (await store.revocationMark([['key', kid]])) > 0) return inactive('revoked', record.tokenId);
-    return {
-      active: true,
-      tokenId: record.tokenId,
-      format: record.format,
-      subject: record.subject,
-      clientId: record.clientId,
-      audience: record.audience,
-      scopes: record.scopes,
-      sessionId: record.sessionId,
-      claims: record.claims,
-      issuedAt: record.issuedAt,
-      expiresAt: record.expiresAt,
-      issuer,
-    };
+    return undefined;
+  }
+
+  // The active answer is the record's and the issuer's only, so it is made
+  // once per record and shared, frozen, by every caller that gets it.
+  const answers = new WeakMap<TokenRecord, ActiveToken>();
+  function answerOf(record: TokenRecord): ActiveToken {
+    let answer = answers.get(record);
+    if (answer === undefined) {
+      answer = {
+        active: true,
+        tokenId: record.tokenId,
+        format: record.format,
+        subject: record.subject,
+        clientId: record.clientId,
+        audience: record.audience,
+        scopes: record.scopes,
+        sessionId: record.sessionId,
+        claims: record.claims,
+        issuedAt: record.issuedAt,
+        expiresAt: record.expiresAt,
+        issuer,
+      };
+      // Only a record nothing can change (a store's shared copy) may share its answer.
+      if (Object.isFrozen(record)) answers.set(record, Object.freeze(answer));
+    }
+    return answer;
   }
 
   async function revokeRecord(record: TokenRecord, callerAudiences: readonly string[] | undefined): Promise<void> {
@@ -317,9 +396,11 @@ export function createTokenService(options: TokenServiceOptions): TokenService {
       return issued;
     },
 
-    async introspect(input) {
-      const found = await findRecord(input.token);
-      return 'active' in found ? found : decide(found, input);
+    introspect(input) {
+      // The hot path first: no promise when memory has the answer.
+      const now = introspectLocally(input);
+      if (now !== undefined) return now;
+      return findRecord(input.token).then((found) => ('active' in found ? found : decide(found, input)));
     },
 
     async revoke(target, revokeOptions = {}) {

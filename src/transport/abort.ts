@@ -4,6 +4,7 @@
 // what a gRPC deadline means: the outcome is unknown to the caller).
 
 import { Code, ConnectError, createContextKey, type HandlerContext } from '@connectrpc/connect';
+import { isPromise, type Awaitable } from '../core/awaitable.js';
 
 /**
  * Set by a transport that answers a cancelled call itself without waiting
@@ -16,12 +17,19 @@ function abortError(signal: AbortSignal): ConnectError {
   return signal.reason instanceof ConnectError ? signal.reason : new ConnectError('the call was cancelled', Code.Canceled);
 }
 
-/** Starts the work unless the call is already over, and stops waiting for it when the call ends. */
-export async function stopWaitingWhenCancelled<T>(context: HandlerContext, start: () => Promise<T>): Promise<T> {
+/**
+ * Starts the work unless the call is already over, and stops waiting for it
+ * when the call ends. Work that answers at once is answered at once.
+ */
+export function stopWaitingWhenCancelled<T>(context: HandlerContext, start: () => Awaitable<T>): Awaitable<T> {
   if (context.values.get(cancelAnsweredByTransportKey)) return start();
   const { signal } = context;
   if (signal.aborted) throw abortError(signal);
   const work = start();
+  return isPromise(work) ? raceAbort(work, signal) : work;
+}
+
+async function raceAbort<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
   let onAbort: (() => void) | undefined;
   const aborted = new Promise<never>((_resolve, reject) => {
     onAbort = () => reject(abortError(signal));

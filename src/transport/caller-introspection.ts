@@ -11,22 +11,26 @@
 // Envoy's job. Giving `ext_authz` alone cannot open a scanning path either:
 // Check answers allow or deny, never claims.
 import type { Caller } from '../auth/callers.js';
+import { whenReady, type Awaitable } from '../core/awaitable.js';
 import { isMiss, type ScanLimiter } from '../auth/scan-limiter.js';
 import { ResourceExhaustedError } from '../core/errors.js';
 import type { TokenService } from '../core/token-service.js';
 import type { IntrospectInput, Introspection } from '../core/types.js';
 
-export type CallerIntrospection = (caller: Caller | undefined, input: Omit<IntrospectInput, 'callerAudiences'>) => Promise<Introspection>;
+export type CallerIntrospection = (caller: Caller | undefined, input: Omit<IntrospectInput, 'callerAudiences'>) => Awaitable<Introspection>;
 
 export function createCallerIntrospection(tokens: Pick<TokenService, 'introspect'>, scanLimiter: ScanLimiter | undefined): CallerIntrospection {
-  return async (caller, input) => {
+  return (caller, input) => {
     const limited = scanLimiter !== undefined && caller !== undefined && caller.permissions.has('introspect');
     // Refused before any work, so a scanner's calls cost no store round trip.
     if (limited && !scanLimiter.allows(caller.name)) {
       throw new ResourceExhaustedError(`caller "${caller.name}" introspected too many unknown tokens; slow down and retry later`);
     }
-    const result = await tokens.introspect({ ...input, callerAudiences: caller?.audiences });
-    if (limited && !result.active && isMiss(result.reason)) scanLimiter.recordMiss(caller.name);
-    return result;
+    const result = tokens.introspect({ ...input, callerAudiences: caller?.audiences });
+    if (!limited) return result;
+    return whenReady(result, (settled) => {
+      if (!settled.active && isMiss(settled.reason)) scanLimiter.recordMiss(caller.name);
+      return settled;
+    });
   };
 }

@@ -16,6 +16,7 @@
 // would tell an observer what the caller itself is never told.
 
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { whenReady } from '../core/awaitable.js';
 import type { TokenService } from '../core/token-service.js';
 import type { PublicKeyInfo } from '../core/types.js';
 import type { StoreObserver } from '../store/instrumented-store.js';
@@ -215,19 +216,21 @@ export function createMetrics(options: MetricsOptions): Metrics {
     },
     countIntrospections: (tokens) => ({
       ...tokens,
-      async introspect(input) {
+      introspect(input) {
         const started = performance.now();
-        const result = await tokens.introspect(input);
-        const seconds = (performance.now() - started) / 1000;
-        if (result.active) {
-          activeSeries.inc();
-          activeDuration.observe(seconds);
-        } else {
-          inactiveSeries.inc();
-          reasonSeries(result.reason).inc();
-          inactiveDuration.observe(seconds);
-        }
-        return result;
+        // Counted as it settles, at once for an answer from memory (core/awaitable.ts).
+        return whenReady(tokens.introspect(input), (result) => {
+          const seconds = (performance.now() - started) / 1000;
+          if (result.active) {
+            activeSeries.inc();
+            activeDuration.observe(seconds);
+          } else {
+            inactiveSeries.inc();
+            reasonSeries(result.reason).inc();
+            inactiveDuration.observe(seconds);
+          }
+          return result;
+        });
       },
     }),
     countIssues: (tokens) => ({

@@ -4,7 +4,8 @@
 // core errors pass through untouched and become statuses in errors.ts.
 
 import type { HandlerContext, ServiceImpl } from '@connectrpc/connect';
-import type { MessageInitShape } from '@bufbuild/protobuf';
+import { create, type MessageInitShape } from '@bufbuild/protobuf';
+import { whenReady } from '../core/awaitable.js';
 import type { Duration } from '@bufbuild/protobuf/wkt';
 import { timestampFromMs } from '@bufbuild/protobuf/wkt';
 import { InvalidArgumentError } from '../core/errors.js';
@@ -12,6 +13,7 @@ import { validateRevokeTarget } from '../core/validation.js';
 import type { TokenService } from '../core/token-service.js';
 import { validateAlgorithm } from '../core/validation.js';
 import {
+  type ActiveToken,
   type KeyState as CoreKeyState,
   type PublicKeyInfo,
   type RevokeTarget,
@@ -19,9 +21,11 @@ import {
   type TokenFormat as CoreTokenFormat,
 } from '../core/types.js';
 import {
+  IntrospectResponseSchema,
   KeyState,
   TokenFormat,
   TokenService as TokenServiceDescriptor,
+  type IntrospectResponse,
   type KeySchema,
   type RevokeRequest,
 } from '../gen/tally/v1/token_service_pb.js';
@@ -69,38 +73,26 @@ export function createTokenServiceHandlers(tokens: TokenService, options: TokenS
       };
     },
 
-    async introspect(request, context) {
-      const result = await stopWaitingWhenCancelled(context, () =>
-        introspectAs(callOf(context.values)?.caller, {
+    introspect(request, context) {
+      const call = callOf(context.values);
+      const result = stopWaitingWhenCancelled(context, () =>
+        introspectAs(call?.caller, {
           token: request.token,
           audience: nonEmpty(request.audience),
           requiredScopes: request.requiredScopes.length > 0 ? request.requiredScopes : undefined,
         }),
       );
-      const details = callOf(context.values)?.details;
-      if (!result.active) {
-        if (details !== undefined) {
-          details.tokenId = result.tokenId;
-          details.inactiveReason = result.reason;
+      // From memory, the answer goes out without waiting a microtask (core/awaitable.ts).
+      return whenReady(result, (settled) => {
+        const details = call?.details;
+        if (details !== undefined) details.tokenId = settled.tokenId;
+        if (!settled.active) {
+          if (details !== undefined) details.inactiveReason = settled.reason;
+          // Nothing but the verdict: the reason is for our log, not for the caller.
+          return INACTIVE;
         }
-        // Nothing but the verdict: the reason is for our log, not for the caller.
-        return { active: false };
-      }
-      recordTokenId(context, result.tokenId);
-      return {
-        active: true,
-        tokenId: result.tokenId,
-        format: formatToProto(result.format),
-        subject: result.subject,
-        clientId: result.clientId,
-        audience: result.audience,
-        scopes: result.scopes,
-        issuedAt: timestampFromMs(result.issuedAt),
-        expiresAt: timestampFromMs(result.expiresAt),
-        issuer: result.issuer,
-        claims: result.claims,
-        sessionId: result.sessionId,
-      };
+        return introspectResponseOf(settled);
+      });
     },
 
     async revoke(request, context) {
@@ -144,6 +136,34 @@ export function createTokenServiceHandlers(tokens: TokenService, options: TokenS
       return { keys: keys.map(keyToProto) };
     },
   };
+}
+
+const INACTIVE = Object.freeze(create(IntrospectResponseSchema, { active: false }));
+
+// A shared active answer (core: one per token record, frozen) has one
+// message, frozen too, so the gRPC port encodes it once (grpc/unary-service.ts).
+const responses = new WeakMap<ActiveToken, IntrospectResponse>();
+
+function introspectResponseOf(token: ActiveToken): IntrospectResponse {
+  let response = responses.get(token);
+  if (response === undefined) {
+    response = create(IntrospectResponseSchema, {
+      active: true,
+      tokenId: token.tokenId,
+      format: formatToProto(token.format),
+      subject: token.subject,
+      clientId: token.clientId,
+      audience: token.audience,
+      scopes: token.scopes,
+      issuedAt: timestampFromMs(token.issuedAt),
+      expiresAt: timestampFromMs(token.expiresAt),
+      issuer: token.issuer,
+      claims: token.claims,
+      sessionId: token.sessionId,
+    });
+    if (Object.isFrozen(token)) responses.set(token, Object.freeze(response));
+  }
+  return response;
 }
 
 function recordTokenId(context: HandlerContext, tokenId: string): void {

@@ -40,6 +40,8 @@ export function createControllableStore(): ControllableStore {
     get(target, property, receiver) {
       const value = Reflect.get(target, property, receiver) as unknown;
       if (typeof value !== 'function' || property === 'close') return value;
+      // Memory answers at once only while the store works: held or down, every answer waits or fails.
+      if (property === 'localView') return () => (gate === undefined && !unavailable ? (value as () => unknown).apply(target) : undefined);
       return async (...args: unknown[]) => {
         await pass();
         return (value as (...parameters: unknown[]) => unknown).apply(target, args);

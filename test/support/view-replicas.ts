@@ -104,7 +104,7 @@ export async function expectExactThroughLoss(scenario: LossScenario): Promise<{ 
     const subject = `after-${trial}`;
     const { token } = await eventually(() => issuer.service.issue({ subject, format: trial % 4 < 2 ? 'opaque' : 'jwt' }), 15_000);
     tokens.push(token);
-    for (const { service } of live) await service.introspect({ token }).catch(() => undefined);
+    for (const { service } of live) await Promise.resolve(service.introspect({ token })).catch(() => undefined);
     await eventually(() => revoker.service.revoke({ kind: 'subject', value: subject }), 15_000);
     for (const { service } of live) if ((await service.introspect({ token })).active) activeAfterRevoke++;
   }

@@ -2,9 +2,10 @@
 // restart. It defines what the conformance suite expects of every store.
 
 import { StoreUnavailableError } from '../../core/errors.js';
-import type { Clock, Store } from '../../core/ports.js';
+import type { Clock, LocalView, Store } from '../../core/ports.js';
 import { systemClock } from '../../core/system.js';
 import type { KeyRingSnapshot, MarkScope, StoredKey, TokenRecord } from '../../core/types.js';
+import { frozenCopy } from '../frozen-copy.js';
 import { checkMarkKeepTime } from '../mark-keep-time.js';
 
 export interface MemoryStoreOptions {
@@ -34,6 +35,27 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Store {
   // Scope names hold no NUL, so the pair maps to exactly one string.
   const markKey = (scope: MarkScope, value: string) => `${scope}\u0000${value}`;
 
+  function liveRecord(tokenId: string): TokenRecord | undefined {
+    const record = tokens.get(tokenId);
+    if (record === undefined) return undefined;
+    if (isExpired(record)) {
+      tokens.delete(tokenId);
+      return undefined;
+    }
+    return record;
+  }
+
+  function highestMark(scopes: ReadonlyArray<readonly [MarkScope, string]>): number {
+    let highest = 0;
+    for (const [scope, value] of scopes) {
+      const mark = marks.get(markKey(scope, value));
+      if (mark !== undefined && !isLapsed(mark)) highest = Math.max(highest, mark.sequence);
+    }
+    return highest;
+  }
+
+  const localView: LocalView = { getToken: liveRecord, revocationMark: highestMark };
+
   function sweep(): void {
     for (const [tokenId, record] of tokens) if (isExpired(record)) tokens.delete(tokenId);
     for (const [key, mark] of marks) if (isLapsed(mark)) marks.delete(key);
@@ -55,20 +77,13 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Store {
 
     async putToken(record) {
       await open();
-      // Copies on the way in and out, so callers cannot change what is stored,
-      // as with any store that serialises.
-      tokens.set(record.tokenId, structuredClone(record));
+      // A frozen copy (store/frozen-copy.ts): the caller's record may change after, what is stored cannot.
+      tokens.set(record.tokenId, frozenCopy(record));
     },
 
     async getToken(tokenId) {
       await open();
-      const record = tokens.get(tokenId);
-      if (record === undefined) return undefined;
-      if (isExpired(record)) {
-        tokens.delete(tokenId);
-        return undefined;
-      }
-      return structuredClone(record);
+      return liveRecord(tokenId);
     },
 
     async revokeScope(scope, value, keepForMs) {
@@ -88,13 +103,11 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Store {
 
     async revocationMark(scopes) {
       await open();
-      let highest = 0;
-      for (const [scope, value] of scopes) {
-        const mark = marks.get(markKey(scope, value));
-        if (mark !== undefined && !isLapsed(mark)) highest = Math.max(highest, mark.sequence);
-      }
-      return highest;
+      return highestMark(scopes);
     },
+
+    // Everything here is in memory: it can always answer at once, until closed.
+    localView: () => (closed ? undefined : localView),
 
     async readKeyRing() {
       await open();

@@ -30,7 +30,7 @@
 
 import { randomUUID } from 'node:crypto';
 import { StoreUnavailableError } from '../../core/errors.js';
-import type { Clock, Store } from '../../core/ports.js';
+import type { Clock, LocalView, Store } from '../../core/ports.js';
 import { systemClock } from '../../core/system.js';
 import type { KeyRingSnapshot, StoredKey, TokenRecord } from '../../core/types.js';
 import { checkMarkKeepTime } from '../mark-keep-time.js';
@@ -228,6 +228,15 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
     }
   }
 
+  // Trusted only at the moment localView() hands it out (the view fresh); the hot path reads it at once.
+  const localView: LocalView | undefined =
+    cache === undefined || view === undefined
+      ? undefined
+      : {
+          getToken: (tokenId) => cache.get(tokenId),
+          revocationMark: (scopes) => view.highestMark(scopes.map(([scope, value]) => markField(scope, value))),
+        };
+
   return {
     revocationSequence: () =>
       view?.fresh()
@@ -270,6 +279,8 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
       await untilReplicasApplied((pendingFor) => call(() => client.pendingReplicas(keys.leases, keys.identity, sequence, pendingFor)), leaseMs);
       return sequence;
     },
+
+    localView: () => (closed || cache === undefined || view?.fresh() !== true ? undefined : localView),
 
     revocationMark: (scopes) => {
       const fields = scopes.map(([scope, value]) => markField(scope, value));
