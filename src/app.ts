@@ -237,6 +237,8 @@ export async function startTally(config: Config, parts: TallyParts): Promise<Run
     internalKeyAlgorithm: config.internalKeyAlgorithm,
     keyRefreshMs: config.keyRefreshMs,
     keyRotationIntervalMs: config.keyRotationIntervalMs,
+    // As many as the store keeps records for: the ids of the tokens whose records this replica holds.
+    tokenIdsToRemember: config.cacheSize,
     maxClaimsBytes: config.maxClaimsBytes,
     maxTokenLength: config.maxTokenLength,
     onBackgroundError: (error, task) => logger.warn({ err: error, task }, 'background work failed'),

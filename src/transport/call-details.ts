@@ -15,6 +15,8 @@ export interface CallDetails {
   tokenId?: string;
   /** Why an introspected token was inactive; never sent to the caller. */
   inactiveReason?: InactiveReason;
+  /** Why an ext_authz Check denied the request it was asked about (the call itself succeeded). */
+  denied?: string;
 }
 
 // The characters of the ids tracing and load-balancing tools make (UUIDs,

@@ -42,9 +42,9 @@ export const TEST_ISSUER = 'https://tally.test';
 export const TEST_MASTER_KEY = Buffer.alloc(32, 7).toString('base64');
 
 export async function startInProcessTally(options: InProcessTallyOptions = {}): Promise<InProcessTally> {
-  const lines: string[] = [];
-  const logger = createLogger({ level: 'debug', destination: { write: (line: string) => void lines.push(line) } });
   const config = loadConfig({
+    // Every line, unless a test sets the level: tests read the lines of calls that went well.
+    TALLY_LOG_LEVEL: 'debug',
     TALLY_HOST: '127.0.0.1',
     TALLY_GRPC_PORT: '0',
     TALLY_HTTP_PORT: '0',
@@ -55,6 +55,8 @@ export async function startInProcessTally(options: InProcessTallyOptions = {}): 
     ...(options.maxMessageBytes === undefined ? {} : { TALLY_MAX_MESSAGE_BYTES: String(options.maxMessageBytes) }),
     ...options.env,
   });
+  const lines: string[] = [];
+  const logger = createLogger({ level: config.logLevel, destination: { write: (line: string) => void lines.push(line) } });
   const running = await startTally(config, { logger, store: options.store ?? createMemoryStore() });
   await running.started;
 

@@ -8,7 +8,10 @@ import { createCallPipeline } from '../../src/transport/pipeline.js';
 import { createHttpServer, type HttpServer } from '../../src/transport/http/server.js';
 import type { Readiness } from '../../src/transport/readiness.js';
 import type { TokenServiceHandlers } from '../../src/transport/service.js';
+import { TokenService } from '../../src/gen/tally/v1/token_service_pb.js';
 import { eventually } from '../support/eventually.js';
+import { startInProcessTally, type InProcessTally } from '../support/in-process-tally.js';
+import { createTallyClients, type TallyClients } from '../support/tally-clients.js';
 
 describe('the outcome in the call log', () => {
   // A handler that succeeds with an answer JSON cannot hold: connect-node
@@ -51,5 +54,47 @@ describe('the outcome in the call log', () => {
       return found;
     }, 2_000);
     expect(line.code).toBe('internal');
+  });
+});
+
+describe('which calls the default log level writes', () => {
+  // README, "Logs": a call that only reads and found all well is at debug;
+  // everything else is at info or above.
+  let tally: InProcessTally;
+  let clients: TallyClients;
+  beforeAll(async () => {
+    tally = await startInProcessTally({ env: { TALLY_LOG_LEVEL: 'info' } });
+    clients = createTallyClients(tally);
+  });
+  afterAll(async () => {
+    clients?.close();
+    await tally?.close();
+  });
+
+  it('writes Issue, Revoke, inactive answers and refusals, not an introspection that found the token active', async () => {
+    const { grpc } = clients;
+    const as = (requestId: string, more: Record<string, string> = {}) => ({ metadata: { 'x-request-id': requestId, ...more } });
+    const issued = await grpc.unary(TokenService.method.issue, { subject: 'quiet' }, as('issue'));
+    await grpc.unary(TokenService.method.introspect, { token: issued.token }, as('active'));
+    const oauth = await fetch(`${tally.httpUrl}/oauth2/introspect`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-request-id': 'oauth-active' },
+      body: `token=${issued.token}`,
+    });
+    expect(((await oauth.json()) as { active: boolean }).active).toBe(true);
+    await grpc.unary(TokenService.method.revoke, { target: { case: 'token', value: issued.token } }, as('revoke'));
+    await grpc.unary(TokenService.method.introspect, { token: issued.token }, as('inactive'));
+    const refused = await grpc.unary(TokenService.method.introspect, { token: issued.token }, as('refused', { authorization: 'Bearer not-a-key' })).catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(Error);
+    await eventually(async () => {
+      const written = tally.logs().filter((line) => line.msg === 'call' && typeof line.request_id === 'string');
+      expect(written.map((line) => [line.request_id, line.level])).toEqual([
+        ['issue', 'info'],
+        ['revoke', 'info'],
+        ['inactive', 'info'],
+        ['refused', 'info'],
+      ]);
+      expect(written.find((line) => line.request_id === 'inactive')?.inactive_reason).toBe('revoked');
+    }, 2_000);
   });
 });

@@ -67,23 +67,27 @@ export function createExtAuthzHandlers(options: ExtAuthzOptions): ServiceImpl<ty
   const introspectAs = createCallerIntrospection(tokens, options.scanLimiter);
   return {
     async check(request, context) {
-      const token = bearerTokenOf(request.attributes);
-      if (token === undefined) return deny('missing_token');
       const call = callOf(context.values);
       const details = call?.details;
+      const refuse = (reason: DenyReason, requiredScopes?: readonly string[]) => {
+        if (details !== undefined) details.denied = reason;
+        return deny(reason, requiredScopes);
+      };
+      const token = bearerTokenOf(request.attributes);
+      if (token === undefined) return refuse('missing_token');
       // Audience and scopes are checked here rather than by introspect, so that a
       // revoked or expired token is always 401, and only a good one lacking rights is 403.
       const result = await stopWaitingWhenCancelled(context, () => introspectAs(call?.caller, { token }));
       if (details !== undefined) details.tokenId = result.tokenId;
       if (!result.active) {
         if (details !== undefined) details.inactiveReason = result.reason;
-        return deny('invalid_token');
+        return refuse('invalid_token');
       }
       const extensions = request.attributes?.contextExtensions ?? {};
       const audience = extensions[CONTEXT_EXTENSIONS.audience]?.trim() ?? '';
       const scopes = (extensions[CONTEXT_EXTENSIONS.scopes] ?? '').split(' ').filter((scope) => scope !== '');
-      if (audience !== '' && !result.audience.includes(audience)) return deny('insufficient_scope', scopes);
-      if (scopes.some((scope) => !result.scopes.includes(scope))) return deny('insufficient_scope', scopes);
+      if (audience !== '' && !result.audience.includes(audience)) return refuse('insufficient_scope', scopes);
+      if (scopes.some((scope) => !result.scopes.includes(scope))) return refuse('insufficient_scope', scopes);
       return allow(result, options.internalJwtTtlMs > 0 ? await internalJwt(tokens, result, options.internalJwtTtlMs) : undefined);
     },
   };
