@@ -19,8 +19,8 @@ export const CONNECTION_OPTIONS = {
   timeout: { type: 'string' },
 } as const;
 
-export const ADDRESS_VARIABLE = 'TALLY_CLI_ADDRESS';
-export const API_KEY_VARIABLE = 'TALLY_CLI_API_KEY';
+const ADDRESS_VARIABLE = 'TALLY_CLI_ADDRESS';
+const API_KEY_VARIABLE = 'TALLY_CLI_API_KEY';
 /** Tally on this machine, on its default gRPC port. */
 const DEFAULT_ADDRESS = `127.0.0.1:${SETTINGS.grpcPort.default}`;
 const DEFAULT_TIMEOUT_MS = 5_000;

@@ -11,6 +11,7 @@ import { createSecureContext } from 'node:tls';
 import { generateKeyPairSync } from 'node:crypto';
 import { parseRedisUrl } from '../store/redis/connection-url.js';
 import { INTERNAL_SIGNING_ALGORITHMS, type InternalSigningAlgorithm } from '../core/keys/internal-key.js';
+import { MINIMUM_MASTER_KEY_BYTES } from '../core/secrets.js';
 import { isSigningAlgorithm, POST_QUANTUM_SIGNING_ALGORITHMS, SIGNING_ALGORITHMS, type SigningAlgorithm } from '../core/types.js';
 
 type Parser<T> = (raw: string) => T;
@@ -182,13 +183,13 @@ export function parseReadableFile(raw: string): string {
 
 // ---- Secrets ----------------------------------------------------------------
 
-/** Standard or URL-safe base64 of at least 32 bytes. */
+/** Standard or URL-safe base64 of at least MINIMUM_MASTER_KEY_BYTES (core/secrets.ts). */
 export function parseMasterKey(raw: string): Uint8Array {
   const text = raw.trim();
-  if (!/^[A-Za-z0-9+/_-]+={0,2}$/.test(text)) throw new Error('expected base64 of at least 32 random bytes');
+  if (!/^[A-Za-z0-9+/_-]+={0,2}$/.test(text)) throw new Error(`expected base64 of at least ${MINIMUM_MASTER_KEY_BYTES} random bytes`);
   const bytes = Buffer.from(text.replace(/-/g, '+').replace(/_/g, '/'), 'base64');
-  if (bytes.length < 32) {
-    throw new Error(`decodes to ${bytes.length} bytes; at least 32 random bytes are needed (e.g. \`openssl rand -base64 32\`)`);
+  if (bytes.length < MINIMUM_MASTER_KEY_BYTES) {
+    throw new Error(`decodes to ${bytes.length} bytes; at least ${MINIMUM_MASTER_KEY_BYTES} random bytes are needed (e.g. \`openssl rand -base64 ${MINIMUM_MASTER_KEY_BYTES}\`)`);
   }
   return new Uint8Array(bytes);
 }

@@ -7,6 +7,7 @@
 // internal key's algorithm), the table shows that module's constant.
 
 import { DEFAULT_INTERNAL_SIGNING_ALGORITHM, INTERNAL_SIGNING_ALGORITHMS } from '../core/keys/internal-key.js';
+import { MINIMUM_MASTER_KEY_BYTES } from '../core/secrets.js';
 import { SIGNING_ALGORITHMS } from '../core/types.js';
 import { DEFAULT_MAX_CLAIMS_BYTES, DEFAULT_MAX_TOKEN_LENGTH } from '../core/validation.js';
 import { DEFAULT_COMMAND_TIMEOUT_MS, DEFAULT_LEASE_MS } from '../store/redis/defaults.js';
@@ -92,7 +93,7 @@ export const SETTINGS = {
   masterKey: optional({
     env: 'TALLY_MASTER_KEY',
     description:
-      'Base64 of at least 32 random bytes; token hashing and key encryption keys derive from it. Required with Redis; in memory a random one is made.',
+      `Base64 of at least ${MINIMUM_MASTER_KEY_BYTES} random bytes; token hashing and key encryption keys derive from it. Required with Redis; in memory a random one is made.`,
     secret: true,
     parse: parseMasterKey,
   }),
