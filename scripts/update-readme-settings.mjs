@@ -1,5 +1,5 @@
 // Rewrites the settings table in README.md from `--settings-table`, so the
-// README cannot drift from config.ts (test/docs/readme.test.ts checks it).
+// README cannot drift from src/config/settings.ts (test/docs/readme.test.ts checks it).
 import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 

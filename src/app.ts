@@ -193,7 +193,7 @@ export async function startTally(config: Config, parts: TallyParts): Promise<Run
     commandTimeoutMs: config.redisCommandTimeoutMs,
     cacheSize: config.cacheSize,
     leaseMs: config.leaseMs,
-    replicasToWait: config.redisWaitReplicas ?? (config.redisUrl?.startsWith('redis+sentinel://') ? 1 : 0),
+    replicasToWait: config.redisWaitReplicas ?? (config.redis?.kind === 'sentinel' ? 1 : 0),
     onConnectionError: throttled(10_000, (error) => logger.warn({ err: error }, 'Redis connection error')),
     onBackgroundError: (error) => viewError(error as Error),
     onLeaseLapsed: metrics.countLeaseLapse,

@@ -11,7 +11,7 @@ export type { Logger } from 'pino';
  * Paths that can hold a token, a credential or the master secret, at the top
  * level and one object down (request, response, headers, metadata...).
  */
-export const REDACTED_PATHS = [
+const REDACTED_PATHS = [
   'token',
   '*.token',
   'access_token',

@@ -3,6 +3,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig, parseDuration, renderHelp, renderSettingsTable, SETTINGS } from '../src/config.js';
+import { formatByteSize, formatDuration } from '../src/config/parsers.js';
+import { DEFAULT_INTERNAL_SIGNING_ALGORITHM } from '../src/core/keys/internal-key.js';
+import { DEFAULT_MAX_CLAIMS_BYTES, DEFAULT_MAX_TOKEN_LENGTH } from '../src/core/validation.js';
+import { DEFAULT_COMMAND_TIMEOUT_MS, DEFAULT_LEASE_MS } from '../src/store/redis/defaults.js';
 
 const KEY = Buffer.alloc(32, 1).toString('base64');
 
@@ -166,6 +170,19 @@ describe('loadConfig', () => {
     expect(redisProblem).not.toContain('hunter2');
   });
 
+  it('reads the Redis deployment from TALLY_REDIS_URL with the store\'s own parser, whatever the scheme\'s case', () => {
+    // main.ts decides TALLY_REDIS_WAIT_REPLICAS's default from this kind.
+    expect(loadConfig({ TALLY_REDIS_URL: 'REDIS+SENTINEL://s1,s2:26380/mymaster', TALLY_MASTER_KEY: KEY }).redis).toEqual({
+      kind: 'sentinel',
+      sentinels: [{ host: 's1', port: 26379 }, { host: 's2', port: 26380 }],
+      masterName: 'mymaster',
+      db: 0,
+    });
+    expect(loadConfig({ TALLY_REDIS_URL: ' redis+cluster://n1:7000,n2:7001 ', TALLY_MASTER_KEY: KEY }).redis?.kind).toBe('cluster');
+    expect(loadConfig({ TALLY_REDIS_URL: 'rediss://cache.internal/1', TALLY_MASTER_KEY: KEY }).redis?.kind).toBe('standalone');
+    expect(loadConfig({}).redis).toBeUndefined();
+  });
+
   it('requires a master key with Redis', () => {
     expect(problemsOf({ TALLY_REDIS_URL: 'redis://127.0.0.1:6379' })).toEqual([expect.stringMatching(/^TALLY_MASTER_KEY: required with TALLY_REDIS_URL/)]);
   });
@@ -203,6 +220,41 @@ describe('parseDuration', () => {
     ['1.5s', 1_500],
   ])('%s is %i ms', (text, milliseconds) => {
     expect(parseDuration(text)).toBe(milliseconds);
+  });
+});
+
+describe('the defaults the settings table shows from the modules that own them', () => {
+  it.each([
+    [0, '0ms'],
+    [500, '500ms'],
+    [1_000, '1s'],
+    [1_500, '1500ms'],
+    [90_000, '90s'],
+    [300_000, '5m'],
+    [3_600_000, '1h'],
+    [86_400_000, '1d'],
+    [90_000_000, '25h'],
+  ])('a duration of %i ms is written %s, which parseDuration reads back', (milliseconds, text) => {
+    expect(formatDuration(milliseconds)).toBe(text);
+    expect(parseDuration(text)).toBe(milliseconds);
+  });
+
+  it.each([
+    [8_192, '8KiB'],
+    [65_536, '64KiB'],
+    [1_048_576, '1MiB'],
+    [1_500, '1500 bytes'],
+  ])('a size of %i bytes is written %s', (bytes, text) => {
+    expect(formatByteSize(bytes)).toBe(text);
+  });
+
+  it('are the values the store and the core apply when given none', () => {
+    const config = loadConfig({});
+    expect(config.redisCommandTimeoutMs).toBe(DEFAULT_COMMAND_TIMEOUT_MS);
+    expect(config.leaseMs).toBe(DEFAULT_LEASE_MS);
+    expect(config.maxTokenLength).toBe(DEFAULT_MAX_TOKEN_LENGTH);
+    expect(config.maxClaimsBytes).toBe(DEFAULT_MAX_CLAIMS_BYTES);
+    expect(config.internalKeyAlgorithm).toBe(DEFAULT_INTERNAL_SIGNING_ALGORITHM);
   });
 });
 

@@ -28,7 +28,7 @@ const ALL_PERMISSIONS = new Set(PERMISSIONS);
 /** The caller a loopback peer is served as when no callers are configured. */
 export const LOCAL_CALLER: Caller = { name: 'local', permissions: ALL_PERMISSIONS };
 /** The caller anyone is served as when no callers are configured and protected mode is off. */
-export const ANONYMOUS_CALLER: Caller = { name: 'anonymous', permissions: ALL_PERMISSIONS };
+const ANONYMOUS_CALLER: Caller = { name: 'anonymous', permissions: ALL_PERMISSIONS };
 
 export function apiKeyHash(apiKey: string): string {
   return createHash('sha256').update(apiKey, 'utf8').digest('hex');
@@ -47,7 +47,7 @@ export function bearerCredential(authorization: string | undefined): string | un
  * browser tricked by DNS rebinding still sends the attacker's name, so a
  * loopback peer naming any other host is not served in protected mode.
  */
-export function isLoopbackHost(host: string | undefined): boolean {
+function isLoopbackHost(host: string | undefined): boolean {
   if (host === undefined) return false;
   const name = host.trim().toLowerCase();
   const bracketed = /^\[([0-9a-f:.]+)\](?::\d{1,5})?$/.exec(name);

@@ -5,7 +5,7 @@
 
 import { readFileSync } from 'node:fs';
 import { Code, ConnectError, createTallyClient, type TallyClient } from '../client/index.js';
-import { parseDuration } from '../config.js';
+import { formatDuration, parseDuration, SETTINGS } from '../config.js';
 import { CliError, usageError } from './usage-error.js';
 
 export const CONNECTION_OPTIONS = {
@@ -19,20 +19,21 @@ export const CONNECTION_OPTIONS = {
   timeout: { type: 'string' },
 } as const;
 
+const ADDRESS_VARIABLE = 'TALLY_CLI_ADDRESS';
+const API_KEY_VARIABLE = 'TALLY_CLI_API_KEY';
+/** Tally on this machine, on its default gRPC port. */
+const DEFAULT_ADDRESS = `127.0.0.1:${SETTINGS.grpcPort.default}`;
+const DEFAULT_TIMEOUT_MS = 5_000;
+
 export const CONNECTION_HELP = `Connection (every command that calls Tally):
-  --address HOST:PORT     Tally's gRPC port (default $TALLY_CLI_ADDRESS, else 127.0.0.1:50051);
+  --address HOST:PORT     Tally's gRPC port (default $${ADDRESS_VARIABLE}, else ${DEFAULT_ADDRESS});
                           https://… or http://… also work
   --plaintext             no TLS (the server runs without TALLY_TLS_CERT_FILE)
   --ca FILE               PEM CA that signed Tally's certificate (default: the system's CAs)
   --cert FILE --key FILE  client certificate and key, for mutual TLS
   --server-name NAME      name to check Tally's certificate against, if not the address's host
-  --api-key-file FILE     file holding the API key (default $TALLY_CLI_API_KEY)
-  --timeout DURATION      deadline of the call, e.g. 500ms, 5s (default 5s)`;
-
-export const ADDRESS_VARIABLE = 'TALLY_CLI_ADDRESS';
-export const API_KEY_VARIABLE = 'TALLY_CLI_API_KEY';
-const DEFAULT_ADDRESS = '127.0.0.1:50051';
-const DEFAULT_TIMEOUT_MS = 5_000;
+  --api-key-file FILE     file holding the API key (default $${API_KEY_VARIABLE})
+  --timeout DURATION      deadline of the call, e.g. 500ms, 5s (default ${formatDuration(DEFAULT_TIMEOUT_MS)})`;
 
 export interface ConnectionValues {
   address?: string;

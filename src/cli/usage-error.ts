@@ -3,7 +3,7 @@
 
 export const EXIT_FAILURE = 1;
 /** Bad arguments, as most command-line tools do. */
-export const EXIT_USAGE = 2;
+const EXIT_USAGE = 2;
 
 export class CliError extends Error {
   readonly exitCode: number;

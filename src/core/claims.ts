@@ -35,7 +35,7 @@ export interface TokenFacts {
 }
 
 /** The registered claims of a token (iss, sub, aud, scope, client_id, sid, iat, exp, jti), by the rules above. */
-export function registeredClaims(facts: TokenFacts): JsonObject {
+function registeredClaims(facts: TokenFacts): JsonObject {
   const claims: JsonObject = { iss: facts.issuer, sub: facts.subject };
   const aud = audienceClaim(facts.audience);
   if (aud !== undefined) claims.aud = aud;
@@ -54,7 +54,7 @@ export function tokenClaims(facts: TokenFacts, extra: JsonObject): JsonObject {
 }
 
 /** One audience as a string, several as an array, none as undefined (the claim left out). */
-export function audienceClaim(audience: readonly string[]): string | string[] | undefined {
+function audienceClaim(audience: readonly string[]): string | string[] | undefined {
   if (audience.length === 0) return undefined;
   return audience.length === 1 ? audience[0]! : [...audience];
 }

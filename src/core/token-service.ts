@@ -42,7 +42,7 @@ import type {
   SigningAlgorithm,
   TokenRecord,
 } from './types.js';
-import { LIMITS, validateIssue, validateRevokeTarget } from './validation.js';
+import { DEFAULT_MAX_CLAIMS_BYTES, DEFAULT_MAX_TOKEN_LENGTH, validateIssue, validateRevokeTarget } from './validation.js';
 
 export interface TokenServiceOptions {
   store: Store;
@@ -57,7 +57,7 @@ export interface TokenServiceOptions {
   clockSkewMs: number;
   /** Algorithm of the first key (the default). Rotations that name none rotate the default key. */
   keyAlgorithm: SigningAlgorithm;
-  /** Algorithm of the internal key that signs phantom tokens and RFC 9701 answers (default EdDSA). */
+  /** Algorithm of the internal key that signs phantom tokens and RFC 9701 answers (unset: DEFAULT_INTERNAL_SIGNING_ALGORITHM, keys/internal-key.ts). */
   internalKeyAlgorithm?: InternalSigningAlgorithm;
   /** How often the key ring is re-read from the store (and a scheduled rotation checked). */
   keyRefreshMs: number;
@@ -130,7 +130,6 @@ export interface TokenService {
   internalKeys(): PublicJwk[];
 }
 
-const DEFAULT_MAX_CLAIMS_BYTES = 8_192;
 /** A kid as Tally makes them (RFC 7638 thumbprints), with room to spare; as the proto's rule. */
 const KID = /^[A-Za-z0-9_-]{1,128}$/;
 
@@ -181,7 +180,7 @@ export function createTokenService(options: TokenServiceOptions): TokenService {
     maxTtlMs: options.maxTtlMs,
     maxClaimsBytes: options.maxClaimsBytes ?? DEFAULT_MAX_CLAIMS_BYTES,
   };
-  const maxTokenLength = options.maxTokenLength ?? LIMITS.tokenLength;
+  const maxTokenLength = options.maxTokenLength ?? DEFAULT_MAX_TOKEN_LENGTH;
   const keys = createKeyManager({
     store,
     clock,

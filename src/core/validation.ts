@@ -15,10 +15,14 @@ export const LIMITS = {
   audiences: 32,
   scopes: 64,
   scopeLength: 128,
-  /** Longer than any token a default Issue can mint: every field at its limit, signed with ML-DSA-87, is about 40,500. */
-  tokenLength: 49_152,
   tokenIdLength: 64,
 } as const;
+
+// The defaults of the limits an operator may change (TALLY_MAX_TOKEN_LENGTH,
+// TALLY_MAX_CLAIMS_BYTES): the settings table shows these constants.
+/** Longer than any token a default Issue can mint: every field at its limit, signed with ML-DSA-87, is about 40,500. */
+export const DEFAULT_MAX_TOKEN_LENGTH = 49_152;
+export const DEFAULT_MAX_CLAIMS_BYTES = 8_192;
 
 /** Claim names with a meaning of their own in JWTs (RFC 7519, RFC 9068) or RFC 7662 answers. */
 const RESERVED_CLAIMS = new Set([
@@ -128,7 +132,7 @@ function checkClaimValues(value: unknown): void {
   }
 }
 
-export function validateRevokeTarget(target: RevokeTarget, maxTokenLength: number = LIMITS.tokenLength): RevokeTarget {
+export function validateRevokeTarget(target: RevokeTarget, maxTokenLength: number = DEFAULT_MAX_TOKEN_LENGTH): RevokeTarget {
   switch (target.kind) {
     case 'token':
       if (target.token === '') throw new InvalidArgumentError('token', 'is required');

@@ -3,8 +3,6 @@ import { createMemoryStore } from './memory/memory-store.js';
 import { createRedisStore, type RedisStoreOptions } from './redis/redis-store.js';
 
 export { createMemoryStore } from './memory/memory-store.js';
-export { createRedisStore, DEFAULT_COMMAND_TIMEOUT_MS, type RedisStoreOptions } from './redis/redis-store.js';
-export { RedisUrlError } from './redis/connection-url.js';
 export type { StoreChange } from './redis/replica-view.js';
 export { SETTINGS_README_SECTION, type SettingsReport } from './redis/settings-check.js';
 

@@ -3,7 +3,6 @@
 // client certificate (mTLS). Each server fills this in; guard.ts decides.
 import { isIP } from 'node:net';
 import type { PeerCertificate } from 'node:tls';
-import { createContextKey, type ContextValues } from '@connectrpc/connect';
 import { tlsIdentities } from '../auth/tls-identity.js';
 
 export interface PeerInfo {
@@ -19,12 +18,6 @@ export interface PeerInfo {
   authorization?: string | null;
   /** The Host header or :authority the client named (protected mode checks it); undefined when none came. */
   host?: string;
-}
-
-export const peerKey = createContextKey<PeerInfo | undefined>(undefined, { description: 'tally peer' });
-
-export function peerOf(values: ContextValues): PeerInfo | undefined {
-  return values.get(peerKey);
 }
 
 /** 127.0.0.0/8, ::1 and IPv4-mapped loopback; names are never trusted. */

@@ -39,11 +39,6 @@ const GROUP_NAMES: ReadonlyMap<number, string> = new Map([
   [0x11ed, 'SecP384r1MLKEM1024'],
 ]);
 
-/** Groups whose key exchange a quantum computer cannot break (pure or hybrid ML-KEM, FIPS 203). */
-export function isPostQuantumGroup(group: string): boolean {
-  return group.includes('MLKEM');
-}
-
 const KEX_GROUP_TAG = 0xa0 | 19; // [19] EXPLICIT, constructed
 
 /** One DER element at offset: its tag, where its content starts, and its length. */
@@ -62,7 +57,7 @@ function element(der: Buffer, offset: number): { tag: number; start: number; len
 }
 
 /** The negotiated group's name from an OpenSSL session (DER), "unknown" when it names none, "other" for a code point not listed. */
-export function negotiatedGroup(session: Buffer | undefined): string {
+function negotiatedGroup(session: Buffer | undefined): string {
   if (session === undefined) return 'unknown';
   const outer = element(session, 0);
   if (outer === undefined || outer.tag !== 0x30) return 'unknown';

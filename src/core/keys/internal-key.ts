@@ -19,6 +19,7 @@ import type { PublicJwk } from '../types.js';
 /** The algorithms an internal key can have: those whose private key is a 32-byte seed. */
 export const INTERNAL_SIGNING_ALGORITHMS = ['EdDSA', 'ML-DSA-44', 'ML-DSA-65', 'ML-DSA-87'] as const;
 export type InternalSigningAlgorithm = (typeof INTERNAL_SIGNING_ALGORITHMS)[number];
+export const DEFAULT_INTERNAL_SIGNING_ALGORITHM: InternalSigningAlgorithm = 'EdDSA';
 
 export interface InternalKey {
   kid: string;
@@ -40,7 +41,7 @@ const PKCS8_SEED_PREFIX: Record<InternalSigningAlgorithm, Buffer> = {
   'ML-DSA-87': Buffer.from('3034020100300b060960864801650304031304228020', 'hex'),
 };
 
-export async function deriveInternalKey(seed: Uint8Array, algorithm: InternalSigningAlgorithm = 'EdDSA'): Promise<InternalKey> {
+export async function deriveInternalKey(seed: Uint8Array, algorithm: InternalSigningAlgorithm = DEFAULT_INTERNAL_SIGNING_ALGORITHM): Promise<InternalKey> {
   if (seed.length !== 32) throw new RangeError('the internal signing seed must be 32 bytes');
   const privateKey = createPrivateKey({ key: Buffer.concat([PKCS8_SEED_PREFIX[algorithm], seed]), format: 'der', type: 'pkcs8' });
   const jwk = await exportJWK(createPublicKey(privateKey));

@@ -35,6 +35,7 @@ import { systemClock } from '../../core/system.js';
 import type { KeyRingSnapshot, StoredKey, TokenRecord } from '../../core/types.js';
 import { checkMarkKeepTime } from '../mark-keep-time.js';
 import { parseRedisUrl } from './connection-url.js';
+import { DEFAULT_COMMAND_TIMEOUT_MS, DEFAULT_LEASE_MS } from './defaults.js';
 import { createRedisClient, duplicateClient, keepConnecting, waitForReplicas } from './connect.js';
 import { createKeyNames, DEFAULT_KEY_PREFIX, markField } from './keys.js';
 import { startReplicaView, untilReplicasApplied, type ReplicaView, type StoreChange } from './replica-view.js';
@@ -83,8 +84,6 @@ export interface RedisStoreOptions {
   onSettingsChecked?: (report: SettingsReport) => void;
 }
 
-export const DEFAULT_COMMAND_TIMEOUT_MS = 1000;
-export const DEFAULT_LEASE_MS = 2000;
 const DEFAULT_RECONNECT_MAX_DELAY_MS = 1000;
 const DEFAULT_EVENTS_TO_KEEP = 100_000;
 

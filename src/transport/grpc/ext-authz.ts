@@ -94,7 +94,7 @@ export function createExtAuthzHandlers(options: ExtAuthzOptions): ServiceImpl<ty
 }
 
 /** The bearer token of the downstream request, from the header map Envoy sends in either of its two shapes. */
-export function bearerTokenOf(attributes: AttributeContext | undefined): string | undefined {
+function bearerTokenOf(attributes: AttributeContext | undefined): string | undefined {
   const http = attributes?.request?.http;
   if (http === undefined) return undefined;
   const fromMap = http.headers.authorization;

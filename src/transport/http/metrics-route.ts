@@ -13,7 +13,7 @@ import type { Metrics } from '../metrics.js';
 import type { Route } from './router.js';
 import { peerInfoOf } from './server.js';
 
-export const METRICS_PATH = '/metrics';
+const METRICS_PATH = '/metrics';
 const METRICS_CALL = `GET ${METRICS_PATH}`;
 
 export function createMetricsRoute(metrics: Metrics, guard: Guard): Route {

@@ -54,7 +54,7 @@ export function writeJson(response: ServerResponse, status: number, body: unknow
   response.end(text);
 }
 
-export function writeOAuthError(response: ServerResponse, status: number, error: string, description: string, headers: Record<string, string> = {}): void {
+function writeOAuthError(response: ServerResponse, status: number, error: string, description: string, headers: Record<string, string> = {}): void {
   writeJson(response, status, { error, error_description: description }, headers);
 }
 

@@ -15,8 +15,8 @@ import type { CallPipeline } from '../pipeline.js';
 import { pipelineRoute, readTokenRequest, writeFailure, writeJson } from './oauth-endpoint.js';
 import type { Route } from './router.js';
 
-export const INTROSPECTION_PATH = '/oauth2/introspect';
-export const INTROSPECTION_JWT_MEDIA_TYPE = 'application/token-introspection+jwt';
+const INTROSPECTION_PATH = '/oauth2/introspect';
+const INTROSPECTION_JWT_MEDIA_TYPE = 'application/token-introspection+jwt';
 const INTROSPECTION_JWT_TYPE = 'token-introspection+jwt';
 
 /**
@@ -67,7 +67,7 @@ export function createIntrospectionRoute(options: IntrospectionRouteOptions): Ro
 }
 
 /** RFC 7662 §2.2: the token's claims as every path writes them (core/claims.ts), with "active" and "token_type". */
-export function introspectionClaims(token: ActiveToken): JsonObject {
+function introspectionClaims(token: ActiveToken): JsonObject {
   return { ...tokenClaims(token, token.claims), active: true, token_type: 'Bearer' };
 }
 

@@ -7,7 +7,7 @@ import type { CallPipeline } from '../pipeline.js';
 import { pipelineRoute, readTokenRequest, writeFailure } from './oauth-endpoint.js';
 import type { Route } from './router.js';
 
-export const REVOCATION_PATH = '/oauth2/revoke';
+const REVOCATION_PATH = '/oauth2/revoke';
 
 export interface RevocationRouteOptions {
   tokens: TokenService;
