@@ -15,7 +15,7 @@ import type { CallPipeline } from '../pipeline.js';
 import { pipelineRoute, readTokenRequest, writeFailure, writeJson } from './oauth-endpoint.js';
 import type { Route } from './router.js';
 
-const INTROSPECTION_PATH = '/oauth2/introspect';
+export const INTROSPECTION_PATH = '/oauth2/introspect';
 const INTROSPECTION_JWT_MEDIA_TYPE = 'application/token-introspection+jwt';
 const INTROSPECTION_JWT_TYPE = 'token-introspection+jwt';
 
