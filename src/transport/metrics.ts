@@ -10,12 +10,23 @@
 // caller names from the callers file): never a token, a credential or
 // anything a client typed.
 //
+// What moves on every call (calls, latencies, introspection outcomes, store
+// operations, JWTs issued, scan-limit refusals) is kept as plain numbers
+// (plain-metrics.ts) that prom-client reads only when /metrics is scraped: a
+// call adds to series it finds by index (method × protocol × code; recordCall
+// takes indices looked up once, countCalls looks the record's method and
+// protocol up in a Map) or, for open sets, by one Map lookup on a name the
+// caller already holds. Nothing joins or hashes a label set per call. What
+// moves rarely (TLS handshakes, lease lapses, store changes) and what is read
+// at scrape time (key ages) stay prom-client's own metrics.
+//
 // Why introspections were inactive is kept apart, in a registry of its own
 // rendered only for callers with the `metrics` permission: /metrics needs no
 // credential, and a reason counter moving as someone's introspection fails
 // would tell an observer what the caller itself is never told.
 
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Code } from '@connectrpc/connect';
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import { whenReady } from '../core/awaitable.js';
 import type { TokenService } from '../core/token-service.js';
 import type { PublicKeyInfo } from '../core/types.js';
@@ -24,12 +35,19 @@ import type { ScanLimiter } from '../auth/scan-limiter.js';
 import type { StoreChange } from '../store/index.js';
 import type { CallLogger } from './call-log.js';
 import { codeName } from './errors.js';
+import { CounterFamily, HistogramFamily, type CounterSeries, type HistogramSeries } from './plain-metrics.js';
 import type { TlsHandshakeOutcome } from './tls-handshakes.js';
 
 export interface Metrics {
   readonly registry: Registry;
   /** A call logger that counts each call, then passes the record on. */
   countCalls(next: CallLogger): CallLogger;
+  /** The index recordCall takes for a method: a known method's own, "other" for any other name. Look it up once, not per call. */
+  methodIndex(method: string): number;
+  /** The index recordCall takes for a protocol ("grpc", "connect", "grpc-web", "http"). Look it up once, not per call. */
+  protocolIndex(protocol: string): number;
+  /** Counts one call as countCalls does, given indices looked up beforehand: only number updates. */
+  recordCall(methodIndex: number, protocolIndex: number, code: Code | 0, seconds: number): void;
   /** For store/instrumented-store.ts. */
   readonly observeStore: StoreObserver;
   /** The token service, with every introspection's outcome counted (whichever endpoint asked). */
@@ -61,62 +79,57 @@ export interface MetricsOptions {
 }
 
 // From a tenth of a millisecond (a cached introspection) to seconds (a store timeout).
-const LATENCY_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
+const LATENCY_BUCKETS: readonly number[] = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
+
+/** Status codes a call can end with: 0 (ok) and Connect's codes, 1 to 16. */
+const CODES = Code.Unauthenticated + 1;
 
 export function createMetrics(options: MetricsOptions): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
-  const known = new Set(options.knownMethods);
   const now = options.now ?? Date.now;
 
-  const calls = new Counter({
+  const calls = new CounterFamily({
     name: 'tally_calls_total',
     help: 'Calls on either port by method, protocol and status code (gRPC code names; "ok" for success).',
-    labelNames: ['method', 'protocol', 'code'] as const,
-    registers: [registry],
+    registry,
   });
-  const callDuration = new Histogram({
+  const callDuration = new HistogramFamily({
     name: 'tally_call_duration_seconds',
     help: 'Time from receiving a call to settling it, by method, protocol and status code.',
-    labelNames: ['method', 'protocol', 'code'] as const,
     buckets: LATENCY_BUCKETS,
-    registers: [registry],
+    registry,
   });
-  const introspections = new Counter({
+  const introspections = new CounterFamily({
     name: 'tally_introspections_total',
     help: 'Introspection outcomes on any endpoint: result active or inactive.',
-    labelNames: ['result'] as const,
-    registers: [registry],
+    registry,
   });
   const reasonsRegistry = new Registry();
-  const inactiveReasons = new Counter({
+  const inactiveReasons = new CounterFamily({
     name: 'tally_introspection_inactive_reasons_total',
     help: 'Why introspections were inactive, on any endpoint (shown only to callers with the metrics permission).',
-    labelNames: ['reason'] as const,
-    registers: [reasonsRegistry],
+    registry: reasonsRegistry,
   });
-  const storeDuration = new Histogram({
+  const storeDuration = new HistogramFamily({
     name: 'tally_store_operation_duration_seconds',
     help: 'Store operations by name and outcome (ok or error).',
-    labelNames: ['operation', 'outcome'] as const,
     buckets: LATENCY_BUCKETS,
-    registers: [registry],
+    registry,
   });
-  const storeErrors = new Counter({
+  const storeErrors = new CounterFamily({
     name: 'tally_store_errors_total',
     help: 'Store operations that failed, by name.',
-    labelNames: ['operation'] as const,
-    registers: [registry],
+    registry,
   });
 
   // How much classical cryptography is still in use: JWTs per signing
   // algorithm, handshakes per key exchange group (X25519MLKEM768 is the
   // post-quantum hybrid; X25519 and secp* are classical).
-  const jwtsIssued = new Counter({
+  const jwtsIssued = new CounterFamily({
     name: 'tally_jwts_issued_total',
     help: 'JWTs issued, by the algorithm that signed them (ML-DSA-* are post-quantum, RFC 9964).',
-    labelNames: ['algorithm'] as const,
-    registers: [registry],
+    registry,
   });
   const tlsHandshakes = new Counter({
     name: 'tally_tls_handshakes_total',
@@ -130,23 +143,21 @@ export function createMetrics(options: MetricsOptions): Metrics {
     labelNames: ['port', 'reason'] as const,
     registers: [registry],
   });
-  const introspectionDuration = new Histogram({
+  const introspectionDuration = new HistogramFamily({
     name: 'tally_introspection_duration_seconds',
     help: 'Time the token service took to decide an introspection (any endpoint), by result: active or inactive.',
-    labelNames: ['result'] as const,
     buckets: LATENCY_BUCKETS,
-    registers: [registry],
+    registry,
   });
   const leaseLapses = new Counter({
     name: 'tally_replica_lease_lapses_total',
     help: 'Times this replica found its lease had lapsed while it trusted its local view (a pause, or Redis out of reach); it then answers from Redis until caught up.',
     registers: [registry],
   });
-  const scanLimitRefusals = new Counter({
+  const scanLimitRefusals = new CounterFamily({
     name: 'tally_scan_limit_refusals_total',
     help: 'Introspections refused with RESOURCE_EXHAUSTED because the caller kept asking about unknown tokens (TALLY_SCAN_LIMIT_RATE), by caller name.',
-    labelNames: ['caller'] as const,
-    registers: [registry],
+    registry,
   });
   const storeChanges = new Counter({
     name: 'tally_store_changes_total',
@@ -187,32 +198,67 @@ export function createMetrics(options: MetricsOptions): Metrics {
     },
   });
 
-  // prom-client looks a label set up on every observation; on the hot path
-  // each series is bound once instead. The label values come from fixed sets,
-  // so these maps stay small.
-  const callSeries = boundSeries((method: string, protocol: string, code: string) => {
-    const labels = { method, protocol, code };
-    return { calls: calls.labels(labels), duration: callDuration.labels(labels) };
-  });
-  const storeSeries = boundSeries((operation: string, outcome: string) => storeDuration.labels({ operation, outcome }));
-  const activeSeries = introspections.labels({ result: 'active' });
-  const inactiveSeries = introspections.labels({ result: 'inactive' });
-  const reasonSeries = boundSeries((reason: string) => inactiveReasons.labels({ reason }));
-  const jwtSeries = boundSeries((algorithm: string) => jwtsIssued.labels({ algorithm }));
-  const activeDuration = introspectionDuration.labels({ result: 'active' });
-  const inactiveDuration = introspectionDuration.labels({ result: 'inactive' });
+  // Each call's series, by protocol, then by method × code: the label values
+  // are worked out when a series is first needed, never per call.
+  const methodNames = [...new Set([...options.knownMethods, 'other'])];
+  const methodIndexes = new Map(methodNames.map((method, index) => [method, index]));
+  const otherMethod = methodIndexes.get('other')!;
+  const protocolNames: string[] = [];
+  const protocolIndexes = new Map<string, number>();
+  const callSeries: (CallSeries | undefined)[][] = [];
+  const methodIndex = (method: string) => methodIndexes.get(method) ?? otherMethod;
+  const protocolIndex = (protocol: string) => {
+    let index = protocolIndexes.get(protocol);
+    if (index === undefined) {
+      index = protocolNames.push(protocol) - 1;
+      protocolIndexes.set(protocol, index);
+      callSeries.push(new Array<CallSeries | undefined>(methodNames.length * CODES).fill(undefined));
+    }
+    return index;
+  };
+  const recordCall = (method: number, protocol: number, code: Code | 0, seconds: number) => {
+    // A number outside Connect's codes counts as unknown rather than in another method's slot.
+    const known = code >= 0 && code < CODES ? code : Code.Unknown;
+    const slot = method * CODES + known;
+    const byMethodAndCode = callSeries[protocol]!;
+    let series = byMethodAndCode[slot];
+    if (series === undefined) {
+      const labels = { method: methodNames[method]!, protocol: protocolNames[protocol]!, code: codeName(known) };
+      series = { calls: calls.series(labels), duration: callDuration.series(labels) };
+      byMethodAndCode[slot] = series;
+    }
+    series.calls.inc();
+    series.duration.observe(seconds);
+  };
+
+  const storeSeries = seriesByKey((operation) => ({
+    ok: storeDuration.series({ operation, outcome: 'ok' }),
+    error: storeDuration.series({ operation, outcome: 'error' }),
+    errors: storeErrors.series({ operation }),
+  }));
+  const active = { count: introspections.series({ result: 'active' }), duration: introspectionDuration.series({ result: 'active' }) };
+  const inactive = { count: introspections.series({ result: 'inactive' }), duration: introspectionDuration.series({ result: 'inactive' }) };
+  const reasonSeries = seriesByKey((reason) => inactiveReasons.series({ reason }));
+  const jwtSeries = seriesByKey((algorithm) => jwtsIssued.series({ algorithm }));
+  const refusalSeries = seriesByKey((caller) => scanLimitRefusals.series({ caller }));
 
   return {
     registry,
     countCalls: (next) => (record) => {
-      const series = callSeries(known.has(record.method) ? record.method : 'other', record.protocol, codeName(record.code));
-      series.calls.inc();
-      series.duration.observe(record.durationMs / 1000);
+      recordCall(methodIndex(record.method), protocolIndex(record.protocol), record.code, record.durationMs / 1000);
       next(record);
     },
+    methodIndex,
+    protocolIndex,
+    recordCall,
     observeStore: (operation, seconds, failed) => {
-      storeSeries(operation, failed ? 'error' : 'ok').observe(seconds);
-      if (failed) storeErrors.inc({ operation });
+      const series = storeSeries(operation);
+      if (failed) {
+        series.error.observe(seconds);
+        series.errors.inc();
+      } else {
+        series.ok.observe(seconds);
+      }
     },
     countIntrospections: (tokens) => ({
       ...tokens,
@@ -222,12 +268,12 @@ export function createMetrics(options: MetricsOptions): Metrics {
         return whenReady(tokens.introspect(input), (result) => {
           const seconds = (performance.now() - started) / 1000;
           if (result.active) {
-            activeSeries.inc();
-            activeDuration.observe(seconds);
+            active.count.inc();
+            active.duration.observe(seconds);
           } else {
-            inactiveSeries.inc();
+            inactive.count.inc();
             reasonSeries(result.reason).inc();
-            inactiveDuration.observe(seconds);
+            inactive.duration.observe(seconds);
           }
           return result;
         });
@@ -254,7 +300,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
       ...limiter,
       allows(caller) {
         const allowed = limiter.allows(caller);
-        if (!allowed) scanLimitRefusals.inc({ caller });
+        if (!allowed) refusalSeries(caller).inc();
         return allowed;
       },
     }),
@@ -267,14 +313,18 @@ export function createMetrics(options: MetricsOptions): Metrics {
   };
 }
 
-/** Memoises make per combination of label values. */
-function boundSeries<Values extends string[], Series>(make: (...values: Values) => Series): (...values: Values) => Series {
+interface CallSeries {
+  readonly calls: CounterSeries;
+  readonly duration: HistogramSeries;
+}
+
+/** Memoises make per key: one Map lookup on a string the caller already holds (its hash is kept with it), no join. */
+function seriesByKey<Series>(make: (key: string) => Series): (key: string) => Series {
   const made = new Map<string, Series>();
-  return (...values) => {
-    const key = values.join('\u0000');
+  return (key) => {
     let series = made.get(key);
     if (series === undefined) {
-      series = make(...values);
+      series = make(key);
       made.set(key, series);
     }
     return series;

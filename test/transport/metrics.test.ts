@@ -1,13 +1,19 @@
 // GET /metrics on the real process: the families are there, and the counters
 // move with calls on both ports, refusals included. The store decorator is
-// also checked on its own against a store that fails on demand.
+// also checked on its own against a store that fails on demand, and a burst of
+// calls against the real token service must scrape as exactly that many, with
+// scrapes taken while it runs.
 
-import { createClient } from '@connectrpc/connect';
+import { Code, createClient } from '@connectrpc/connect';
 import { createConnectTransport } from '@connectrpc/connect-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Authorization } from '../../src/gen/envoy/service/auth/v3/external_auth_pb.js';
 import { TokenFormat, TokenService } from '../../src/gen/tally/v1/token_service_pb.js';
+import { deriveSecrets } from '../../src/core/secrets.js';
+import { createTokenService } from '../../src/core/token-service.js';
+import { createMemoryStore } from '../../src/store/index.js';
 import { instrumentStore } from '../../src/store/instrumented-store.js';
+import type { CallRecord } from '../../src/transport/call-log.js';
 import { createMetrics } from '../../src/transport/metrics.js';
 import { writeCallersFile } from '../support/keyed-callers.js';
 import { createControllableStore } from '../support/controllable-store.js';
@@ -168,6 +174,79 @@ describe('instrumentStore', () => {
     expect(sample(body, 'tally_store_operation_duration_seconds_count', { operation: 'ping', outcome: 'ok' })).toBe(1);
     expect(sample(body, 'tally_store_operation_duration_seconds_count', { operation: 'getToken', outcome: 'error' })).toBe(1);
     expect(sample(body, 'tally_store_errors_total', { operation: 'getToken' })).toBe(1);
+    await store.close();
+  });
+});
+
+describe('a burst of calls', () => {
+  const INTROSPECT = 'tally.v1.TokenService/Introspect';
+  const CALLS = 4_000;
+  // 2^-12 s: a binary fraction, so N of them add up to an exact sum.
+  const SECONDS = 1 / 4096;
+
+  it('scrapes as exactly as many calls, introspections and observations as were made, with scrapes running meanwhile', async () => {
+    const metrics = createMetrics({ knownMethods: [INTROSPECT] });
+    const store = instrumentStore(createMemoryStore(), metrics.observeStore);
+    const tokens = metrics.countIntrospections(createTokenService({
+      store,
+      secrets: deriveSecrets(new Uint8Array(32).fill(5)),
+      issuer: 'tally',
+      defaultTtlMs: 60_000,
+      maxTtlMs: 3_600_000,
+      clockSkewMs: 1_000,
+      keyAlgorithm: 'EdDSA',
+      keyRefreshMs: 60_000,
+    }));
+    await tokens.start();
+    const { token } = await tokens.issue({ subject: 'burst' });
+    const logCall = metrics.countCalls(() => {});
+    const introspectMethod = metrics.methodIndex(INTROSPECT);
+    const grpc = metrics.protocolIndex('grpc');
+    const details: CallRecord['details'] = { peer: '127.0.0.1:1', caller: 'burst' };
+
+    const scrapes: Promise<string>[] = [];
+    for (let call = 0; call < CALLS; call += 100) {
+      const batch: Promise<unknown>[] = [];
+      for (let inBatch = call; inBatch < call + 100; inBatch++) {
+        batch.push(Promise.resolve(tokens.introspect({ token })).then(() => {
+          logCall({ method: INTROSPECT, protocol: 'grpc', code: 0, durationMs: SECONDS * 1000, details });
+          metrics.recordCall(introspectMethod, grpc, inBatch % 2 === 0 ? 0 : Code.Unauthenticated, SECONDS);
+        }));
+      }
+      // Two scrapes at once, both while the batch is in flight.
+      for (let scrape = 0; scrape < 2; scrape++) scrapes.push(metrics.render().then(({ body }) => body));
+      await Promise.all(batch);
+    }
+    const final = (await metrics.render()).body;
+
+    for (const text of [...(await Promise.all(scrapes)), final]) {
+      const ok = { method: INTROSPECT, protocol: 'grpc', code: 'ok' };
+      const calls = sample(text, 'tally_calls_total', ok);
+      expect(calls).toBeLessThanOrEqual(CALLS * 1.5);
+      expect(sample(text, 'tally_call_duration_seconds_count', ok)).toBe(calls);
+      expect(sample(text, 'tally_call_duration_seconds_bucket', { ...ok, le: '+Inf' })).toBe(calls);
+      expect(sample(text, 'tally_call_duration_seconds_bucket', { ...ok, le: '0.00025' })).toBe(calls);
+      expect(sample(text, 'tally_call_duration_seconds_sum', ok)).toBe(calls * SECONDS);
+      const active = sample(text, 'tally_introspections_total', { result: 'active' });
+      expect(sample(text, 'tally_introspection_duration_seconds_count', { result: 'active' })).toBe(active);
+      expect(sample(text, 'tally_introspection_duration_seconds_bucket', { result: 'active', le: '+Inf' })).toBe(active);
+    }
+    const ok = { method: INTROSPECT, protocol: 'grpc', code: 'ok' };
+    const refused = { method: INTROSPECT, protocol: 'grpc', code: 'unauthenticated' };
+    expect(sample(final, 'tally_calls_total', ok)).toBe(CALLS * 1.5);
+    expect(sample(final, 'tally_calls_total', refused)).toBe(CALLS / 2);
+    expect(sample(final, 'tally_call_duration_seconds_count', ok)).toBe(CALLS * 1.5);
+    expect(sample(final, 'tally_call_duration_seconds_sum', ok)).toBe(CALLS * 1.5 * SECONDS);
+    expect(sample(final, 'tally_call_duration_seconds_bucket', { ...ok, le: '0.0001' })).toBe(0);
+    expect(sample(final, 'tally_call_duration_seconds_bucket', { ...ok, le: '0.00025' })).toBe(CALLS * 1.5);
+    expect(sample(final, 'tally_call_duration_seconds_bucket', { ...refused, le: '+Inf' })).toBe(CALLS / 2);
+    expect(sample(final, 'tally_call_duration_seconds_sum', refused)).toBe((CALLS / 2) * SECONDS);
+    expect(sample(final, 'tally_introspections_total', { result: 'active' })).toBe(CALLS);
+    expect(sample(final, 'tally_introspection_duration_seconds_count', { result: 'active' })).toBe(CALLS);
+    expect(sample(final, 'tally_introspection_duration_seconds_bucket', { result: 'active', le: '5' })).toBe(CALLS);
+    expect(final).not.toMatch(/result="inactive"/);
+    expect(final).not.toContain(token);
+    await tokens.stop();
     await store.close();
   });
 });
