@@ -39,8 +39,9 @@ export function createGuardInterceptor(pipeline: CallPipeline): grpc.ServerInter
     const name = methodDescriptor.path.slice(1);
     // Health and reflection need no credential: they pass untouched.
     if (!isGuardedCall(name)) return new grpc.ServerInterceptingCall(call);
-    const listener = new grpc.ServerListenerBuilder()
-      .withOnReceiveMetadata((metadata, next) => {
+    // Plain objects, as grpc-js's builders would make them, without the builders' garbage per call.
+    const listener: grpc.ServerListener = {
+      onReceiveMetadata(metadata, next) {
         const peer = peerOfGrpcCall(call, metadata);
         const requestId = metadata.get('x-request-id')[0];
         const tallyCall = pipeline.begin(name, 'grpc', peer, typeof requestId === 'string' ? requestId : undefined);
@@ -56,9 +57,8 @@ export function createGuardInterceptor(pipeline: CallPipeline): grpc.ServerInter
         }
         callsByMetadata.set(metadata, tallyCall);
         next(metadata);
-      })
-      .build();
-    const responder = new grpc.ResponderBuilder().withStart((next) => next(listener)).build();
-    return new grpc.ServerInterceptingCall(call, responder);
+      },
+    };
+    return new grpc.ServerInterceptingCall(call, { start: (next) => next(listener) });
   };
 }

@@ -100,14 +100,14 @@ function createUnaryCallHandler(
       callOfMetadata(grpcCall.metadata) ??
       options.pipeline.begin(methodName, 'grpc', peerOfGrpcCall(grpcCall, grpcCall.metadata), grpcCall.metadata.get('x-request-id')[0] as string | undefined);
     const deadline = deadlineOf(grpcCall.getDeadline());
-    const context = createGrpcHandlerContext({
+    const context = new GrpcHandlerContextImpl(
       service,
       method,
-      url: grpcCall.getPath(),
+      grpcCall.getPath(),
       deadline,
-      metadata: grpcCall.metadata,
-      values: createContextValues().set(callKey, call).set(cancelAnsweredByTransportKey, true),
-    });
+      grpcCall.metadata,
+      createContextValues().set(callKey, call).set(cancelAnsweredByTransportKey, true),
+    );
     let finished = false;
     const onCancelled = () => {
       // A client that enforces its own deadline resets the stream a moment
@@ -185,55 +185,61 @@ const COMPLETED = new ConnectError('the call is complete', Code.Canceled);
 /**
  * A HandlerContext for one grpc-js call, cheaper than Connect's
  * createHandlerContext on the hottest path: the abort signal and the header
- * objects are made only when a handler asks for them, and no timer runs for
- * the deadline (grpc-js ends the call itself; 'cancelled' tells us).
+ * objects are made only when a handler asks for them, no timer runs for the
+ * deadline (grpc-js ends the call itself; 'cancelled' tells us), and the
+ * accessors live on the prototype rather than on each call's object.
  */
-function createGrpcHandlerContext(init: {
-  service: DescService;
-  method: DescMethodUnary;
-  url: string;
-  deadline: number | undefined;
-  metadata: grpc.Metadata;
-  values: ContextValues;
-}): GrpcHandlerContext {
-  let controller: AbortController | undefined;
-  let cancelledWith: ConnectError | undefined;
-  let requestHeader: Headers | undefined;
-  let responseHeader: Headers | undefined;
-  let responseTrailer: Headers | undefined;
-  return {
-    service: init.service,
-    method: init.method,
-    protocolName: 'grpc',
-    requestMethod: 'POST',
-    url: init.url,
-    values: init.values,
-    timeoutMs: () => (init.deadline === undefined ? undefined : Math.max(0, init.deadline - Date.now())),
-    get signal() {
-      if (controller === undefined) {
-        controller = new AbortController();
-        if (cancelledWith !== undefined) controller.abort(cancelledWith);
-      }
-      return controller.signal;
-    },
-    get requestHeader() {
-      return (requestHeader ??= headersFromMetadata(init.metadata));
-    },
-    get responseHeader() {
-      return (responseHeader ??= new Headers());
-    },
-    get responseTrailer() {
-      return (responseTrailer ??= new Headers());
-    },
-    cancel(reason) {
-      cancelledWith ??= reason;
-      controller?.abort(reason);
-    },
-    complete() {
-      cancelledWith ??= COMPLETED;
-      controller?.abort(COMPLETED);
-    },
-  };
+class GrpcHandlerContextImpl implements GrpcHandlerContext {
+  readonly protocolName = 'grpc';
+  readonly requestMethod = 'POST';
+  private controller: AbortController | undefined = undefined;
+  private cancelledWith: ConnectError | undefined = undefined;
+  private requestHeaders: Headers | undefined = undefined;
+  private responseHeaders: Headers | undefined = undefined;
+  private responseTrailers: Headers | undefined = undefined;
+
+  constructor(
+    readonly service: DescService,
+    readonly method: DescMethodUnary,
+    readonly url: string,
+    private readonly deadline: number | undefined,
+    private readonly metadata: grpc.Metadata,
+    readonly values: ContextValues,
+  ) {}
+
+  timeoutMs(): number | undefined {
+    return this.deadline === undefined ? undefined : Math.max(0, this.deadline - Date.now());
+  }
+
+  get signal(): AbortSignal {
+    if (this.controller === undefined) {
+      this.controller = new AbortController();
+      if (this.cancelledWith !== undefined) this.controller.abort(this.cancelledWith);
+    }
+    return this.controller.signal;
+  }
+
+  get requestHeader(): Headers {
+    return (this.requestHeaders ??= headersFromMetadata(this.metadata));
+  }
+
+  get responseHeader(): Headers {
+    return (this.responseHeaders ??= new Headers());
+  }
+
+  get responseTrailer(): Headers {
+    return (this.responseTrailers ??= new Headers());
+  }
+
+  cancel(reason: ConnectError): void {
+    this.cancelledWith ??= reason;
+    this.controller?.abort(reason);
+  }
+
+  complete(): void {
+    this.cancelledWith ??= COMPLETED;
+    this.controller?.abort(COMPLETED);
+  }
 }
 
 function headersFromMetadata(metadata: grpc.Metadata): Headers {
