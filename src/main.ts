@@ -30,6 +30,8 @@ import { createScanLimiter } from './auth/scan-limiter.js';
 import { systemClock } from './core/system.js';
 import { watchTlsFiles, type TlsFiles } from './transport/tls-files.js';
 import { validateService } from './transport/validate.js';
+import { createTracing, type Tracing } from './transport/tracing.js';
+import { readTracingSettings, type TracingSettings } from './transport/tracing-settings.js';
 
 interface Running {
   logger: Logger;
@@ -41,6 +43,7 @@ interface Running {
   httpServer: HttpServer;
   callers: CallersWatcher;
   tls: TlsFiles | undefined;
+  tracing: Tracing | undefined;
   /** Settles when the token service has started, or start-up was abandoned. */
   started: Promise<void>;
   stopStarting(): void;
@@ -153,14 +156,18 @@ function watchTls(config: Config, logger: Logger, metrics: Metrics): TlsFiles | 
   }
 }
 
-async function start(config: Config, logger: Logger): Promise<Running> {
+async function start(config: Config, tracingSettings: TracingSettings | undefined, logger: Logger): Promise<Running> {
   if (config.redisUrl === undefined) {
     logger.warn(
       'TALLY_REDIS_URL is not set: tokens, revocations and keys live in this process only; nothing is shared with other replicas and everything is lost when it exits',
     );
   }
   const viewError = throttled(10_000, (error) => logger.warn({ err: error }, 'the replica view could not follow Redis'));
-  const metrics = createMetrics({ knownMethods: [...Object.keys(REQUIRED_PERMISSION), `GET ${JWKS_PATH}`, `GET ${INTERNAL_JWKS_PATH}`] });
+  const knownMethods = [...Object.keys(REQUIRED_PERMISSION), `GET ${JWKS_PATH}`, `GET ${INTERNAL_JWKS_PATH}`];
+  const metrics = createMetrics({ knownMethods });
+  const exportFailed = throttled(60_000, (error) => logger.warn({ error: error.message }, 'tracing: spans could not be exported (OTEL_EXPORTER_OTLP_*)'));
+  const tracing = await createTracing(tracingSettings, { knownMethods, onExportError: (message) => exportFailed(new Error(message)) });
+  if (tracingSettings !== undefined) logger.info({ protocol: tracingSettings.protocol, sampler: tracingSettings.sampler.kind }, 'tracing on: spans go to the OTLP endpoint');
   const store = instrumentStore(createStore({
     redisUrl: config.redisUrl,
     commandTimeoutMs: config.redisCommandTimeoutMs,
@@ -175,7 +182,7 @@ async function start(config: Config, logger: Logger): Promise<Running> {
       logger.error({ change }, STORE_CHANGE_MESSAGES[change]);
     },
     onSettingsChecked: settingsLogger(logger),
-  }), metrics.observeStore);
+  }), metrics.observeStore, tracing?.traceStep);
   let callers: CallersWatcher;
   try {
     callers = watchCallers({
@@ -219,6 +226,7 @@ async function start(config: Config, logger: Logger): Promise<Running> {
         : logger.warn({ offset_ms: Math.round(offsetMs) }, 'this replica\'s clock is more than TALLY_CLOCK_SKEW off the store\'s; Tally judges token times on the store\'s clock, so answers stay exact, but fix the clock (NTP)'),
     onTampered: (kind, id) =>
       logger.error({ kind, id }, 'a value in the store failed its integrity check and was ignored: someone without the master key wrote to Redis'),
+    traceStep: tracing?.traceStep,
   })));
   metrics.watchKeys(() => tokens.listKeys(), config.keyRotationIntervalMs);
   const readiness = createReadiness({
@@ -236,9 +244,11 @@ async function start(config: Config, logger: Logger): Promise<Running> {
     guard,
   );
   // Order on every call: request id → logging → metrics → auth (the guard, inside the handlers), so refusals are counted.
-  const logCall = metrics.countCalls(createCallLogger(logger));
+  // The call's span (tracing on) starts with it and ends as its line is written.
+  const loggedAndCounted = metrics.countCalls(createCallLogger(logger));
+  const logCall = tracing?.endingSpans(loggedAndCounted) ?? loggedAndCounted;
   const authorization = guardService(Authorization, createExtAuthzHandlers({ tokens, internalJwtTtlMs: config.phantomTokenTtlMs, scanLimiter }), guard);
-  const routes = createStandardRoutes({ tokens, guard, logCall, metrics, maxBodyBytes: config.maxMessageBytes, jwksMaxAgeMs: config.jwksMaxAgeMs,
+  const routes = createStandardRoutes({ tokens, guard, logCall, tracing, metrics, maxBodyBytes: config.maxMessageBytes, jwksMaxAgeMs: config.jwksMaxAgeMs,
     jwksStaleIfErrorMs: staleIfErrorMs({ maxTokenTtlMs: config.maxTtlMs, keyRotationIntervalMs: config.keyRotationIntervalMs }), scanLimiter });
   // Throttled: a flood of refused connections must not become a flood of log lines.
   const connectionsRefused = (port: string) => {
@@ -253,6 +263,7 @@ async function start(config: Config, logger: Logger): Promise<Running> {
     guard,
     readiness,
     logCall,
+    tracing,
     tls,
     maxMessageBytes: config.maxMessageBytes,
     limits: {
@@ -269,6 +280,7 @@ async function start(config: Config, logger: Logger): Promise<Running> {
     handlers,
     readiness,
     logCall,
+    tracing,
     logger,
     routes,
     tls,
@@ -305,6 +317,7 @@ async function start(config: Config, logger: Logger): Promise<Running> {
     httpServer,
     callers,
     tls,
+    tracing,
     started,
     stopStarting: () => {
       stopping = true;
@@ -325,6 +338,8 @@ async function stop(running: Running): Promise<number> {
     running.httpServer.shutdown(remaining()),
   ]);
   readiness.stop();
+  // Every call has ended, so every span: the last ones are exported now, within the shutdown timeout.
+  await running.tracing?.shutdown(remaining());
   running.callers.close();
   running.tls?.close();
   await running.tokens.stop();
@@ -364,8 +379,10 @@ async function main(argv: readonly string[]): Promise<void> {
   }
 
   let config: Config;
+  let tracingSettings: TracingSettings | undefined;
   try {
     config = loadConfig(process.env);
+    tracingSettings = readTracingSettings(process.env);
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     process.stderr.write(`tally: ${error.message}\n`);
@@ -379,7 +396,7 @@ async function main(argv: readonly string[]): Promise<void> {
 
   let running: Running;
   try {
-    running = await start(config, logger);
+    running = await start(config, tracingSettings, logger);
   } catch (error) {
     logger.fatal({ err: error }, 'start-up failed');
     exit(logger, 1);

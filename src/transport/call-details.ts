@@ -2,7 +2,8 @@
 // transport creates the record, the handlers fill in what only they know.
 
 import { createContextKey, type ContextValues } from '@connectrpc/connect';
-import type { InactiveReason } from '../core/types.js';
+import type { InactiveReason, Introspection } from '../core/types.js';
+import type { CallSpan } from './tracing.js';
 
 export interface CallDetails {
   /** Who called: the caller's name once the guard knows it, the peer address before. */
@@ -11,8 +12,20 @@ export interface CallDetails {
   requestId?: string;
   /** The token the call was about, by its non-secret id, when known. */
   tokenId?: string;
+  /** Whether the token the call introspected was active, once known. */
+  active?: boolean;
   /** Why an introspected token was inactive; never sent to the caller. */
   inactiveReason?: InactiveReason;
+  /** The call's span, when tracing is on (tracing.ts): its ids go on the log line. */
+  trace?: CallSpan;
+}
+
+/** What every introspecting call (Introspect, RFC 7662, ext_authz Check) records of the answer. */
+export function recordIntrospection(details: CallDetails | undefined, result: Introspection): void {
+  if (details === undefined) return;
+  details.tokenId = result.tokenId;
+  details.active = result.active;
+  if (!result.active) details.inactiveReason = result.reason;
 }
 
 // No shared default record: one object per call, or the calls would write into each other's.

@@ -28,7 +28,7 @@ import {
 import { authorizeAudiences, authorizeBroadRevoke } from '../auth/authorize.js';
 import type { ScanLimiter } from '../auth/scan-limiter.js';
 import { createCallerIntrospection } from './caller-introspection.js';
-import { callDetailsOf } from './call-details.js';
+import { callDetailsOf, recordIntrospection } from './call-details.js';
 import { callerOf } from './guard.js';
 import { stopWaitingWhenCancelled } from './abort.js';
 
@@ -78,16 +78,9 @@ export function createTokenServiceHandlers(tokens: TokenService, options: TokenS
           requiredScopes: request.requiredScopes.length > 0 ? request.requiredScopes : undefined,
         }),
       );
-      const details = callDetailsOf(context.values);
-      if (!result.active) {
-        if (details !== undefined) {
-          details.tokenId = result.tokenId;
-          details.inactiveReason = result.reason;
-        }
-        // Nothing but the verdict: the reason is for our log, not for the caller.
-        return { active: false };
-      }
-      recordTokenId(context, result.tokenId);
+      recordIntrospection(callDetailsOf(context.values), result);
+      // Nothing but the verdict: the reason is for our log, not for the caller.
+      if (!result.active) return { active: false };
       return {
         active: true,
         tokenId: result.tokenId,

@@ -13,6 +13,7 @@ import type { CallLogger } from '../call-log.js';
 import { toConnectError } from '../errors.js';
 import type { Guard } from '../guard.js';
 import type { PeerInfo } from '../peer.js';
+import { metadataCarrier, type Tracing } from '../tracing.js';
 import { peerOfGrpcCall } from './call-peer.js';
 
 export interface CheckedCall {
@@ -43,7 +44,7 @@ function stopRequest(call: grpc.ServerInterceptingCallInterface): void {
   if (typeof stream?.close === 'function' && stream.closed === false) stream.close(constants.NGHTTP2_NO_ERROR);
 }
 
-export function createGuardInterceptor(guard: Guard, logCall: CallLogger): grpc.ServerInterceptor {
+export function createGuardInterceptor(guard: Guard, logCall: CallLogger, tracing?: Tracing): grpc.ServerInterceptor {
   return (methodDescriptor, call) => {
     const name = methodDescriptor.path.slice(1);
     // Health and reflection need no credential: they pass untouched.
@@ -62,6 +63,7 @@ export function createGuardInterceptor(guard: Guard, logCall: CallLogger): grpc.
           const details = startCallDetails(peer.address, typeof requestId === 'string' ? requestId : undefined);
           // Known when only the permission was missing: the refusal is logged under the caller's name.
           if (identified !== undefined) details.caller = identified;
+          if (tracing !== undefined) details.trace = tracing.startCall({ method: name, protocol: 'grpc', carriers: [metadataCarrier(metadata)] });
           logCall({ method: name, protocol: 'grpc', code: error.code, durationMs: performance.now() - started, details, error });
           // The message is never read: the stream ends here with the refusal.
           call.sendStatus({ code: error.code as number, details: error.rawMessage });

@@ -23,6 +23,10 @@ import { createGuardInterceptor } from './guard-interceptor.js';
 import { createHealthService } from './health.js';
 import { createReflection } from './reflection.js';
 import { adaptUnaryService } from './unary-service.js';
+import { checkedRequestCarrier } from './ext-authz.js';
+import type { Tracing } from '../tracing.js';
+import type { DescMessage, MessageShape } from '@bufbuild/protobuf';
+import type { CheckRequest } from '../../gen/envoy/service/auth/v3/external_auth_pb.js';
 
 export interface GrpcServerOptions {
   handlers: TokenServiceHandlers;
@@ -40,6 +44,8 @@ export interface GrpcServerOptions {
   guard?: Guard;
   /** What a client may hold, credential or not (docs/security.md, "Limits"); unset: grpc-js's own (unbounded) defaults. */
   limits?: GrpcLimits;
+  /** Set when tracing is on: each call gets a span. */
+  tracing?: Tracing;
 }
 
 export interface GrpcLimits {
@@ -78,13 +84,16 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
           'grpc.max_connection_age_ms': limits.maxConnectionAgeMs,
           'grpc.max_connection_age_grace_ms': limits.maxConnectionAgeGraceMs,
         }),
-    interceptors: options.guard === undefined ? [] : [createGuardInterceptor(options.guard, options.logCall)],
+    interceptors: options.guard === undefined ? [] : [createGuardInterceptor(options.guard, options.logCall, options.tracing)],
   });
   if (options.tls !== undefined) observeGrpcTlsHandshakes(server, options.tls.observeHandshake);
-  const tokenService = adaptUnaryService(TokenService, options.handlers, { logCall: options.logCall });
+  const { logCall, tracing } = options;
+  const tokenService = adaptUnaryService(TokenService, options.handlers, { logCall, tracing });
   server.addService(tokenService.definition, tokenService.implementation);
   if (options.authorization !== undefined) {
-    const authorization = adaptUnaryService(Authorization, options.authorization, { logCall: options.logCall });
+    // Envoy passes its own trace context in the call's metadata when it traces; when it does not, the checked request's headers may carry the client's.
+    const traceCarrierOf = (request: MessageShape<DescMessage>) => checkedRequestCarrier(request as CheckRequest);
+    const authorization = adaptUnaryService(Authorization, options.authorization, { logCall, tracing, traceCarrierOf });
     server.addService(authorization.definition, authorization.implementation);
   }
   const served = options.authorization === undefined ? [TokenService.typeName] : [TokenService.typeName, Authorization.typeName];

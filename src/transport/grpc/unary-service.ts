@@ -24,6 +24,7 @@ import { callerKey } from '../guard.js';
 import { peerKey } from '../peer.js';
 import { peerOfGrpcCall } from './call-peer.js';
 import { checkedCallOf } from './guard-interceptor.js';
+import { metadataCarrier, runInCallSpan, type HeaderReader, type Tracing } from '../tracing.js';
 
 type UnaryHandler = (
   request: MessageShape<DescMessage>,
@@ -37,6 +38,10 @@ export interface AdaptedService {
 
 export interface AdaptOptions {
   logCall: CallLogger;
+  /** Set when tracing is on: each call gets a span. */
+  tracing?: Tracing;
+  /** Where else than the call's metadata the caller's trace context may be (ext_authz: the checked request's headers). */
+  traceCarrierOf?: (request: MessageShape<DescMessage>) => HeaderReader;
 }
 
 /** Unary methods only: Tally's own services have no streams. */
@@ -131,20 +136,38 @@ function createUnaryCallHandler(
       }
     };
 
-    let request: MessageShape<DescMessage>;
+    let request: MessageShape<DescMessage> | undefined;
+    let unparsable: unknown;
     try {
       request = fromBinary(method.input, call.request);
     } catch (cause) {
-      finish(new ConnectError('the request message could not be parsed', Code.InvalidArgument, undefined, undefined, cause));
+      unparsable = cause;
+    }
+    // After parsing, so that a Check call can join the trace of the request it checks.
+    const { tracing } = options;
+    if (tracing !== undefined) details.trace = tracing.startCall({ method: methodName, protocol: 'grpc', carriers: traceCarriers(call.metadata, request, options.traceCarrierOf) });
+    if (request === undefined) {
+      finish(new ConnectError('the request message could not be parsed', Code.InvalidArgument, undefined, undefined, unparsable));
       return;
     }
+    const parsed = request;
     Promise.resolve()
-      .then(() => handler(request, context))
+      .then(() => runInCallSpan(details, () => handler(parsed, context)))
       .then(
         (result) => finish(undefined, toBinary(method.output, create(method.output, result))),
         (error: unknown) => finish(toConnectError(error)),
       );
   };
+}
+
+/** The call's metadata first, then wherever else the service says the caller's trace context may be. */
+function traceCarriers(
+  metadata: grpc.Metadata,
+  request: MessageShape<DescMessage> | undefined,
+  carrierOf: AdaptOptions['traceCarrierOf'],
+): HeaderReader[] {
+  const fromMetadata = metadataCarrier(metadata);
+  return request === undefined || carrierOf === undefined ? [fromMetadata] : [fromMetadata, carrierOf(request)];
 }
 
 /** A grpc-js deadline as epoch milliseconds, or undefined when the call has none. */

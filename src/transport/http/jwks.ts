@@ -21,6 +21,7 @@
 import type { TokenService } from '../../core/token-service.js';
 import type { PublicJwk } from '../../core/types.js';
 import type { CallLogger } from '../call-log.js';
+import type { Tracing } from '../tracing.js';
 import { loggedRoute, writeFailure } from './oauth-endpoint.js';
 import type { Route } from './router.js';
 
@@ -30,6 +31,8 @@ export const INTERNAL_JWKS_PATH = '/.well-known/internal-jwks.json';
 export interface JwksRouteOptions {
   tokens: TokenService;
   logCall: CallLogger;
+  /** Set when tracing is on: each call gets a span. */
+  tracing?: Tracing;
   maxAgeMs: number;
   /** How long a verifier may keep using its copy while Tally cannot answer (see staleIfErrorSeconds). */
   staleIfErrorMs: number;
@@ -57,7 +60,7 @@ function keySetRoute(path: string, options: JwksRouteOptions, keys: () => Promis
     } catch (error) {
       writeFailure(response, call, error);
     }
-  });
+  }, options.tracing);
 }
 
 export function createJwksRoute(options: JwksRouteOptions): Route {

@@ -11,6 +11,7 @@ import type { CallLogger } from '../call-log.js';
 import { codeOfHttpStatus, httpStatusOf, toConnectError } from '../errors.js';
 import type { Guard } from '../guard.js';
 import type { Route } from './router.js';
+import { headersCarrier, runInCallSpan, type Tracing } from '../tracing.js';
 import { peerInfoOf } from './server.js';
 
 /** A plain HTTP call in progress: what it has learnt, for its log line. */
@@ -23,7 +24,7 @@ export interface EndpointCall {
 export type EndpointHandler = (request: IncomingMessage, response: ServerResponse, call: EndpointCall) => Promise<void>;
 
 /** A route whose every call is logged (and so counted) under `METHOD /path`. */
-export function loggedRoute(method: Route['method'], path: string, logCall: CallLogger, handle: EndpointHandler): Route {
+export function loggedRoute(method: Route['method'], path: string, logCall: CallLogger, handle: EndpointHandler, tracing?: Tracing): Route {
   const name = `${method} ${path}`;
   return {
     method,
@@ -31,6 +32,7 @@ export function loggedRoute(method: Route['method'], path: string, logCall: Call
     handle: async (request, response) => {
       const started = performance.now();
       const call: EndpointCall = { details: startCallDetails(peerInfoOf(request).address, request.headers['x-request-id']) };
+      if (tracing !== undefined) call.details.trace = tracing.startCall({ method: name, protocol: 'http', carriers: [headersCarrier(request.headers)] });
       response.once('close', () => {
         const status = response.statusCode;
         const code = !response.writableFinished ? Code.Canceled : codeOfHttpStatus(status);
@@ -41,9 +43,10 @@ export function loggedRoute(method: Route['method'], path: string, logCall: Call
           durationMs: performance.now() - started,
           details: call.details,
           error: code === 0 ? undefined : (call.error ?? new ConnectError(`answered HTTP ${status}`, code)),
+          httpStatus: status,
         });
       });
-      await handle(request, response, call);
+      await runInCallSpan(call.details, () => handle(request, response, call));
     },
   };
 }

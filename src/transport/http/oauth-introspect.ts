@@ -11,7 +11,9 @@ import { tokenClaims } from '../../core/claims.js';
 import type { TokenService } from '../../core/token-service.js';
 import { createCallerIntrospection } from '../caller-introspection.js';
 import type { ActiveToken, Introspection, JsonObject } from '../../core/types.js';
+import { recordIntrospection } from '../call-details.js';
 import type { CallLogger } from '../call-log.js';
+import type { Tracing } from '../tracing.js';
 import type { Guard } from '../guard.js';
 import { loggedRoute, readTokenRequest, writeFailure, writeJson } from './oauth-endpoint.js';
 import type { Route } from './router.js';
@@ -33,6 +35,8 @@ export interface IntrospectionRouteOptions {
   scanLimiter?: ScanLimiter;
   guard: Guard;
   logCall: CallLogger;
+  /** Set when tracing is on: each call gets a span. */
+  tracing?: Tracing;
   maxBodyBytes: number;
 }
 
@@ -51,8 +55,7 @@ export function createIntrospectionRoute(options: IntrospectionRouteOptions): Ro
       writeFailure(response, call, error);
       return;
     }
-    call.details.tokenId = result.tokenId;
-    if (!result.active) call.details.inactiveReason = result.reason;
+    recordIntrospection(call.details, result);
     const answer = result.active ? introspectionClaims(result) : { active: false };
     if (wantsSignedAnswer(request.headers.accept)) {
       try {
@@ -65,7 +68,7 @@ export function createIntrospectionRoute(options: IntrospectionRouteOptions): Ro
       return;
     }
     writeJson(response, 200, answer);
-  });
+  }, options.tracing);
 }
 
 /** RFC 7662 §2.2: the token's claims as every path writes them (core/claims.ts), with "active" and "token_type". */

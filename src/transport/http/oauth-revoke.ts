@@ -4,6 +4,7 @@
 
 import type { TokenService } from '../../core/token-service.js';
 import type { CallLogger } from '../call-log.js';
+import type { Tracing } from '../tracing.js';
 import type { Guard } from '../guard.js';
 import { loggedRoute, readTokenRequest, writeFailure } from './oauth-endpoint.js';
 import type { Route } from './router.js';
@@ -14,6 +15,8 @@ export interface RevocationRouteOptions {
   tokens: TokenService;
   guard: Guard;
   logCall: CallLogger;
+  /** Set when tracing is on: each call gets a span. */
+  tracing?: Tracing;
   maxBodyBytes: number;
 }
 
@@ -32,5 +35,5 @@ export function createRevocationRoute(options: RevocationRouteOptions): Route {
     }
     response.writeHead(200, { 'cache-control': 'no-store', 'content-length': '0' });
     response.end();
-  });
+  }, options.tracing);
 }

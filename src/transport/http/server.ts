@@ -23,6 +23,7 @@ import type { UniversalHandler } from '@connectrpc/connect/protocol';
 import { correctParseFailures } from './parse-failures.js';
 import { createProbeRoutes } from './probes.js';
 import { createRouter, type Route } from './router.js';
+import { headersCarrier, runInCallSpan, type Tracing } from '../tracing.js';
 
 export interface HttpServerOptions {
   handlers: TokenServiceHandlers;
@@ -36,6 +37,8 @@ export interface HttpServerOptions {
   tls?: TlsFiles;
   /** What a client may hold, credential or not (docs/security.md, "Limits"); unset: Node.js's defaults. */
   limits?: HttpLimits;
+  /** Set when tracing is on: each call gets a span. */
+  tracing?: Tracing;
 }
 
 export interface HttpLimits {
@@ -164,7 +167,10 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
       return;
     }
     const started = performance.now();
+    const method = (request.url ?? '/').split('?', 1)[0]!.slice(1);
     const call = { details: startCallDetails(peerOf(request), request.headers['x-request-id']), outcome: { handled: false } as CallOutcome };
+    const { tracing } = options;
+    if (tracing !== undefined) call.details.trace = tracing.startCall({ method, protocol: protocolOf(request), carriers: [headersCarrier(request.headers)] });
     pending.set(request, call);
     response.once('close', () => {
       const { handled, error } = call.outcome;
@@ -176,7 +182,7 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
       const code = handled && !failedAfterHandler ? (error?.code ?? 0) : written;
       const unexplained = failedAfterHandler ? 'the answer could not be written' : 'rejected by the protocol handler';
       options.logCall({
-        method: (request.url ?? '/').split('?', 1)[0]!.slice(1),
+        method,
         protocol: protocolOf(request),
         code,
         durationMs: performance.now() - started,
@@ -187,7 +193,7 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
     // While draining, each answer closes its connection, so idle keep-alive
     // connections do not hold the shutdown open.
     if (draining) response.setHeader('connection', 'close');
-    connectHandler(request, response);
+    runInCallSpan(call.details, () => connectHandler(request, response));
   };
 
   const routes = [...createProbeRoutes(options.readiness), ...(options.routes ?? [])];

@@ -4,6 +4,7 @@
 import type { ScanLimiter } from '../../auth/scan-limiter.js';
 import type { TokenService } from '../../core/token-service.js';
 import type { CallLogger } from '../call-log.js';
+import type { Tracing } from '../tracing.js';
 import type { Guard } from '../guard.js';
 import type { Metrics } from '../metrics.js';
 import { createInternalJwksRoute, createJwksRoute } from './jwks.js';
@@ -22,15 +23,17 @@ export interface StandardRoutesOptions {
   /** stale-if-error of both key sets (jwks.ts staleIfErrorMs). */
   jwksStaleIfErrorMs: number;
   scanLimiter?: ScanLimiter;
+  /** Set when tracing is on: each call gets a span. */
+  tracing?: Tracing;
 }
 
 export function createStandardRoutes(options: StandardRoutesOptions): Route[] {
-  const { tokens, guard, logCall, maxBodyBytes } = options;
+  const { tokens, guard, logCall, maxBodyBytes, tracing } = options;
   return [
-    createIntrospectionRoute({ tokens, guard, logCall, maxBodyBytes, scanLimiter: options.scanLimiter }),
-    createRevocationRoute({ tokens, guard, logCall, maxBodyBytes }),
-    createJwksRoute({ tokens, logCall, maxAgeMs: options.jwksMaxAgeMs, staleIfErrorMs: options.jwksStaleIfErrorMs }),
-    createInternalJwksRoute({ tokens, logCall, maxAgeMs: options.jwksMaxAgeMs, staleIfErrorMs: options.jwksStaleIfErrorMs }),
+    createIntrospectionRoute({ tokens, guard, logCall, tracing, maxBodyBytes, scanLimiter: options.scanLimiter }),
+    createRevocationRoute({ tokens, guard, logCall, tracing, maxBodyBytes }),
+    createJwksRoute({ tokens, logCall, tracing, maxAgeMs: options.jwksMaxAgeMs, staleIfErrorMs: options.jwksStaleIfErrorMs }),
+    createInternalJwksRoute({ tokens, logCall, tracing, maxAgeMs: options.jwksMaxAgeMs, staleIfErrorMs: options.jwksStaleIfErrorMs }),
     createMetricsRoute(options.metrics, guard),
   ];
 }
