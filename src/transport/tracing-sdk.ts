@@ -54,7 +54,7 @@ const SERVER_ERROR_CODES: ReadonlySet<Code | 0> = new Set([
 
 export async function startTracing(settings: TracingSettings, options: TracingOptions): Promise<Tracing> {
   // The exporter reports its failures (a collector that does not answer) through diag only.
-  const report = (...args: unknown[]) => options.onExportError(args.map(String).join(' '));
+  const report = (...args: unknown[]) => options.onExportError(args.map(messageOf).join(' '));
   const ignore = () => {};
   diag.setLogger({ error: report, warn: report, info: ignore, debug: ignore, verbose: ignore }, DiagLogLevel.WARN);
 
@@ -155,6 +155,18 @@ export async function startTracing(settings: TracingSettings, options: TracingOp
       clearTimeout(timer);
     },
   };
+}
+
+/** The SDK hands errors to diag as JSON with their stack: the message is what the log needs. */
+function messageOf(argument: unknown): string {
+  if (argument instanceof Error) return argument.message;
+  if (typeof argument !== 'string') return String(argument);
+  try {
+    const parsed = JSON.parse(argument) as { message?: unknown };
+    return typeof parsed.message === 'string' ? parsed.message : argument;
+  } catch {
+    return argument;
+  }
 }
 
 /** The outcome of a call, as the log line has it: no message, no cause, nothing the caller sent. */

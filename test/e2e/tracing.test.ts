@@ -282,6 +282,30 @@ describe('tracing, by the other OTEL_* settings', () => {
     }
   });
 
+  it('answers every call while the collector is down, and says so in the log', async () => {
+    const closed = await startOtlpReceiver();
+    const endpoint = closed.endpoint;
+    await closed.close();
+    const tally = await startTally({ env: { OTEL_EXPORTER_OTLP_ENDPOINT: endpoint, OTEL_BSP_SCHEDULE_DELAY: '50', OTEL_BSP_EXPORT_TIMEOUT: '500' } });
+    const grpc = createGrpcTestClient(tally.grpcAddress);
+    try {
+      for (let call = 0; call < 5; call += 1) {
+        const issued = await grpc.unary(issue, { subject: 'judy' }, { metadata: { traceparent: callerTrace().traceparent } });
+        expect((await grpc.unary(introspect, { token: issued.token })).active).toBe(true);
+      }
+      const warning = await eventually(async () => {
+        const found = tally.logs().find((line) => line.level === 'warn' && String(line.msg).startsWith('tracing: spans could not be exported'));
+        if (found === undefined) throw new Error('no warning yet');
+        return found;
+      }, 10_000);
+      // The exporter's message, not its stack.
+      expect(String(warning.error)).not.toContain('\n');
+    } finally {
+      grpc.close();
+      await tally.stop();
+    }
+  });
+
   it('refuses to start on a bad OTEL_* value, naming the variable', async () => {
     const { code, stderr } = await runTallyToExit({ env: { OTEL_TRACES_SAMPLER: 'sometimes' } });
     expect(code).toBe(1);
