@@ -44,6 +44,8 @@ describe('tracing, with an OTLP endpoint set', () => {
   let receiver: OtlpReceiver;
   let tally: TallyProcess;
   let grpc: GrpcTestClient;
+  /** Every token the calls below carried or got back: none may be in any exported byte (the last test). */
+  const tokensSeen: string[] = [];
 
   beforeAll(async () => {
     [redis, receiver] = await Promise.all([startRedis(), startOtlpReceiver()]);
@@ -93,6 +95,7 @@ describe('tracing, with an OTLP endpoint set', () => {
     const issued = await grpc.unary(issue, { subject: 'alice', audience: ['orders'], format: TokenFormat.JWT }, {
       metadata: { authorization: bearer('orders'), traceparent: sent.traceparent, tracestate: 'caller=7' },
     });
+    tokensSeen.push(issued.token);
     const { span, children } = await callSpan(sent, 'tally.v1.TokenService/Issue');
     expect(span.attributes).toMatchObject({
       'rpc.system.name': 'grpc',
@@ -119,6 +122,7 @@ describe('tracing, with an OTLP endpoint set', () => {
 
   it('says whether an introspected token was active, over gRPC and Connect, and never why not', async () => {
     const issued = await grpc.unary(issue, { subject: 'bob' }, { metadata: { authorization: bearer('orders') } });
+    tokensSeen.push(issued.token);
 
     const good = callerTrace();
     await grpc.unary(introspect, { token: issued.token }, { metadata: { authorization: bearer('orders'), traceparent: good.traceparent } });
@@ -147,6 +151,7 @@ describe('tracing, with an OTLP endpoint set', () => {
 
   it('joins the trace of an RFC 7662 introspection, with the HTTP attributes', async () => {
     const issued = await grpc.unary(issue, { subject: 'carol' }, { metadata: { authorization: bearer('orders') } });
+    tokensSeen.push(issued.token);
     const sent = callerTrace();
     const response = await fetch(`${tally.httpUrl}/oauth2/introspect`, {
       method: 'POST',
@@ -168,15 +173,20 @@ describe('tracing, with an OTLP endpoint set', () => {
 
   it('joins the trace Envoy sends with a Check, else the one of the request it checks, and signs the phantom token in a child span', async () => {
     const issued = await grpc.unary(issue, { subject: 'dave' }, { metadata: { authorization: bearer('orders') } });
+    tokensSeen.push(issued.token);
     const checkOf = (headers: Record<string, string>) => ({
       attributes: { request: { http: { method: 'GET', path: '/orders/1', host: 'shop.internal', headers: { authorization: `Bearer ${issued.token}`, ...headers } } } },
     });
 
     const envoys = callerTrace();
     const clients = callerTrace();
-    await grpc.unary(Authorization.method.check, checkOf({ traceparent: clients.traceparent }), {
+    const allowed = await grpc.unary(Authorization.method.check, checkOf({ traceparent: clients.traceparent }), {
       metadata: { authorization: bearer('envoy'), traceparent: envoys.traceparent },
     });
+    const upstream = (allowed.httpResponse.value?.headers ?? []).find((option) => option.header?.key === 'authorization');
+    const phantom = upstream!.header!.value.replace(/^Bearer /, '');
+    expect(phantom.split('.')).toHaveLength(3);
+    tokensSeen.push(phantom);
     const { span, children } = await callSpan(envoys, 'envoy.service.auth.v3.Authorization/Check');
     expect(span.attributes).toMatchObject({ 'tally.caller': 'envoy', 'tally.introspection.active': true, 'rpc.status_code': 'OK' });
     await eventually(async () => expect(names(children())).toContain('sign tally-internal+jwt'), 10_000);
@@ -198,6 +208,7 @@ describe('tracing, with an OTLP endpoint set', () => {
 
     const before = new Set(receiver.spans().map((each) => each.traceId));
     const issued = await grpc.unary(issue, { subject: 'frank' }, { metadata: { authorization: bearer('orders') } });
+    tokensSeen.push(issued.token);
     const line = await logLine((each) => each.token_id === issued.tokenId);
     expect(line.trace_id).toMatch(/^[0-9a-f]{32}$/);
     expect(before.has(line.trace_id as string)).toBe(false);
@@ -209,7 +220,7 @@ describe('tracing, with an OTLP endpoint set', () => {
     expect(root.parentSpanId).toBe('');
   });
 
-  it('exports no token, JWT part or API key, in any span', async () => {
+  it('exports no token, JWT part, claim or API key, in any span of any call above', async () => {
     const issued = await Promise.all(
       [TokenFormat.OPAQUE, TokenFormat.JWT].map((format) =>
         grpc.unary(issue, { subject: 'grace', format, claims: { note: 'secret-claim-value' } }, { metadata: { authorization: bearer('orders'), traceparent: callerTrace().traceparent } }),
@@ -218,16 +229,19 @@ describe('tracing, with an OTLP endpoint set', () => {
     for (const { token } of issued) {
       await grpc.unary(introspect, { token }, { metadata: { authorization: bearer('orders'), traceparent: callerTrace().traceparent } });
     }
+    tokensSeen.push(...issued.map(({ token }) => token));
     // Everything in flight is exported before the process ends.
     await tally.stop();
     const exported = Buffer.concat(receiver.exports().map((each) => each.body)).toString('utf8');
     expect(exported).toContain('tally.v1.TokenService/Introspect');
-    for (const { token, tokenId } of issued) {
+    // Every token of every test above: issued, introspected, checked by Envoy, and the phantom token Tally signed.
+    expect(tokensSeen.length).toBeGreaterThanOrEqual(8);
+    for (const token of tokensSeen) {
       expect(exported).not.toContain(token);
       for (const part of token.split('.')) expect(exported).not.toContain(part);
-      // Not even the non-secret id: the log line has it, under the same trace id.
-      expect(exported).not.toContain(tokenId);
     }
+    // Not even the non-secret id: the log line has it, under the same trace id.
+    for (const { tokenId } of issued) expect(exported).not.toContain(tokenId);
     for (const key of Object.values(callers.keys)) expect(exported).not.toContain(key);
     expect(exported).not.toContain('secret-claim-value');
   });
