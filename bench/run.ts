@@ -1,7 +1,8 @@
 // npm run bench [-- [--profile] <text>...]: Tally beside a bare @grpc/grpc-js server,
 // a peer (node-oidc-provider) and in-process JWT verification, on this machine, in
-// one run. With words, only the rows whose names contain one of them run (the
-// baseline always does, or no ratio means anything). --profile has the bare server
+// one run. With words, only the rows whose names contain one of them run, or that
+// are named exactly as a word starting with "=" (the baseline always does, or no
+// ratio means anything). --profile has the bare server
 // and every Tally process write a V8 CPU profile and adds a summary of each to the report.
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -38,6 +39,11 @@ const projectRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const resultsDirectory = join(projectRoot, 'bench', 'results');
 const resultsPath = join(resultsDirectory, 'latest.md');
 
+/** A word picks the rows whose names contain it; "=name" picks the row of exactly that name (not the open-loop rows built on it). */
+function matches(name: string, word: string): boolean {
+  return word.startsWith('=') ? name === word.slice(1) : name.includes(word);
+}
+
 async function main(): Promise<number> {
   const machine = describeMachine();
   const scratchDirectory = mkdtempSync(join(tmpdir(), 'tally-bench-'));
@@ -55,7 +61,7 @@ async function main(): Promise<number> {
     // The HTTP/1.1 rows fail on their own without wrk; say why once, up front.
     if (!wrkAvailable()) console.warn(wrkMissingHint);
     const [baseline, ...others] = rows;
-    const selected = [baseline, ...others.filter((row) => filters.length === 0 || filters.some((text) => row.name.includes(text)))];
+    const selected = [baseline, ...others.filter((row) => filters.length === 0 || filters.some((text) => matches(row.name, text)))];
 
     const outcomes: RowOutcome[] = [];
     for (const row of selected) {

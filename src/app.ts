@@ -22,11 +22,11 @@ import { createTokenServiceHandlers } from './transport/service.js';
 import { createGuard } from './transport/guard.js';
 import { watchCallers, type CallersWatcher } from './auth/callers-watcher.js';
 import { TokenService as TokenServiceDescriptor } from './gen/tally/v1/token_service_pb.js';
-import { Authorization } from './gen/envoy/service/auth/v3/external_auth_pb.js';
+import { Authorization, type CheckRequest } from './gen/envoy/service/auth/v3/external_auth_pb.js';
 import { REQUIRED_PERMISSION } from './auth/authorize.js';
 import { instrumentStore } from './store/instrumented-store.js';
 import { createMetrics, type Metrics } from './transport/metrics.js';
-import { createExtAuthzHandlers } from './transport/grpc/ext-authz.js';
+import { checkedRequestCarrier, createExtAuthzHandlers } from './transport/grpc/ext-authz.js';
 import { createStandardRoutes } from './transport/http/standard-routes.js';
 import { INTERNAL_JWKS_PATH, JWKS_PATH, staleIfErrorMs } from './transport/http/jwks.js';
 import { createScanLimiter } from './auth/scan-limiter.js';
@@ -34,12 +34,16 @@ import { systemClock } from './core/system.js';
 import { watchTlsFiles, type TlsFiles } from './transport/tls-files.js';
 import { createRequestValidator } from './transport/validate.js';
 import { createCallPipeline } from './transport/pipeline.js';
+import { createTracing, type Tracing } from './transport/tracing.js';
+import type { TracingSettings } from './transport/tracing-settings.js';
 
 /** What the process (or a test) may choose; everything else comes from the settings. */
 export interface TallyParts {
   logger: Logger;
   /** The store to use instead of the one TALLY_REDIS_URL names (tests: a store they control). */
   store?: Store;
+  /** OpenTelemetry tracing as the OTEL_* variables ask for it (transport/tracing-settings.ts); undefined: off. */
+  tracing?: TracingSettings;
 }
 
 export interface RunningTally {
@@ -53,6 +57,7 @@ export interface RunningTally {
   httpServer: HttpServer;
   callers: CallersWatcher;
   tls: TlsFiles | undefined;
+  tracing: Tracing | undefined;
   /** The ports bound (useful with port 0). */
   grpcPort: number;
   httpPort: number;
@@ -187,7 +192,11 @@ export async function startTally(config: Config, parts: TallyParts): Promise<Run
     );
   }
   const viewError = throttled(10_000, (error) => logger.warn({ err: error }, 'the replica view could not follow Redis'));
-  const metrics = createMetrics({ knownMethods: [...Object.keys(REQUIRED_PERMISSION), `GET ${JWKS_PATH}`, `GET ${INTERNAL_JWKS_PATH}`] });
+  const knownMethods = [...Object.keys(REQUIRED_PERMISSION), `GET ${JWKS_PATH}`, `GET ${INTERNAL_JWKS_PATH}`];
+  const metrics = createMetrics({ knownMethods });
+  const exportFailed = throttled(60_000, (error) => logger.warn({ error: error.message }, 'tracing: spans could not be exported (OTEL_EXPORTER_OTLP_*)'));
+  const tracing = await createTracing(parts.tracing, { knownMethods, onExportError: (message) => exportFailed(new Error(message)) });
+  if (parts.tracing !== undefined) logger.info({ protocol: parts.tracing.protocol, sampler: parts.tracing.sampler.kind }, 'tracing on: spans go to the OTLP endpoint');
   const store = instrumentStore(parts.store ?? createStore({
     redisUrl: config.redisUrl,
     commandTimeoutMs: config.redisCommandTimeoutMs,
@@ -202,7 +211,7 @@ export async function startTally(config: Config, parts: TallyParts): Promise<Run
       logger.error({ change }, STORE_CHANGE_MESSAGES[change]);
     },
     onSettingsChecked: settingsLogger(logger),
-  }), metrics.observeStore);
+  }), metrics.observeStore, tracing?.traceStep);
   let callers: CallersWatcher;
   try {
     callers = watchCallers({
@@ -246,6 +255,7 @@ export async function startTally(config: Config, parts: TallyParts): Promise<Run
       offsetMs === 0
         ? logger.info('this replica\'s clock is back within TALLY_CLOCK_SKEW of the store\'s')
         : logger.warn({ offset_ms: Math.round(offsetMs) }, 'this replica\'s clock is more than TALLY_CLOCK_SKEW off the store\'s; Tally judges token times on the store\'s clock, so answers stay exact, but fix the clock (NTP)'),
+    traceStep: tracing?.traceStep,
     onTampered: (kind, id) =>
       logger.error({ kind, id }, 'a value in the store failed its integrity check and was ignored: someone without the master key wrote to Redis'),
   })));
@@ -264,9 +274,13 @@ export async function startTally(config: Config, parts: TallyParts): Promise<Run
     validate: createRequestValidator(),
     count: metrics.countCalls(() => {}),
     log: createCallLogger(logger),
+    tracing,
   });
   const handlers = pipeline.serve(TokenServiceDescriptor, createTokenServiceHandlers(tokens, { scanLimiter }));
-  const authorization = pipeline.serve(Authorization, createExtAuthzHandlers({ tokens, internalJwtTtlMs: config.phantomTokenTtlMs, scanLimiter }));
+  // Envoy passes its own trace context in the call's metadata when it traces; when it does not, the checked request's headers may carry the client's.
+  const authorization = pipeline.serve(Authorization, createExtAuthzHandlers({ tokens, internalJwtTtlMs: config.phantomTokenTtlMs, scanLimiter }), {
+    traceCarrierOf: (request) => checkedRequestCarrier(request as CheckRequest),
+  });
   const routes = createStandardRoutes({ tokens, pipeline, guard, metrics, maxBodyBytes: config.maxMessageBytes, jwksMaxAgeMs: config.jwksMaxAgeMs,
     jwksStaleIfErrorMs: staleIfErrorMs({ maxTokenTtlMs: config.maxTtlMs, keyRotationIntervalMs: config.keyRotationIntervalMs }), scanLimiter });
   // Throttled: a flood of refused connections must not become a flood of log lines.
@@ -334,6 +348,7 @@ export async function startTally(config: Config, parts: TallyParts): Promise<Run
     httpServer,
     callers,
     tls,
+    tracing,
     grpcPort,
     httpPort,
     started,
@@ -356,6 +371,8 @@ export async function stopTally(running: RunningTally, timeoutMs: number): Promi
     running.httpServer.shutdown(remaining()),
   ]);
   readiness.stop();
+  // Every call has ended, so every span: the last ones are exported now, within the shutdown timeout.
+  await running.tracing?.shutdown(remaining());
   running.callers.close();
   running.tls?.close();
   await running.tokens.stop();

@@ -93,6 +93,11 @@ export function renderHelp(): string {
     const fallback = setting.default === undefined ? 'unset' : `default ${setting.default}`;
     lines.push(`  ${setting.env} (${fallback})`, `      ${setting.description}`);
   }
+  lines.push(
+    '',
+    'OpenTelemetry tracing takes the standard OTEL_* variables (README, "Tracing"): it is on once',
+    'OTEL_EXPORTER_OTLP_ENDPOINT (or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, or OTEL_TRACES_EXPORTER=otlp) is set.',
+  );
   return `${lines.join('\n')}\n`;
 }
 

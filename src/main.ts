@@ -4,6 +4,7 @@
 import { ConfigError, loadConfig, renderHelp, renderSettingsTable, type Config } from './config.js';
 import { startTally, stopTally, type RunningTally } from './app.js';
 import { createLogger, type Logger } from './log.js';
+import { readTracingSettings, type TracingSettings } from './transport/tracing-settings.js';
 
 function exit(logger: Logger | undefined, code: number): never {
   logger?.flush();
@@ -25,8 +26,10 @@ async function main(argv: readonly string[]): Promise<void> {
   }
 
   let config: Config;
+  let tracing: TracingSettings | undefined;
   try {
     config = loadConfig(process.env);
+    tracing = readTracingSettings(process.env);
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     process.stderr.write(`tally: ${error.message}\n`);
@@ -40,7 +43,7 @@ async function main(argv: readonly string[]): Promise<void> {
 
   let running: RunningTally;
   try {
-    running = await startTally(config, { logger });
+    running = await startTally(config, { logger, tracing });
   } catch (error) {
     logger.fatal({ err: error }, 'start-up failed');
     exit(logger, 1);

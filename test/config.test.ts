@@ -268,4 +268,8 @@ describe('--help and the README table', () => {
       if (setting.default !== undefined) expect(help).toContain(`default ${setting.default}`);
     }
   });
+
+  it('--help says where tracing is set, since OTEL_* variables are not TALLY_* settings', () => {
+    expect(renderHelp()).toContain('OTEL_EXPORTER_OTLP_ENDPOINT');
+  });
 });

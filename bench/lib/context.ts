@@ -14,6 +14,7 @@ import {
 } from '../../src/gen/tally/v1/token_service_pb.js';
 import { startBareGrpcServer, type BareGrpcTarget } from '../targets/bare-grpc.js';
 import { startOidcProvider, type OidcProviderTarget } from '../targets/oidc-provider.js';
+import { startOtlpSink, type OtlpSink } from '../targets/otlp-sink.js';
 import { buildTally, newMasterKey, startTally, type TallyTarget } from '../targets/tally.js';
 import { benchIssueRequest, issuePath, type BenchJwtAlgorithm } from './fixtures.js';
 import { callUnary } from './grpc-client.js';
@@ -31,6 +32,16 @@ export interface BenchContext {
   tally(): Promise<TallyTarget>;
   /** Tally against the same Redis with the default cache and lease: a leased replica. */
   cachedTally(): Promise<TallyTarget>;
+  /**
+   * cachedTally's settings with tracing on: every call sampled (OTEL_TRACES_SAMPLER=always_on),
+   * spans exported as OTLP/protobuf to otlpSink(). A leased replica too, so a row that uses it
+   * stops it when done: a Revoke waits for every leased replica.
+   */
+  tracedTally(): Promise<TallyTarget>;
+  /** The OTLP endpoint tracedTally() exports to. */
+  otlpSink(): Promise<OtlpSink>;
+  /** Stops a Tally process before the run ends, its answered calls counted first (for --profile). */
+  stopTally(target: TallyTarget): Promise<void>;
   /**
    * Three leased replicas on the same Redis, cachedTally() first. Revoke waits for each,
    * so the cache-off Tally (which holds no lease) does not change what they measure.
@@ -100,15 +111,18 @@ export function createBenchContext(options: BenchContextOptions): BenchContext {
     return target;
   });
   const tallyEntry = once(() => buildTally(projectRoot, scratchDirectory));
+  const tallyStops = new Map<TallyTarget, () => Promise<void>>();
   const startTallyProcess = async (label: string, environment: Record<string, string | undefined>, description: string): Promise<TallyTarget> => {
     const [{ url }, { entry, note }] = await Promise.all([redis(), tallyEntry()]);
     const target = await startTally({ projectRoot, redisUrl: url, scratchDirectory, masterKey, environment, nodeArguments, label }, entry);
     // Read just before it stops, so the count covers every row the process served.
     let answeredCalls: number | undefined;
-    stops.push(async () => {
+    const stop = once(async () => {
       answeredCalls = await scrapeAnsweredCalls(target.httpOrigin);
       await target.process.stop();
     });
+    stops.push(stop);
+    tallyStops.set(target, stop);
     // setpriv execs the command, so the process id is node's own.
     if (target.process.child.pid !== undefined) profiledProcesses.set(target.process.child.pid, { label, calls: () => answeredCalls });
     startedWith.set(
@@ -119,6 +133,17 @@ export function createBenchContext(options: BenchContextOptions): BenchContext {
   };
   const tally = once(() => startTallyProcess('tally-cache-off', {}, 'cache off'));
   const cachedTally = once(() => startTallyProcess('tally-cached', { TALLY_CACHE_SIZE: undefined }, 'default cache and lease'));
+  const otlpSink = once(async () => {
+    const sink = await startOtlpSink();
+    stops.push(() => sink.close());
+    startedWith.set('otlp sink', `an OTLP/HTTP endpoint in the bench process that reads, counts and drops every export (bench/targets/otlp-sink.ts, on ${sink.endpoint})`);
+    return sink;
+  });
+  const tracedTally = once(async () => {
+    const sink = await otlpSink();
+    const tracing = { OTEL_EXPORTER_OTLP_ENDPOINT: sink.endpoint, OTEL_TRACES_SAMPLER: 'always_on' };
+    return startTallyProcess('tally-traced', { TALLY_CACHE_SIZE: undefined, ...tracing }, 'default cache and lease, tracing on');
+  });
   const leasedReplicas = once(async () => {
     const first = await cachedTally();
     const [second, third] = await Promise.all([
@@ -161,6 +186,9 @@ export function createBenchContext(options: BenchContextOptions): BenchContext {
     bareGrpcServer,
     tally,
     cachedTally,
+    tracedTally,
+    otlpSink,
+    stopTally: (target) => tallyStops.get(target)?.() ?? Promise.resolve(),
     leasedReplicas,
     opaqueToken: issue(TokenFormat.OPAQUE),
     jwtToken: (() => {

@@ -25,6 +25,7 @@ import {
 import { tallyGrpcIntrospectJwt, tallyGrpcIntrospectJwtMlDsa65 } from './tally-grpc-introspect-jwt.js';
 import { tallyGrpcIssueJwtEdDsa, tallyGrpcIssueJwtMlDsa65 } from './tally-grpc-issue-jwt.js';
 import { tallyGrpcIntrospectOpaqueCacheHit } from './tally-grpc-introspect-opaque-cache-hit.js';
+import { tallyGrpcIntrospectOpaqueCacheHitTraced } from './tally-grpc-introspect-opaque-cache-hit-traced.js';
 import { tallyGrpcIntrospectOpaque } from './tally-grpc-introspect-opaque.js';
 import { tallyOauth2Introspect } from './tally-oauth2-introspect.js';
 import { tallyRevokeLeasedReplicas } from './tally-revoke-leased-replicas.js';
@@ -36,6 +37,7 @@ export const rows: readonly [Row, ...Row[]] = [
   openLoopBareHalf,
   tallyGrpcIntrospectOpaque,
   tallyGrpcIntrospectOpaqueCacheHit,
+  tallyGrpcIntrospectOpaqueCacheHitTraced,
   openLoopCacheHitQuarter,
   openLoopCacheHitHalf,
   openLoopCacheOffQuarter,

@@ -8,6 +8,14 @@ export interface Clock {
   now(): number;
 }
 
+/**
+ * Runs one step of a call (a store operation, a signature) so that a trace
+ * can show it apart, as a child of the call's span. Injected: the core knows
+ * no tracing library, and without tracing the step simply runs. Attributes
+ * name what the step did, never a token or a secret.
+ */
+export type TraceStep = <T>(name: string, attributes: Readonly<Record<string, string>>, run: () => Promise<T>) => Promise<T>;
+
 /** Cryptographically secure random bytes. Injected so tests can make them predictable. */
 export interface Randomness {
   bytes(length: number): Uint8Array;

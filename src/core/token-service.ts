@@ -17,10 +17,10 @@ import { SignJWT } from 'jose';
 import type { Awaitable } from './awaitable.js';
 import { InvalidArgumentError, KeyRingError } from './errors.js';
 import { isWellFormedOpaqueToken, mintOpaqueToken, OPAQUE_PREFIX, opaqueTokenId } from './formats/opaque.js';
-import { jwtKeyId, looksLikeJwt, signAccessToken, verifyAccessToken } from './formats/jwt.js';
+import { JWT_TYPE, jwtKeyId, looksLikeJwt, signAccessToken, verifyAccessToken } from './formats/jwt.js';
 import { deriveInternalKey, type InternalKey, type InternalSigningAlgorithm } from './keys/internal-key.js';
 import { createKeyManager } from './keys/key-manager.js';
-import type { Clock, Randomness, Store } from './ports.js';
+import type { Clock, Randomness, Store, TraceStep } from './ports.js';
 import { isAuthenticRecord, sealRecord } from './integrity.js';
 import type { DerivedSecrets } from './secrets.js';
 import { createStoreClock } from './store-clock.js';
@@ -86,6 +86,8 @@ export interface TokenServiceOptions {
    * someone without the master key wrote to the store.
    */
   onTampered?: (kind: 'key ring entry' | 'token record', id: string) => void;
+  /** Signatures run through it, so a trace shows each apart; unset, they just run. */
+  traceStep?: TraceStep;
 }
 
 export interface TokenService {
@@ -140,6 +142,8 @@ interface Found {
 }
 const TOKEN_ID_BYTES = 16;
 
+const untraced: TraceStep = (_name, _attributes, run) => run();
+
 function inactive(reason: InactiveReason, tokenId?: string): InactiveToken {
   return tokenId === undefined ? { active: false, reason } : { active: false, reason, tokenId };
 }
@@ -161,6 +165,7 @@ function scopesOf(record: TokenRecord): Array<readonly [MarkScope, string]> {
 
 export function createTokenService(options: TokenServiceOptions): TokenService {
   const { store, secrets, issuer } = options;
+  const traceStep = options.traceStep ?? untraced;
   // Half the skew per reading: two replicas then agree to within the skew.
   const clock = createStoreClock({ store, local: options.clock ?? systemClock, maxErrorMs: options.clockSkewMs / 2 });
   let clockWasOff = false;
@@ -366,7 +371,9 @@ export function createTokenService(options: TokenServiceOptions): TokenService {
         tokenId = Buffer.from(randomness.bytes(TOKEN_ID_BYTES)).toString('base64url');
         const key = await keys.currentSigningKey(input.algorithm);
         algorithm = key.algorithm;
-        token = await signAccessToken({ ...request, issuer, tokenId, issuedAt, expiresAt, extra: request.claims }, key);
+        token = await traceStep(`sign ${JWT_TYPE}`, { 'tally.jwt.algorithm': key.algorithm, 'tally.jwt.kid': key.kid }, () =>
+          signAccessToken({ ...request, issuer, tokenId, issuedAt, expiresAt, extra: request.claims }, key),
+        );
         // A token this service would refuse to introspect must not be handed out.
         if (token.length > maxTokenLength) {
           throw new InvalidArgumentError('claims', `the JWT would be longer than the ${maxTokenLength} characters a token may have; send fewer claims, audiences or scopes`);
@@ -446,12 +453,14 @@ export function createTokenService(options: TokenServiceOptions): TokenService {
       const key = internalKey;
       if (key === undefined) throw new KeyRingError('the internal signing key is not loaded yet');
       const now = Math.floor(clock.now() / 1000);
-      return new SignJWT({ ...claims })
-        .setProtectedHeader({ alg: key.algorithm, typ: type, kid: key.kid })
-        .setIssuer(issuer)
-        .setIssuedAt(now)
-        .setExpirationTime(now + Math.max(1, Math.ceil(ttlMs / 1000)))
-        .sign(key.privateKey);
+      return traceStep(`sign ${type}`, { 'tally.jwt.algorithm': key.algorithm, 'tally.jwt.kid': key.kid }, () =>
+        new SignJWT({ ...claims })
+          .setProtectedHeader({ alg: key.algorithm, typ: type, kid: key.kid })
+          .setIssuer(issuer)
+          .setIssuedAt(now)
+          .setExpirationTime(now + Math.max(1, Math.ceil(ttlMs / 1000)))
+          .sign(key.privateKey),
+      );
     },
 
     internalKeys: () => (internalKey === undefined ? [] : [internalKey.publicJwk]),

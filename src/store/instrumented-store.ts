@@ -1,8 +1,10 @@
 // A Store that reports how long each operation took and whether it failed,
-// around any engine. Kept out of the engines (one decorator for all of them)
-// and out of the core (which knows no metrics): main.ts wraps the store once.
+// around any engine, and with tracing on runs each operation as a step of the
+// call in progress (a child span). Kept out of the engines (one decorator for
+// all of them) and out of the core (which knows no metrics and no tracing):
+// main.ts wraps the store once.
 
-import type { Store } from '../core/ports.js';
+import type { Store, TraceStep } from '../core/ports.js';
 
 /** Told of every store operation as it settles. */
 export type StoreObserver = (operation: string, seconds: number, failed: boolean) => void;
@@ -22,11 +24,12 @@ const OPERATIONS: readonly Operation[] = [
   'ping',
 ];
 
-export function instrumentStore(store: Store, observe: StoreObserver): Store {
+/** traceStep unset (tracing off): the operations are wrapped for metrics only, with no check per call. */
+export function instrumentStore(store: Store, observe: StoreObserver, traceStep?: TraceStep): Store {
   const instrumented: Partial<Record<Operation, unknown>> = {};
   for (const operation of OPERATIONS) {
     const original = (store[operation] as (...args: unknown[]) => Promise<unknown>).bind(store);
-    instrumented[operation] = async (...args: unknown[]) => {
+    const measured = async (...args: unknown[]) => {
       const started = performance.now();
       try {
         const result = await original(...args);
@@ -37,6 +40,9 @@ export function instrumentStore(store: Store, observe: StoreObserver): Store {
         throw error;
       }
     };
+    const name = `store ${operation}`;
+    const attributes = { 'tally.store.operation': operation };
+    instrumented[operation] = traceStep === undefined ? measured : (...args: unknown[]) => traceStep(name, attributes, () => measured(...args));
   }
   return {
     ...(instrumented as Pick<Store, Operation>),

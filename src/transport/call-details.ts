@@ -2,7 +2,8 @@
 // pipeline creates the record (pipeline.ts), the handlers fill in what only
 // they know.
 
-import type { InactiveReason } from '../core/types.js';
+import type { InactiveReason, Introspection } from '../core/types.js';
+import type { CallSpan } from './tracing.js';
 
 export interface CallDetails {
   /** The peer's address (host:port) as the transport saw it. */
@@ -13,10 +14,22 @@ export interface CallDetails {
   requestId?: string;
   /** The token the call was about, by its non-secret id, when known. */
   tokenId?: string;
+  /** Whether the token the call introspected was active, once known. */
+  active?: boolean;
   /** Why an introspected token was inactive; never sent to the caller. */
   inactiveReason?: InactiveReason;
   /** Why an ext_authz Check denied the request it was asked about (the call itself succeeded). */
   denied?: string;
+  /** The call's span, when tracing is on (tracing.ts): its ids go on the log line. */
+  trace?: CallSpan;
+}
+
+/** What every introspecting call (Introspect, RFC 7662, ext_authz Check) records of the answer. */
+export function recordIntrospection(details: CallDetails | undefined, result: Introspection): void {
+  if (details === undefined) return;
+  details.tokenId = result.tokenId;
+  details.active = result.active;
+  if (!result.active) details.inactiveReason = result.reason;
 }
 
 // The characters of the ids tracing and load-balancing tools make (UUIDs,

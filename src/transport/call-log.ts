@@ -1,6 +1,7 @@
-// One log line per call on either port: method, status, duration, caller and
-// the token's id when known. Never a token: the record has no field for one,
-// and log.ts redacts token paths besides.
+// One log line per call on either port: method, status, duration, caller,
+// the token's id when known, and the trace and span ids when tracing is on.
+// Never a token: the record has no field for one, and log.ts redacts token
+// paths besides.
 
 import { Code, type ConnectError } from '@connectrpc/connect';
 import type { Logger } from '../log.js';
@@ -20,6 +21,8 @@ export interface CallRecord {
   durationMs: number;
   details: CallDetails;
   error?: ConnectError;
+  /** The HTTP status written, for plain HTTP routes (a span records it). */
+  httpStatus?: number;
 }
 
 export type CallLogger = (record: CallRecord) => void;
@@ -61,6 +64,10 @@ export function createCallLogger(logger: Logger): CallLogger {
     };
     if (record.details.caller !== undefined) line.caller = record.details.caller;
     if (record.details.requestId !== undefined) line.request_id = record.details.requestId;
+    // As OpenTelemetry's log data model names them, so a log backend links the line to its trace.
+    const trace = record.details.trace;
+    if (trace?.traceId !== undefined) line.trace_id = trace.traceId;
+    if (trace?.spanId !== undefined) line.span_id = trace.spanId;
     if (record.details.tokenId !== undefined) line.token_id = record.details.tokenId;
     if (record.details.inactiveReason !== undefined) line.inactive_reason = record.details.inactiveReason;
     if (record.details.denied !== undefined) line.denied = record.details.denied;

@@ -8,6 +8,11 @@
 //   5. handler                                                      serve() / the endpoint
 //   6. metrics     the call counted by its outcome                  Call.end()
 //   7. log         one line                                         Call.end()
+//   8. trace       the call's span ends (tracing on, tracing.ts)    Call.end()
+//
+// The span starts as the handler does (so a Check can join the trace of the
+// request it checks), or at the end for a call refused before it; the
+// handler runs in it, so store round trips and signatures become children.
 //
 // Transports differ only in where they find these things: a transport
 // begins a call as soon as it knows the peer, authenticates it when the
@@ -25,6 +30,7 @@ import type { CallLogger, CallRecord } from './call-log.js';
 import { toConnectError } from './errors.js';
 import type { Guard } from './guard.js';
 import type { PeerInfo } from './peer.js';
+import { runInCallSpan, type HeaderReader, type Tracing } from './tracing.js';
 
 export interface CallPipelineOptions {
   guard: Guard;
@@ -34,6 +40,8 @@ export interface CallPipelineOptions {
   count: (record: CallRecord) => void;
   /** Step 7. */
   log: CallLogger;
+  /** Step 8, when tracing is on. */
+  tracing?: Tracing;
 }
 
 /** One call, from the moment its transport knows the peer until the client has its answer. */
@@ -51,19 +59,34 @@ export interface Call {
    * PERMISSION_DENIED). Once known, asking again costs nothing.
    */
   authenticate(authorization: string | null | undefined): Caller;
-  /** Steps 6 and 7, once: later calls are ignored (a call cancelled, then settled). */
-  end(code: Code | 0, error?: ConnectError): void;
+  /**
+   * The call's span starts (tracing on; once), joining the caller's trace
+   * found in the transport's headers or else in `carrier`.
+   */
+  startSpan(carrier?: HeaderReader): void;
+  /** Runs the handler in the call's span, if it has one. */
+  run<T>(handler: () => T): T;
+  /**
+   * Steps 6 to 8, once: later calls are ignored (a call cancelled, then
+   * settled). Plain HTTP routes give the status they wrote.
+   */
+  end(code: Code | 0, error?: ConnectError, httpStatus?: number): void;
 }
 
 export interface CallPipeline {
-  /** Steps 1 and 2. */
-  begin(method: string, protocol: string, peer: PeerInfo, requestId: string | string[] | undefined): Call;
+  /** Steps 1 and 2; `headers` are the call's own (metadata or HTTP headers), where a trace context may be. */
+  begin(method: string, protocol: string, peer: PeerInfo, requestId: string | string[] | undefined, headers?: HeaderReader): Call;
   /**
    * Steps 3 to 5 for each RPC of a service, for transports that decode the
    * message first: the call (from the context, see callKey) authenticated
    * unless its transport did already, the message checked, then the handler.
    */
-  serve<Service extends DescService>(service: Service, handlers: ServiceImpl<Service>): ServiceImpl<Service>;
+  serve<Service extends DescService>(service: Service, handlers: ServiceImpl<Service>, options?: ServeOptions): ServiceImpl<Service>;
+}
+
+export interface ServeOptions {
+  /** Where else than the call's own headers the caller's trace context may be (ext_authz: the checked request's headers). */
+  traceCarrierOf?: (request: MessageShape<DescMessage>) => HeaderReader;
 }
 
 export const callKey = createContextKey<Call | undefined>(undefined, { description: 'tally call' });
@@ -74,7 +97,7 @@ export function callOf(values: ContextValues): Call | undefined {
 }
 
 export function createCallPipeline(options: CallPipelineOptions): CallPipeline {
-  const { guard, validate, count, log } = options;
+  const { guard, validate, count, log, tracing } = options;
 
   class PipelineCall implements Call {
     readonly details: CallDetails;
@@ -87,6 +110,7 @@ export function createCallPipeline(options: CallPipelineOptions): CallPipeline {
       readonly protocol: string,
       readonly peer: PeerInfo,
       requestId: string | undefined,
+      private readonly headers: HeaderReader | undefined,
     ) {
       this.details = requestId === undefined ? { peer: peer.address } : { peer: peer.address, requestId };
     }
@@ -101,21 +125,37 @@ export function createCallPipeline(options: CallPipelineOptions): CallPipeline {
       return caller;
     }
 
-    end(code: Code | 0, error?: ConnectError): void {
+    startSpan(carrier?: HeaderReader): void {
+      if (tracing === undefined || this.details.trace !== undefined) return;
+      const carriers: HeaderReader[] = [];
+      if (this.headers !== undefined) carriers.push(this.headers);
+      if (carrier !== undefined) carriers.push(carrier);
+      this.details.trace = tracing.startCall({ method: this.method, protocol: this.protocol, carriers });
+    }
+
+    run<T>(handler: () => T): T {
+      return runInCallSpan(this.details, handler);
+    }
+
+    end(code: Code | 0, error?: ConnectError, httpStatus?: number): void {
       if (this.ended) return;
       this.ended = true;
       const record: CallRecord = { method: this.method, protocol: this.protocol, code, durationMs: performance.now() - this.started, details: this.details, error };
+      if (httpStatus !== undefined) record.httpStatus = httpStatus;
       count(record);
+      this.startSpan();
       log(record);
+      this.details.trace?.end(record);
     }
   }
 
   return {
-    begin(method, protocol, peer, requestId) {
-      return new PipelineCall(method, protocol, peer, requestIdOf(requestId));
+    begin(method, protocol, peer, requestId, headers) {
+      return new PipelineCall(method, protocol, peer, requestIdOf(requestId), headers);
     },
 
-    serve<Service extends DescService>(service: Service, handlers: ServiceImpl<Service>): ServiceImpl<Service> {
+    serve<Service extends DescService>(service: Service, handlers: ServiceImpl<Service>, serveOptions: ServeOptions = {}): ServiceImpl<Service> {
+      const { traceCarrierOf } = serveOptions;
       const served: Record<string, unknown> = {};
       for (const method of service.methods) {
         const handler = (handlers as Record<string, (request: unknown, context: HandlerContext) => unknown>)[method.localName]!;
@@ -128,7 +168,9 @@ export function createCallPipeline(options: CallPipelineOptions): CallPipeline {
             call.authenticate(call.peer.authorization !== undefined ? call.peer.authorization : context.requestHeader.get('authorization'));
           }
           validate(method.input, request);
-          return handler(request, context);
+          if (tracing === undefined) return handler(request, context);
+          call.startSpan(traceCarrierOf?.(request));
+          return call.run(() => handler(request, context));
         };
       }
       return served as ServiceImpl<Service>;

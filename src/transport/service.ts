@@ -32,6 +32,7 @@ import {
 import { authorizeAudiences, authorizeBroadRevoke } from '../auth/authorize.js';
 import type { ScanLimiter } from '../auth/scan-limiter.js';
 import { createCallerIntrospection } from './caller-introspection.js';
+import { recordIntrospection } from './call-details.js';
 import { callOf } from './pipeline.js';
 import { stopWaitingWhenCancelled } from './abort.js';
 
@@ -84,14 +85,9 @@ export function createTokenServiceHandlers(tokens: TokenService, options: TokenS
       );
       // From memory, the answer goes out without waiting a microtask (core/awaitable.ts).
       return whenReady(result, (settled) => {
-        const details = call?.details;
-        if (details !== undefined) details.tokenId = settled.tokenId;
-        if (!settled.active) {
-          if (details !== undefined) details.inactiveReason = settled.reason;
-          // Nothing but the verdict: the reason is for our log, not for the caller.
-          return INACTIVE;
-        }
-        return introspectResponseOf(settled);
+        recordIntrospection(call?.details, settled);
+        // Nothing but the verdict: the reason is for our log, not for the caller.
+        return settled.active ? introspectResponseOf(settled) : INACTIVE;
       });
     },
 

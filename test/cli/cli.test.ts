@@ -310,6 +310,7 @@ describe('tally check and tally caller on files, without a server', () => {
     [{ TALLY_LEASE_MS: '5' }, /invalid settings: TALLY_LEASE_MS: expected milliseconds from 100 to 60000/],
     [{ TALLY_REDIS_URL: 'redis://redis:6379' }, /TALLY_MASTER_KEY: required with TALLY_REDIS_URL/],
     [{ TALLY_CALLERS_FILE: '/nonexistent/callers.json' }, /TALLY_CALLERS_FILE: cannot read the file: ENOENT/],
+    [{ OTEL_TRACES_SAMPLER: 'sometimes' }, /invalid settings: OTEL_TRACES_SAMPLER: "sometimes" is not one of/],
   ])('check settings refuses %j in one line', async (env, message) => {
     expectOneLineFailure(await runCli(['check', 'settings'], { env }), 1, message);
   });

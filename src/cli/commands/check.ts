@@ -1,10 +1,11 @@
 // check callers / check settings: what the server would refuse at start-up,
 // found before it starts, by the server's own parsers (auth/callers.ts,
-// config.ts) so the check and the server cannot disagree.
+// config.ts, transport/tracing-settings.ts) so the check and the server cannot disagree.
 
 import { readFileSync } from 'node:fs';
 import { ConfigError, loadConfig, SETTINGS } from '../../config.js';
 import { watchTlsFiles } from '../../transport/tls-files.js';
+import { readTracingSettings } from '../../transport/tracing-settings.js';
 import type { Command } from '../command.js';
 import { CliError } from '../usage-error.js';
 import { checkCallersText } from './callers.js';
@@ -36,13 +37,15 @@ export const checkCallers: Command = {
 export const checkSettings: Command = {
   words: ['check', 'settings'],
   usage: 'tally check settings',
-  summary: 'check the TALLY_* settings in the environment (and the callers and TLS files they name) without starting the server',
+  summary: 'check the TALLY_* settings in the environment (and the callers and TLS files they name, and the OTEL_* tracing variables) without starting the server',
   callsTally: false,
   options: {},
   async run(context) {
     let config: ReturnType<typeof loadConfig>;
     try {
       config = loadConfig(context.environment);
+      // The OTEL_* variables of tracing too: a bad one stops the server as a bad TALLY_* setting does.
+      readTracingSettings(context.environment);
     } catch (error) {
       if (error instanceof ConfigError) throw new CliError(`invalid settings: ${error.problems.join('; ')}`);
       throw error;

@@ -7,7 +7,7 @@ import { tokenClaims, type TokenFacts } from '../claims.js';
 import type { JsonObject } from '../types.js';
 import type { SigningKey, VerificationKey } from '../keys/key-ring.js';
 
-const JWT_TYPE = 'at+jwt';
+export const JWT_TYPE = 'at+jwt';
 
 /** Three base64url segments: cheap to test before any parsing. */
 const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;

@@ -18,11 +18,13 @@ import { tokenClaims } from '../../core/claims.js';
 import type { ActiveToken } from '../../core/types.js';
 import { HeaderValueOption_HeaderAppendAction } from '../../gen/envoy/config/core/v3/base_pb.js';
 import type { AttributeContext } from '../../gen/envoy/service/auth/v3/attribute_context_pb.js';
-import { Authorization, type CheckResponseSchema } from '../../gen/envoy/service/auth/v3/external_auth_pb.js';
+import { Authorization, type CheckRequest, type CheckResponseSchema } from '../../gen/envoy/service/auth/v3/external_auth_pb.js';
 import { StatusCode } from '../../gen/envoy/type/v3/http_status_pb.js';
 import { stopWaitingWhenCancelled } from '../abort.js';
 import { createCallerIntrospection } from '../caller-introspection.js';
+import { recordIntrospection } from '../call-details.js';
 import { callOf } from '../pipeline.js';
+import type { HeaderReader } from '../tracing.js';
 
 /** Headers Tally sets (or removes, when empty) on the request it lets through. */
 export const UPSTREAM_HEADERS = {
@@ -78,11 +80,8 @@ export function createExtAuthzHandlers(options: ExtAuthzOptions): ServiceImpl<ty
       // Audience and scopes are checked here rather than by introspect, so that a
       // revoked or expired token is always 401, and only a good one lacking rights is 403.
       const result = await stopWaitingWhenCancelled(context, () => introspectAs(call?.caller, { token }));
-      if (details !== undefined) details.tokenId = result.tokenId;
-      if (!result.active) {
-        if (details !== undefined) details.inactiveReason = result.reason;
-        return refuse('invalid_token');
-      }
+      recordIntrospection(details, result);
+      if (!result.active) return refuse('invalid_token');
       const extensions = request.attributes?.contextExtensions ?? {};
       const audience = extensions[CONTEXT_EXTENSIONS.audience]?.trim() ?? '';
       const scopes = (extensions[CONTEXT_EXTENSIONS.scopes] ?? '').split(' ').filter((scope) => scope !== '');
@@ -93,18 +92,33 @@ export function createExtAuthzHandlers(options: ExtAuthzOptions): ServiceImpl<ty
   };
 }
 
-/** The bearer token of the downstream request, from the header map Envoy sends in either of its two shapes. */
-function bearerTokenOf(attributes: AttributeContext | undefined): string | undefined {
+/** The bearer token of the downstream request. */
+export function bearerTokenOf(attributes: AttributeContext | undefined): string | undefined {
+  const authorization = checkedRequestHeader(attributes, 'authorization');
+  return authorization === undefined ? undefined : bearerCredential(authorization);
+}
+
+/** The checked request's headers, where its client's trace context may be (see app.ts). */
+export function checkedRequestCarrier(request: CheckRequest): HeaderReader {
+  return (name) => checkedRequestHeader(request.attributes, name);
+}
+
+/**
+ * One header of the downstream request (name in lower case), from the header
+ * map Envoy sends in either of its two shapes. A header sent twice names no
+ * one value: undefined rather than a guess (two authorization headers, two
+ * tokens).
+ */
+function checkedRequestHeader(attributes: AttributeContext | undefined, name: string): string | undefined {
   const http = attributes?.request?.http;
   if (http === undefined) return undefined;
-  const fromMap = http.headers.authorization;
-  if (fromMap !== undefined) return bearerCredential(fromMap);
+  const fromMap = http.headers[name];
+  if (fromMap !== undefined) return fromMap;
   // With encode_raw_headers Envoy sends every value apart, as text or as bytes.
   const values = (http.headerMap?.headers ?? [])
-    .filter((header) => header.key.toLowerCase() === 'authorization')
+    .filter((header) => header.key.toLowerCase() === name)
     .map((header) => (header.value !== '' ? header.value : Buffer.from(header.rawValue).toString('latin1')));
-  // Two authorization headers name no one token: refused rather than guessed.
-  return values.length === 1 ? bearerCredential(values[0]) : undefined;
+  return values.length === 1 ? values[0] : undefined;
 }
 
 /**

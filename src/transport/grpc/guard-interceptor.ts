@@ -9,6 +9,7 @@ import * as grpc from '@grpc/grpc-js';
 import { isGuardedCall } from '../../auth/authorize.js';
 import { toConnectError } from '../errors.js';
 import type { Call, CallPipeline } from '../pipeline.js';
+import { metadataCarrier } from '../tracing.js';
 import { peerOfGrpcCall } from './call-peer.js';
 
 // Keyed by the metadata object, which grpc-js hands unchanged from the
@@ -44,7 +45,7 @@ export function createGuardInterceptor(pipeline: CallPipeline): grpc.ServerInter
       onReceiveMetadata(metadata, next) {
         const peer = peerOfGrpcCall(call, metadata);
         const requestId = metadata.get('x-request-id')[0];
-        const tallyCall = pipeline.begin(name, 'grpc', peer, typeof requestId === 'string' ? requestId : undefined);
+        const tallyCall = pipeline.begin(name, 'grpc', peer, typeof requestId === 'string' ? requestId : undefined, metadataCarrier(metadata));
         try {
           tallyCall.authenticate(peer.authorization);
         } catch (thrown) {

@@ -20,6 +20,7 @@ import { Code, ConnectError, createContextValues, type ContextValues, type Handl
 import { toConnectError } from '../errors.js';
 import { cancelAnsweredByTransportKey } from '../abort.js';
 import { callKey, type CallPipeline } from '../pipeline.js';
+import { metadataCarrier } from '../tracing.js';
 import { peerOfGrpcCall } from './call-peer.js';
 import { callOfMetadata } from './guard-interceptor.js';
 
@@ -98,7 +99,7 @@ function createUnaryCallHandler(
     // Begun (and authenticated) by the interceptor before the message was read; begun here otherwise.
     const call =
       callOfMetadata(grpcCall.metadata) ??
-      options.pipeline.begin(methodName, 'grpc', peerOfGrpcCall(grpcCall, grpcCall.metadata), grpcCall.metadata.get('x-request-id')[0] as string | undefined);
+      options.pipeline.begin(methodName, 'grpc', peerOfGrpcCall(grpcCall, grpcCall.metadata), grpcCall.metadata.get('x-request-id')[0] as string | undefined, metadataCarrier(grpcCall.metadata));
     const deadline = deadlineOf(grpcCall.getDeadline());
     const context = new GrpcHandlerContextImpl(
       service,

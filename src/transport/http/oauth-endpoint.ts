@@ -10,6 +10,7 @@ import type { Caller } from '../../auth/callers.js';
 import type { CallDetails } from '../call-details.js';
 import { codeOfHttpStatus, httpStatusOf, toConnectError } from '../errors.js';
 import type { Call, CallPipeline } from '../pipeline.js';
+import { headersCarrier } from '../tracing.js';
 import type { Route } from './router.js';
 import { peerInfoOf } from './server.js';
 
@@ -30,14 +31,15 @@ export function pipelineRoute(method: Route['method'], path: string, pipeline: C
     method,
     path,
     handle: async (request, response) => {
-      const call = pipeline.begin(name, 'http', peerInfoOf(request), request.headers['x-request-id']);
+      const call = pipeline.begin(name, 'http', peerInfoOf(request), request.headers['x-request-id'], headersCarrier(request.headers));
       const endpoint: EndpointCall = { call, details: call.details };
       response.once('close', () => {
         const status = response.statusCode;
         const code = !response.writableFinished ? Code.Canceled : codeOfHttpStatus(status);
-        call.end(code, code === 0 ? undefined : (endpoint.error ?? new ConnectError(`answered HTTP ${status}`, code)));
+        call.end(code, code === 0 ? undefined : (endpoint.error ?? new ConnectError(`answered HTTP ${status}`, code)), status);
       });
-      await handle(request, response, endpoint);
+      call.startSpan();
+      await call.run(() => handle(request, response, endpoint));
     },
   };
 }

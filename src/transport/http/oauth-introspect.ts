@@ -11,6 +11,7 @@ import { tokenClaims } from '../../core/claims.js';
 import type { TokenService } from '../../core/token-service.js';
 import { createCallerIntrospection } from '../caller-introspection.js';
 import type { ActiveToken, Introspection, JsonObject } from '../../core/types.js';
+import { recordIntrospection } from '../call-details.js';
 import type { CallPipeline } from '../pipeline.js';
 import { pipelineRoute, readTokenRequest, writeFailure, writeJson } from './oauth-endpoint.js';
 import type { Route } from './router.js';
@@ -49,8 +50,7 @@ export function createIntrospectionRoute(options: IntrospectionRouteOptions): Ro
       writeFailure(response, call, error);
       return;
     }
-    call.details.tokenId = result.tokenId;
-    if (!result.active) call.details.inactiveReason = result.reason;
+    recordIntrospection(call.details, result);
     const answer = result.active ? introspectionClaims(result) : { active: false };
     if (wantsSignedAnswer(request.headers.accept)) {
       try {
