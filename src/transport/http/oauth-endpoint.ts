@@ -45,8 +45,12 @@ export function pipelineRoute(method: Route['method'], path: string, pipeline: C
 }
 
 export function writeJson(response: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  writeJsonText(response, status, JSON.stringify(body), headers);
+}
+
+/** As writeJson, for a body already written as JSON. */
+export function writeJsonText(response: ServerResponse, status: number, text: string, headers: Record<string, string> = {}): void {
   // Token answers must not be kept by any cache on the way (RFC 6749 §5.1).
-  const text = JSON.stringify(body);
   response.writeHead(status, {
     'content-type': 'application/json',
     'cache-control': 'no-store',

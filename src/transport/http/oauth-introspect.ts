@@ -13,7 +13,7 @@ import { createCallerIntrospection } from '../caller-introspection.js';
 import type { ActiveToken, Introspection, JsonObject } from '../../core/types.js';
 import { recordIntrospection } from '../call-details.js';
 import type { CallPipeline } from '../pipeline.js';
-import { pipelineRoute, readTokenRequest, writeFailure, writeJson } from './oauth-endpoint.js';
+import { pipelineRoute, readTokenRequest, writeFailure, writeJsonText } from './oauth-endpoint.js';
 import type { Route } from './router.js';
 
 export const INTROSPECTION_PATH = '/oauth2/introspect';
@@ -51,8 +51,8 @@ export function createIntrospectionRoute(options: IntrospectionRouteOptions): Ro
       return;
     }
     recordIntrospection(call.details, result);
-    const answer = result.active ? introspectionClaims(result) : { active: false };
     if (wantsSignedAnswer(request.headers.accept)) {
+      const answer = result.active ? introspectionClaims(result) : { active: false };
       try {
         const jwt = await tokens.signStatement({ aud: caller.name, token_introspection: answer }, { type: INTROSPECTION_JWT_TYPE, ttlMs: SIGNED_ANSWER_TTL_MS });
         response.writeHead(200, { 'content-type': INTROSPECTION_JWT_MEDIA_TYPE, 'cache-control': 'no-store' });
@@ -62,8 +62,23 @@ export function createIntrospectionRoute(options: IntrospectionRouteOptions): Ro
       }
       return;
     }
-    writeJson(response, 200, answer);
+    writeJsonText(response, 200, result.active ? answerText(result) : INACTIVE_TEXT);
   });
+}
+
+const INACTIVE_TEXT = JSON.stringify({ active: false });
+
+// A shared active answer (core: one per token record, frozen) is written as
+// JSON once, as the gRPC port encodes its message once.
+const answerTexts = new WeakMap<ActiveToken, string>();
+
+function answerText(token: ActiveToken): string {
+  let text = answerTexts.get(token);
+  if (text === undefined) {
+    text = JSON.stringify(introspectionClaims(token));
+    if (Object.isFrozen(token)) answerTexts.set(token, text);
+  }
+  return text;
 }
 
 /** RFC 7662 §2.2: the token's claims as every path writes them (core/claims.ts), with "active" and "token_type". */
