@@ -38,6 +38,8 @@ export interface GrpcUnaryLoad extends GrpcUnaryCall {
   readonly answersVary?: boolean;
   /** Other connections than the bench's settings (the open-loop check compares at the generator's). */
   readonly connections?: number;
+  /** Other streams per connection than the bench's settings (1 with 1 connection: one call in flight). */
+  readonly streamsPerConnection?: number;
 }
 
 export async function measureGrpcUnary(context: BenchContext, load: GrpcUnaryLoad): Promise<Measurement> {
@@ -51,7 +53,11 @@ export async function measureGrpcUnary(context: BenchContext, load: GrpcUnaryLoa
     url: `${origin}${load.path}`,
     bodyPath,
     headers: grpcRequestHeaders,
-    settings: { ...context.settings, connections: load.connections ?? context.settings.connections },
+    settings: {
+      ...context.settings,
+      connections: load.connections ?? context.settings.connections,
+      streamsPerConnection: load.streamsPerConnection ?? context.settings.streamsPerConnection,
+    },
     ratePerConnection: load.ratePerConnection,
     logPath: join(context.scratchDirectory, `${load.slug}.h2load-log.tsv`),
     outputPath: join(context.scratchDirectory, `${load.slug}.h2load-output.txt`),

@@ -17,6 +17,14 @@ export async function measureBareGrpcIntrospect(context: BenchContext, slug: str
   return measureGrpcUnary(context, { ...bareIntrospectCall(slug, await context.bareGrpcServer()), ratePerConnection, connections });
 }
 
+export const bareGrpcIntrospectOneInFlight: Row = {
+  name: 'one call in flight: bare grpc-js, no-op Introspect',
+  description: 'the bare server with one connection and one call at a time (h2load -c 1 -m 1): its latency, not its throughput',
+  async measure(context) {
+    return measureGrpcUnary(context, { ...bareIntrospectCall('bare-grpc-introspect-one', await context.bareGrpcServer()), connections: 1, streamsPerConnection: 1 });
+  },
+};
+
 export function bareIntrospectCall(slug: string, server: BareGrpcTarget): GrpcUnaryCall {
   return {
     slug,

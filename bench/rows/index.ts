@@ -9,7 +9,7 @@
 // that would otherwise land on the cache-hit rows.
 import type { Row } from '../lib/row.js';
 import { bareGrpcIntrospectAgain } from './bare-grpc-introspect-again.js';
-import { bareGrpcIntrospect } from './bare-grpc-introspect.js';
+import { bareGrpcIntrospect, bareGrpcIntrospectOneInFlight } from './bare-grpc-introspect.js';
 import { joseJwtVerifyEdDsa, joseJwtVerifyEs256, joseJwtVerifyMlDsa65 } from './jose-jwt-verify.js';
 import { oidcProviderIntrospect } from './oidc-provider-introspect.js';
 import { tallyConnectJsonIntrospect } from './tally-connect-json-introspect.js';
@@ -24,7 +24,7 @@ import {
 } from './open-loop.js';
 import { tallyGrpcIntrospectJwt, tallyGrpcIntrospectJwtMlDsa65 } from './tally-grpc-introspect-jwt.js';
 import { tallyGrpcIssueJwtEdDsa, tallyGrpcIssueJwtMlDsa65 } from './tally-grpc-issue-jwt.js';
-import { tallyGrpcIntrospectOpaqueCacheHit } from './tally-grpc-introspect-opaque-cache-hit.js';
+import { tallyGrpcIntrospectOpaqueCacheHit, tallyGrpcIntrospectOpaqueCacheHitOneInFlight } from './tally-grpc-introspect-opaque-cache-hit.js';
 import { tallyGrpcIntrospectOpaqueCacheHitTraced } from './tally-grpc-introspect-opaque-cache-hit-traced.js';
 import { tallyGrpcIntrospectOpaque } from './tally-grpc-introspect-opaque.js';
 import { tallyOauth2Introspect } from './tally-oauth2-introspect.js';
@@ -38,6 +38,8 @@ export const rows: readonly [Row, ...Row[]] = [
   tallyGrpcIntrospectOpaque,
   tallyGrpcIntrospectOpaqueCacheHit,
   tallyGrpcIntrospectOpaqueCacheHitTraced,
+  bareGrpcIntrospectOneInFlight,
+  tallyGrpcIntrospectOpaqueCacheHitOneInFlight,
   openLoopCacheHitQuarter,
   openLoopCacheHitHalf,
   openLoopCacheOffQuarter,

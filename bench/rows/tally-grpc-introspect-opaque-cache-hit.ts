@@ -1,4 +1,5 @@
-import { measureTallyIntrospect } from '../lib/measure-tally-introspect.js';
+import { measureGrpcUnary } from '../lib/measure-grpc-unary.js';
+import { measureTallyIntrospect, tallyIntrospectCall } from '../lib/measure-tally-introspect.js';
 import type { Row } from '../lib/row.js';
 
 export const tallyGrpcIntrospectOpaqueCacheHit: Row = {
@@ -9,5 +10,14 @@ export const tallyGrpcIntrospectOpaqueCacheHit: Row = {
   async measure(context) {
     const [tally, issued] = await Promise.all([context.cachedTally(), context.opaqueToken()]);
     return measureTallyIntrospect(context, { slug: 'tally-grpc-introspect-opaque-cache-hit', tally, issued });
+  },
+};
+
+export const tallyGrpcIntrospectOpaqueCacheHitOneInFlight: Row = {
+  name: 'one call in flight: Tally gRPC Introspect, opaque, cache hit',
+  description: 'as the cache-hit row, with one connection and one call at a time (h2load -c 1 -m 1): compare its p50 with the bare server\'s',
+  async measure(context) {
+    const [tally, issued] = await Promise.all([context.cachedTally(), context.opaqueToken()]);
+    return measureGrpcUnary(context, { ...tallyIntrospectCall('tally-grpc-introspect-opaque-cache-hit-one', tally, issued), connections: 1, streamsPerConnection: 1 });
   },
 };

@@ -330,7 +330,7 @@ export const SETTINGS = {
   logLevel: required({
     env: 'TALLY_LOG_LEVEL',
     default: 'info',
-    description: `Least severe log level written: ${LOG_LEVELS.join(', ')}.`,
+    description: `Least severe log level written: ${LOG_LEVELS.join(', ')}. Every call gets a line at info, except a read that found all well (an active introspection, an ext_authz allow, a key set), which is at debug (README, "Logs").`,
     parse: oneOf(LOG_LEVELS),
   }),
 };
