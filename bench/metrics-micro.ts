@@ -12,8 +12,8 @@
 import { Counter, Histogram, Registry } from 'prom-client';
 import { REQUIRED_PERMISSION } from '../src/auth/authorize.js';
 import type { TokenService } from '../src/core/token-service.js';
-import type { CallRecord } from '../src/transport/call-log.js';
-import { createMetrics } from '../src/transport/metrics.js';
+import type { CallRecord } from '../src/transport/call/call-log.js';
+import { createMetrics } from '../src/transport/telemetry/metrics.js';
 
 const ROUNDS = 11;
 const SYNC_CALLS = 1_000_000;

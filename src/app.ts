@@ -14,35 +14,35 @@ import { createTokenService, type TokenService } from './core/token-service.js';
 import type { Logger } from './log.js';
 import { createStore } from './store/index.js';
 import { SETTINGS_README_SECTION, type SettingsReport, type StoreChange } from './store/index.js';
-import { createCallLogger } from './transport/call-log.js';
+import { createCallLogger } from './transport/call/call-log.js';
 import { createGrpcServer, type GrpcServer } from './transport/grpc/server.js';
 import { createHttpServer, type HttpServer } from './transport/http/server.js';
-import { createReadiness, type Readiness } from './transport/readiness.js';
+import { createReadiness, type Readiness } from './transport/telemetry/readiness.js';
 import { createTokenServiceHandlers } from './transport/service.js';
-import { createGuard } from './transport/guard.js';
+import { createGuard } from './transport/call/guard.js';
 import { watchCallers, type CallersWatcher } from './auth/callers-watcher.js';
 import { TokenService as TokenServiceDescriptor } from './gen/tally/v1/token_service_pb.js';
 import { Authorization, type CheckRequest } from './gen/envoy/service/auth/v3/external_auth_pb.js';
 import { REQUIRED_PERMISSION } from './auth/authorize.js';
 import { instrumentStore } from './store/instrumented-store.js';
-import { createMetrics, type Metrics } from './transport/metrics.js';
+import { createMetrics, type Metrics } from './transport/telemetry/metrics.js';
 import { checkedRequestCarrier, createExtAuthzHandlers } from './transport/grpc/ext-authz.js';
 import { createStandardRoutes } from './transport/http/standard-routes.js';
 import { INTERNAL_JWKS_PATH, JWKS_PATH, staleIfErrorMs } from './transport/http/jwks.js';
 import { createScanLimiter } from './auth/scan-limiter.js';
 import { systemClock } from './core/system.js';
-import { watchTlsFiles, type TlsFiles } from './transport/tls-files.js';
-import { createRequestValidator } from './transport/validate.js';
-import { createCallPipeline } from './transport/pipeline.js';
-import { createTracing, type Tracing } from './transport/tracing.js';
-import type { TracingSettings } from './transport/tracing-settings.js';
+import { watchTlsFiles, type TlsFiles } from './transport/tls/tls-files.js';
+import { createRequestValidator } from './transport/call/validate.js';
+import { createCallPipeline } from './transport/call/pipeline.js';
+import { createTracing, type Tracing } from './transport/telemetry/tracing.js';
+import type { TracingSettings } from './transport/telemetry/tracing-settings.js';
 
 /** What the process (or a test) may choose; everything else comes from the settings. */
 export interface TallyParts {
   logger: Logger;
   /** The store to use instead of the one TALLY_REDIS_URL names (tests: a store they control). */
   store?: Store;
-  /** OpenTelemetry tracing as the OTEL_* variables ask for it (transport/tracing-settings.ts); undefined: off. */
+  /** OpenTelemetry tracing as the OTEL_* variables ask for it (transport/telemetry/tracing-settings.ts); undefined: off. */
   tracing?: TracingSettings;
 }
 
@@ -268,7 +268,7 @@ export async function startTally(config: Config, parts: TallyParts): Promise<Run
     logger,
   });
   const scanLimiter = metrics.countScanLimitRefusals(createScanLimiter({ missesPerSecond: config.scanLimitPerSecond, burst: config.scanLimitBurst, clock: systemClock }));
-  // The steps of every call on every port, in their one order (transport/pipeline.ts).
+  // The steps of every call on every port, in their one order (transport/call/pipeline.ts).
   const pipeline = createCallPipeline({
     guard,
     validate: createRequestValidator(),

@@ -4,7 +4,7 @@
 import { ConfigError, loadConfig, renderHelp, renderSettingsTable, type Config } from './config.js';
 import { startTally, stopTally, type RunningTally } from './app.js';
 import { createLogger, type Logger } from './log.js';
-import { readTracingSettings, type TracingSettings } from './transport/tracing-settings.js';
+import { readTracingSettings, type TracingSettings } from './transport/telemetry/tracing-settings.js';
 
 function exit(logger: Logger | undefined, code: number): never {
   logger?.flush();

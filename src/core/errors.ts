@@ -1,4 +1,4 @@
-// Errors the core raises, each with a stable code. transport/errors.ts is the
+// Errors the core raises, each with a stable code. transport/call/errors.ts is the
 // only place that turns them into gRPC or HTTP statuses. Messages are fixed
 // texts that never carry a token or a secret.
 

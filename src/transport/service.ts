@@ -32,9 +32,9 @@ import {
 import { authorizeAudiences, authorizeBroadRevoke } from '../auth/authorize.js';
 import type { ScanLimiter } from '../auth/scan-limiter.js';
 import { createCallerIntrospection } from './caller-introspection.js';
-import { recordIntrospection } from './call-details.js';
-import { callOf } from './pipeline.js';
-import { stopWaitingWhenCancelled } from './abort.js';
+import { recordIntrospection } from './call/call-details.js';
+import { callOf } from './call/pipeline.js';
+import { stopWaitingWhenCancelled } from './call/abort.js';
 
 export type TokenServiceHandlers = ServiceImpl<typeof TokenServiceDescriptor>;
 

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseDuration, SETTINGS } from '../../src/config.js';
 import { createProbeRoutes } from '../../src/transport/http/probes.js';
-import type { Readiness } from '../../src/transport/readiness.js';
+import type { Readiness } from '../../src/transport/telemetry/readiness.js';
 import { parseYamlText, readYamlDocuments, renderKustomization, type Resource } from './kustomize.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');

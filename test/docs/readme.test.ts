@@ -5,7 +5,7 @@
 // table between its markers must be exactly what --settings-table prints.
 
 import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -71,5 +71,36 @@ describe('README.md', () => {
   it('shows the settings table exactly as --settings-table prints it', () => {
     const between = /<!-- settings:start -->\n([\s\S]*?)<!-- settings:end -->/.exec(readme)?.[1];
     expect(between).toBe(renderSettingsTable());
+  });
+});
+
+describe('the folder map', () => {
+  // Each line names a folder (or file) and, in its words, the files it holds:
+  // every one of them must exist there, so the map cannot drift from the tree.
+  const block = /```\n([\s\S]*?)```/.exec(section('The folders'))![1]!;
+  const rows = block
+    .split('\n')
+    .filter((line) => line.trim() !== '')
+    .map((line) => {
+      const [, indent, path, words] = /^( *)(\S+)\s*(.*)$/.exec(line)!;
+      return { indent: indent!.length, path: path!, words: words! };
+    });
+
+  it('names only folders and files that exist, and the files each line says a folder holds', () => {
+    let parent = '';
+    const missing: string[] = [];
+    for (const { indent, path, words } of rows) {
+      if (indent === 0) parent = path.endsWith('/') ? path : '';
+      const base = indent === 0 ? path : join(parent, path);
+      if (path.includes('*')) continue;
+      if (!existsSync(join(ROOT, base))) missing.push(base);
+      if (!path.endsWith('/')) continue;
+      for (const [, file] of words.matchAll(/(?:^|[\s(,])([\w-]+\.(?:ts|mjs|js))\b/g)) {
+        // A file named in a folder's words is that folder's (or one of its subfolders', named with it).
+        if (!existsSync(join(ROOT, base, file!))) missing.push(join(base, file!));
+      }
+    }
+    expect(rows.length).toBeGreaterThan(20);
+    expect(missing).toEqual([]);
   });
 });

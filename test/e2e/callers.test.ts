@@ -226,7 +226,7 @@ describe('callers from the callers file', () => {
         body: 'token=tly_whatever',
       });
       expect(oauth.status).toBe(429);
-      // Logged and counted as the refusal it is, as on the RPC ports (one status table, transport/errors.ts).
+      // Logged and counted as the refusal it is, as on the RPC ports (one status table, transport/call/errors.ts).
       await eventually(async () => {
         const line = tally.logs().find((entry) => entry.caller === 'scanner' && entry.method === 'POST /oauth2/introspect');
         if (line === undefined) throw new Error('no RFC 7662 refusal logged for scanner');

@@ -10,8 +10,8 @@ import type { TokenService } from '../../src/core/token-service.js';
 import { startTally, stopTally } from '../../src/app.js';
 import { createLogger } from '../../src/log.js';
 import { createMemoryStore } from '../../src/store/index.js';
-import type { Metrics } from '../../src/transport/metrics.js';
-import type { Readiness } from '../../src/transport/readiness.js';
+import type { Metrics } from '../../src/transport/telemetry/metrics.js';
+import type { Readiness } from '../../src/transport/telemetry/readiness.js';
 
 export interface InProcessTallyOptions {
   store?: Store;

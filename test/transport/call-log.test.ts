@@ -3,10 +3,10 @@
 // the caller's x-request-id) is in the port suite, conformance.ts.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/log.js';
-import { createCallLogger } from '../../src/transport/call-log.js';
-import { createCallPipeline } from '../../src/transport/pipeline.js';
+import { createCallLogger } from '../../src/transport/call/call-log.js';
+import { createCallPipeline } from '../../src/transport/call/pipeline.js';
 import { createHttpServer, type HttpServer } from '../../src/transport/http/server.js';
-import type { Readiness } from '../../src/transport/readiness.js';
+import type { Readiness } from '../../src/transport/telemetry/readiness.js';
 import type { TokenServiceHandlers } from '../../src/transport/service.js';
 import { TokenService } from '../../src/gen/tally/v1/token_service_pb.js';
 import { eventually } from '../support/eventually.js';

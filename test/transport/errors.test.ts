@@ -10,7 +10,7 @@ import {
   UnauthenticatedError,
 } from '../../src/core/errors.js';
 import { codeToHttpStatus } from '@connectrpc/connect/protocol-connect';
-import { codeOfHttpStatus, httpStatusOf, toConnectError } from '../../src/transport/errors.js';
+import { codeOfHttpStatus, httpStatusOf, toConnectError } from '../../src/transport/call/errors.js';
 
 describe('toConnectError: the one place a failure becomes a status', () => {
   it.each([

@@ -5,7 +5,7 @@
 import fc from 'fast-check';
 import { Counter, Histogram, Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
-import { CounterFamily, HistogramFamily, type CounterSeries, type HistogramSeries } from '../../src/transport/plain-metrics.js';
+import { CounterFamily, HistogramFamily, type CounterSeries, type HistogramSeries } from '../../src/transport/telemetry/plain-metrics.js';
 
 const BOUNDS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
 const LABEL_SETS = [

@@ -4,7 +4,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/config.js';
-import { readTracingSettings } from '../../src/transport/tracing-settings.js';
+import { readTracingSettings } from '../../src/transport/telemetry/tracing-settings.js';
 
 const ENDPOINT = { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318' };
 

@@ -6,7 +6,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { createValidator } from '@bufbuild/protovalidate';
 import { IntrospectRequestSchema, IssueRequestSchema, RevokeRequestSchema } from '../../src/gen/tally/v1/token_service_pb.js';
-import { certainlyValid, createRequestValidator } from '../../src/transport/validate.js';
+import { certainlyValid, createRequestValidator } from '../../src/transport/call/validate.js';
 
 const text = (maxLength: number) =>
   fc.oneof(

@@ -1,11 +1,11 @@
 // check callers / check settings: what the server would refuse at start-up,
 // found before it starts, by the server's own parsers (auth/callers.ts,
-// config.ts, transport/tracing-settings.ts) so the check and the server cannot disagree.
+// config.ts, transport/telemetry/tracing-settings.ts) so the check and the server cannot disagree.
 
 import { readFileSync } from 'node:fs';
 import { ConfigError, loadConfig, SETTINGS } from '../../config.js';
-import { watchTlsFiles } from '../../transport/tls-files.js';
-import { readTracingSettings } from '../../transport/tracing-settings.js';
+import { watchTlsFiles } from '../../transport/tls/tls-files.js';
+import { readTracingSettings } from '../../transport/telemetry/tracing-settings.js';
 import type { Command } from '../command.js';
 import { CliError } from '../usage-error.js';
 import { checkCallersText } from './callers.js';

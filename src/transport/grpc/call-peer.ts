@@ -5,7 +5,7 @@
 // the :authority and the credential are read per call.
 import type { Http2Session } from 'node:http2';
 import type * as grpc from '@grpc/grpc-js';
-import { hostOfGrpcPeer, isLoopbackAddress, verifiedIdentities, type PeerInfo } from '../peer.js';
+import { hostOfGrpcPeer, isLoopbackAddress, verifiedIdentities, type PeerInfo } from '../call/peer.js';
 
 type GrpcCallView = Pick<grpc.ServerUnaryCall<unknown, unknown>, 'getPeer' | 'getAuthContext' | 'getHost'>;
 type ConnectionPeer = Pick<PeerInfo, 'address' | 'loopback' | 'tlsIdentities'>;

@@ -5,7 +5,7 @@
 // certificate providers, so that both ports share one watcher and one rule
 // for when a new set is good enough to use.
 import * as grpc from '@grpc/grpc-js';
-import { secureContextOptions, type TlsFiles } from '../tls-files.js';
+import { secureContextOptions, type TlsFiles } from '../tls/tls-files.js';
 
 class ReloadingServerCredentials extends grpc.ServerCredentials {
   constructor(files: TlsFiles) {

@@ -20,11 +20,11 @@ import { HeaderValueOption_HeaderAppendAction } from '../../gen/envoy/config/cor
 import type { AttributeContext } from '../../gen/envoy/service/auth/v3/attribute_context_pb.js';
 import { Authorization, type CheckRequest, type CheckResponseSchema } from '../../gen/envoy/service/auth/v3/external_auth_pb.js';
 import { StatusCode } from '../../gen/envoy/type/v3/http_status_pb.js';
-import { stopWaitingWhenCancelled } from '../abort.js';
+import { stopWaitingWhenCancelled } from '../call/abort.js';
 import { createCallerIntrospection } from '../caller-introspection.js';
-import { recordIntrospection } from '../call-details.js';
-import { callOf } from '../pipeline.js';
-import type { HeaderReader } from '../tracing.js';
+import { recordIntrospection } from '../call/call-details.js';
+import { callOf } from '../call/pipeline.js';
+import type { HeaderReader } from '../telemetry/tracing.js';
 
 /** Headers Tally sets (or removes, when empty) on the request it lets through. */
 export const UPSTREAM_HEADERS = {

@@ -7,9 +7,9 @@
 import { constants, type ServerHttp2Stream } from 'node:http2';
 import * as grpc from '@grpc/grpc-js';
 import { isGuardedCall } from '../../auth/authorize.js';
-import { toConnectError } from '../errors.js';
-import type { Call, CallPipeline } from '../pipeline.js';
-import { metadataCarrier } from '../tracing.js';
+import { toConnectError } from '../call/errors.js';
+import type { Call, CallPipeline } from '../call/pipeline.js';
+import { metadataCarrier } from '../telemetry/tracing.js';
 import { peerOfGrpcCall } from './call-peer.js';
 
 // Keyed by the metadata object, which grpc-js hands unchanged from the

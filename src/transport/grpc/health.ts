@@ -15,7 +15,7 @@ import {
   HealthCheckResponseSchema,
   HealthListResponseSchema,
 } from '../../gen/grpc/health/v1/health_pb.js';
-import type { Readiness } from '../readiness.js';
+import type { Readiness } from '../telemetry/readiness.js';
 
 export interface HealthService {
   definition: grpc.ServiceDefinition;

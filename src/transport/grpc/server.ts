@@ -12,10 +12,10 @@ import { file_grpc_health_v1_health } from '../../gen/grpc/health/v1/health_pb.j
 import { file_grpc_reflection_v1_reflection } from '../../gen/grpc/reflection/v1/reflection_pb.js';
 import { file_grpc_reflection_v1alpha_reflection } from '../../gen/grpc/reflection/v1alpha/reflection_pb.js';
 import { file_tally_v1_token_service, TokenService } from '../../gen/tally/v1/token_service_pb.js';
-import type { CallPipeline } from '../pipeline.js';
-import type { Readiness } from '../readiness.js';
+import type { CallPipeline } from '../call/pipeline.js';
+import type { Readiness } from '../telemetry/readiness.js';
 import type { TokenServiceHandlers } from '../service.js';
-import type { TlsFiles } from '../tls-files.js';
+import type { TlsFiles } from '../tls/tls-files.js';
 import { createGrpcServerCredentials } from './credentials.js';
 import { observeGrpcTlsHandshakes } from './tls-handshakes.js';
 import { createGuardInterceptor } from './guard-interceptor.js';

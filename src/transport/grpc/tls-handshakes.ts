@@ -8,7 +8,7 @@
 // covers both ports).
 import type * as grpc from '@grpc/grpc-js';
 import type { Http2SecureServer } from 'node:http2';
-import { observeTlsHandshakes, type TlsHandshakeObserver } from '../tls-handshakes.js';
+import { observeTlsHandshakes, type TlsHandshakeObserver } from '../tls/tls-handshakes.js';
 
 interface Http2ServerMaker {
   createHttp2Server(credentials: grpc.ServerCredentials): Http2SecureServer;

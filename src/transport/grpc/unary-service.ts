@@ -17,10 +17,10 @@ import {
   type MessageShape,
 } from '@bufbuild/protobuf';
 import { Code, ConnectError, createContextValues, type ContextValues, type HandlerContext, type ServiceImpl } from '@connectrpc/connect';
-import { toConnectError } from '../errors.js';
-import { cancelAnsweredByTransportKey } from '../abort.js';
-import { callKey, type CallPipeline } from '../pipeline.js';
-import { metadataCarrier } from '../tracing.js';
+import { toConnectError } from '../call/errors.js';
+import { cancelAnsweredByTransportKey } from '../call/abort.js';
+import { callKey, type CallPipeline } from '../call/pipeline.js';
+import { metadataCarrier } from '../telemetry/tracing.js';
 import { peerOfGrpcCall } from './call-peer.js';
 import { callOfMetadata } from './guard-interceptor.js';
 

@@ -20,7 +20,7 @@
 
 import type { TokenService } from '../../core/token-service.js';
 import type { PublicJwk } from '../../core/types.js';
-import type { CallPipeline } from '../pipeline.js';
+import type { CallPipeline } from '../call/pipeline.js';
 import { pipelineRoute, writeFailure } from './oauth-endpoint.js';
 import type { Route } from './router.js';
 

@@ -7,9 +7,9 @@
 // presented must be good, as everywhere: a wrong one is refused, not ignored.
 
 import { Code } from '@connectrpc/connect';
-import { toConnectError } from '../errors.js';
-import type { Guard } from '../guard.js';
-import type { Metrics } from '../metrics.js';
+import { toConnectError } from '../call/errors.js';
+import type { Guard } from '../call/guard.js';
+import type { Metrics } from '../telemetry/metrics.js';
 import type { Route } from './router.js';
 import { peerInfoOf } from './server.js';
 

@@ -7,10 +7,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Code, ConnectError } from '@connectrpc/connect';
 import type { Caller } from '../../auth/callers.js';
-import type { CallDetails } from '../call-details.js';
-import { codeOfHttpStatus, httpStatusOf, toConnectError } from '../errors.js';
-import type { Call, CallPipeline } from '../pipeline.js';
-import { headersCarrier } from '../tracing.js';
+import type { CallDetails } from '../call/call-details.js';
+import { codeOfHttpStatus, httpStatusOf, toConnectError } from '../call/errors.js';
+import type { Call, CallPipeline } from '../call/pipeline.js';
+import { headersCarrier } from '../telemetry/tracing.js';
 import type { Route } from './router.js';
 import { peerInfoOf } from './server.js';
 

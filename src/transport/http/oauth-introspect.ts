@@ -11,8 +11,8 @@ import { tokenClaims } from '../../core/claims.js';
 import type { TokenService } from '../../core/token-service.js';
 import { createCallerIntrospection } from '../caller-introspection.js';
 import type { ActiveToken, Introspection, JsonObject } from '../../core/types.js';
-import { recordIntrospection } from '../call-details.js';
-import type { CallPipeline } from '../pipeline.js';
+import { recordIntrospection } from '../call/call-details.js';
+import type { CallPipeline } from '../call/pipeline.js';
 import { pipelineRoute, readTokenRequest, writeFailure, writeJsonText } from './oauth-endpoint.js';
 import type { Route } from './router.js';
 

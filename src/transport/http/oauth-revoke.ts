@@ -3,7 +3,7 @@
 // real revocation (RFC 7009 §2.2), so the endpoint is no oracle.
 
 import type { TokenService } from '../../core/token-service.js';
-import type { CallPipeline } from '../pipeline.js';
+import type { CallPipeline } from '../call/pipeline.js';
 import { pipelineRoute, readTokenRequest, writeFailure } from './oauth-endpoint.js';
 import type { Route } from './router.js';
 

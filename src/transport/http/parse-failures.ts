@@ -6,7 +6,7 @@
 // rewritten; every other answer passes through untouched.
 import { Code } from '@connectrpc/connect';
 import { createAsyncIterable, type UniversalHandler, type UniversalServerResponse } from '@connectrpc/connect/protocol';
-import { codeName, httpStatusOf } from '../errors.js';
+import { codeName, httpStatusOf } from '../call/errors.js';
 
 const PARSE_FAILURE = 'parse binary:';
 const MESSAGE = 'the request message could not be parsed';

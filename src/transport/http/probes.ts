@@ -2,7 +2,7 @@
 // /readyz: the same rule as gRPC health (store answers, key ring loaded, not
 // draining), so either probe can decide where traffic goes.
 
-import type { Readiness } from '../readiness.js';
+import type { Readiness } from '../telemetry/readiness.js';
 import type { Route } from './router.js';
 
 const PLAIN = { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' };

@@ -3,9 +3,9 @@
 
 import type { ScanLimiter } from '../../auth/scan-limiter.js';
 import type { TokenService } from '../../core/token-service.js';
-import type { Guard } from '../guard.js';
-import type { CallPipeline } from '../pipeline.js';
-import type { Metrics } from '../metrics.js';
+import type { Guard } from '../call/guard.js';
+import type { CallPipeline } from '../call/pipeline.js';
+import type { Metrics } from '../telemetry/metrics.js';
 import { createInternalJwksRoute, createJwksRoute } from './jwks.js';
 import { createMetricsRoute } from './metrics-route.js';
 import { createIntrospectionRoute } from './oauth-introspect.js';

@@ -14,9 +14,9 @@
 // carries the same trace id and the reason (call-log.ts).
 
 import type { IncomingHttpHeaders } from 'node:http';
-import type { TraceStep } from '../core/ports.js';
-import type { CallDetails } from './call-details.js';
-import type { CallLogger, CallRecord } from './call-log.js';
+import type { TraceStep } from '../../core/ports.js';
+import type { CallDetails } from '../call/call-details.js';
+import type { CallLogger, CallRecord } from '../call/call-log.js';
 import type { TracingSettings } from './tracing-settings.js';
 
 /** One header (or gRPC metadata entry) of a call, by its lower-case name. */

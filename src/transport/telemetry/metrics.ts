@@ -27,16 +27,16 @@
 
 import { Code } from '@connectrpc/connect';
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
-import { whenReady } from '../core/awaitable.js';
-import type { TokenService } from '../core/token-service.js';
-import type { PublicKeyInfo } from '../core/types.js';
-import type { StoreObserver } from '../store/instrumented-store.js';
-import type { ScanLimiter } from '../auth/scan-limiter.js';
-import type { StoreChange } from '../store/index.js';
-import type { CallLogger } from './call-log.js';
-import { codeName } from './errors.js';
+import { whenReady } from '../../core/awaitable.js';
+import type { TokenService } from '../../core/token-service.js';
+import type { PublicKeyInfo } from '../../core/types.js';
+import type { StoreObserver } from '../../store/instrumented-store.js';
+import type { ScanLimiter } from '../../auth/scan-limiter.js';
+import type { StoreChange } from '../../store/index.js';
+import type { CallLogger } from '../call/call-log.js';
+import { codeName } from '../call/errors.js';
 import { CounterFamily, HistogramFamily, type CounterSeries, type HistogramSeries } from './plain-metrics.js';
-import type { TlsHandshakeOutcome } from './tls-handshakes.js';
+import type { TlsHandshakeOutcome } from '../tls/tls-handshakes.js';
 
 export interface Metrics {
   readonly registry: Registry;

@@ -4,7 +4,7 @@
 // what a gRPC deadline means: the outcome is unknown to the caller).
 
 import { Code, ConnectError, createContextKey, type HandlerContext } from '@connectrpc/connect';
-import { isPromise, type Awaitable } from '../core/awaitable.js';
+import { isPromise, type Awaitable } from '../../core/awaitable.js';
 
 /**
  * Set by a transport that answers a cancelled call itself without waiting

@@ -16,7 +16,7 @@ import {
   StringRulesSchema,
   type StringRules,
 } from '@bufbuild/protovalidate/gen/buf/validate/validate_pb.js';
-import { InvalidArgumentError } from '../core/errors.js';
+import { InvalidArgumentError } from '../../core/errors.js';
 
 /** `audience[3]`, `ttl`, `target`: the field as callers write it in proto snake_case. */
 function fieldOf(violation: Violation): string {

@@ -12,7 +12,7 @@
 // A bad value stops start-up with a message that names the variable, as
 // TALLY_* settings do.
 
-import { ConfigError, type Environment } from '../config.js';
+import { ConfigError, type Environment } from '../../config.js';
 
 export type OtlpProtocol = 'http/protobuf' | 'http/json' | 'grpc';
 

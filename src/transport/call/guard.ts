@@ -2,11 +2,11 @@
 // credentials from the transport (peer.ts) → caller (auth/authenticate.ts)
 // → permission for the call (auth/authorize.ts). The call pipeline
 // (pipeline.ts) asks it at step 3; handlers find the caller on their call.
-import { authenticate, bearerCredential, type AuthenticationPolicy } from '../auth/authenticate.js';
-import { authorize } from '../auth/authorize.js';
-import { basicCredential } from '../auth/basic-credential.js';
-import type { Caller, CallerDirectory } from '../auth/callers.js';
-import { UnauthenticatedError } from '../core/errors.js';
+import { authenticate, bearerCredential, type AuthenticationPolicy } from '../../auth/authenticate.js';
+import { authorize } from '../../auth/authorize.js';
+import { basicCredential } from '../../auth/basic-credential.js';
+import type { Caller, CallerDirectory } from '../../auth/callers.js';
+import { UnauthenticatedError } from '../../core/errors.js';
 import type { PeerInfo } from './peer.js';
 
 export interface Guard {

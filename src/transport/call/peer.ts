@@ -3,7 +3,7 @@
 // client certificate (mTLS). Each server fills this in; guard.ts decides.
 import { isIP } from 'node:net';
 import type { PeerCertificate } from 'node:tls';
-import { tlsIdentities } from '../auth/tls-identity.js';
+import { tlsIdentities } from '../../auth/tls-identity.js';
 
 export interface PeerInfo {
   /** host:port, for logs. */

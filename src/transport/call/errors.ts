@@ -7,7 +7,7 @@
 
 import { Code, ConnectError } from '@connectrpc/connect';
 import { codeToString } from '@connectrpc/connect/protocol-connect';
-import { TallyError, type TallyErrorCode } from '../core/errors.js';
+import { TallyError, type TallyErrorCode } from '../../core/errors.js';
 
 const CODE_OF: Record<TallyErrorCode, Code> = {
   ERR_INVALID_ARGUMENT: Code.InvalidArgument,

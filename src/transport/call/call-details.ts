@@ -2,8 +2,8 @@
 // pipeline creates the record (pipeline.ts), the handlers fill in what only
 // they know.
 
-import type { InactiveReason, Introspection } from '../core/types.js';
-import type { CallSpan } from './tracing.js';
+import type { InactiveReason, Introspection } from '../../core/types.js';
+import type { CallSpan } from '../telemetry/tracing.js';
 
 export interface CallDetails {
   /** The peer's address (host:port) as the transport saw it. */

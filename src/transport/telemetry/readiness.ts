@@ -3,7 +3,7 @@
 // is loaded, and the process is not draining. Pings run on a timer rather
 // than per probe, so a storm of probes never becomes a storm of store calls.
 
-import type { Logger } from '../log.js';
+import type { Logger } from '../../log.js';
 
 export interface ReadinessOptions {
   /** Resolves when the store answers. */

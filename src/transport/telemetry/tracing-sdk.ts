@@ -34,9 +34,9 @@ import {
   ATTR_SERVICE_NAME,
   ATTR_SERVICE_VERSION,
 } from '@opentelemetry/semantic-conventions';
-import type { TraceStep } from '../core/ports.js';
-import type { CallRecord } from './call-log.js';
-import { codeName } from './errors.js';
+import type { TraceStep } from '../../core/ports.js';
+import type { CallRecord } from '../call/call-log.js';
+import { codeName } from '../call/errors.js';
 import type { CallSpan, CallStart, HeaderReader, Tracing, TracingOptions } from './tracing.js';
 import type { OtlpProtocol, SamplerSetting, TracingSettings } from './tracing-settings.js';
 

@@ -4,13 +4,13 @@
 // paths besides.
 
 import { Code, type ConnectError } from '@connectrpc/connect';
-import type { Logger } from '../log.js';
+import type { Logger } from '../../log.js';
 import type { CallDetails } from './call-details.js';
 import { codeName, isServerFault } from './errors.js';
-import { Authorization } from '../gen/envoy/service/auth/v3/external_auth_pb.js';
-import { TokenService } from '../gen/tally/v1/token_service_pb.js';
-import { INTERNAL_JWKS_PATH, JWKS_PATH } from './http/jwks.js';
-import { INTROSPECTION_PATH } from './http/oauth-introspect.js';
+import { Authorization } from '../../gen/envoy/service/auth/v3/external_auth_pb.js';
+import { TokenService } from '../../gen/tally/v1/token_service_pb.js';
+import { INTERNAL_JWKS_PATH, JWKS_PATH } from '../http/jwks.js';
+import { INTROSPECTION_PATH } from '../http/oauth-introspect.js';
 
 export interface CallRecord {
   /** `tally.v1.TokenService/Issue` */

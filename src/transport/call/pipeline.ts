@@ -23,14 +23,14 @@
 
 import { createContextKey, type Code, type ConnectError, type ContextValues, type HandlerContext, type ServiceImpl } from '@connectrpc/connect';
 import type { DescMessage, DescService, MessageShape } from '@bufbuild/protobuf';
-import type { Caller } from '../auth/callers.js';
+import type { Caller } from '../../auth/callers.js';
 import type { CallDetails } from './call-details.js';
 import { requestIdOf } from './call-details.js';
 import type { CallLogger, CallRecord } from './call-log.js';
 import { toConnectError } from './errors.js';
 import type { Guard } from './guard.js';
 import type { PeerInfo } from './peer.js';
-import { runInCallSpan, type HeaderReader, type Tracing } from './tracing.js';
+import { runInCallSpan, type HeaderReader, type Tracing } from '../telemetry/tracing.js';
 
 export interface CallPipelineOptions {
   guard: Guard;
