@@ -156,10 +156,17 @@ function namesOneOf(record: TokenRecord, audiences: readonly string[] | undefine
   return audiences === undefined || record.audience.some((audience) => audiences.includes(audience));
 }
 
-function scopesOf(record: TokenRecord): Array<readonly [MarkScope, string]> {
-  const scopes: Array<readonly [MarkScope, string]> = [['token', record.tokenId], ['subject', record.subject]];
-  if (record.clientId) scopes.push(['client', record.clientId]);
-  if (record.sessionId) scopes.push(['session', record.sessionId]);
+// Made once per shared (frozen) record: a cache hit asks for them on every call.
+const scopesOfRecords = new WeakMap<TokenRecord, ReadonlyArray<readonly [MarkScope, string]>>();
+
+function scopesOf(record: TokenRecord): ReadonlyArray<readonly [MarkScope, string]> {
+  let scopes = scopesOfRecords.get(record);
+  if (scopes !== undefined) return scopes;
+  const made: Array<readonly [MarkScope, string]> = [['token', record.tokenId], ['subject', record.subject]];
+  if (record.clientId) made.push(['client', record.clientId]);
+  if (record.sessionId) made.push(['session', record.sessionId]);
+  scopes = made;
+  if (Object.isFrozen(record)) scopesOfRecords.set(record, Object.freeze(scopes));
   return scopes;
 }
 

@@ -32,7 +32,7 @@ import { randomUUID } from 'node:crypto';
 import { StoreUnavailableError } from '../../core/errors.js';
 import type { Clock, LocalView, Store } from '../../core/ports.js';
 import { systemClock } from '../../core/system.js';
-import type { KeyRingSnapshot, StoredKey, TokenRecord } from '../../core/types.js';
+import type { KeyRingSnapshot, MarkScope, StoredKey, TokenRecord } from '../../core/types.js';
 import { checkMarkKeepTime } from '../mark-keep-time.js';
 import { parseRedisUrl } from './connection-url.js';
 import { DEFAULT_COMMAND_TIMEOUT_MS, DEFAULT_LEASE_MS } from './defaults.js';
@@ -227,13 +227,23 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
     }
   }
 
+  // The hot path asks with the same (frozen) scopes of a record each time: their fields are made once.
+  const markFields = new WeakMap<object, string[]>();
+  const markFieldsOf = (scopes: ReadonlyArray<readonly [MarkScope, string]>): string[] => {
+    let fields = markFields.get(scopes);
+    if (fields === undefined) {
+      fields = scopes.map(([scope, value]) => markField(scope, value));
+      if (Object.isFrozen(scopes)) markFields.set(scopes, fields);
+    }
+    return fields;
+  };
   // Trusted only at the moment localView() hands it out (the view fresh); the hot path reads it at once.
   const localView: LocalView | undefined =
     cache === undefined || view === undefined
       ? undefined
       : {
           getToken: (tokenId) => cache.get(tokenId),
-          revocationMark: (scopes) => view.highestMark(scopes.map(([scope, value]) => markField(scope, value))),
+          revocationMark: (scopes) => view.highestMark(markFieldsOf(scopes)),
         };
 
   return {

@@ -121,12 +121,12 @@ function createUnaryCallHandler(
       // Answer (and log) now rather than when the handler is done: its result is no longer wanted.
       finish(reason);
     };
-    grpcCall.once('cancelled', onCancelled);
+    let listening = false;
 
     const finish = (error: ConnectError | undefined, response?: Uint8Array) => {
       if (finished) return;
       finished = true;
-      grpcCall.off('cancelled', onCancelled);
+      if (listening) grpcCall.off('cancelled', onCancelled);
       context.complete();
       call.end(error?.code ?? 0, error);
       if (error === undefined) {
@@ -159,9 +159,15 @@ function createUnaryCallHandler(
       finish(toConnectError(error));
       return;
     }
-    // A handler that can answer from memory answers at once: no promise, no microtask.
-    if (isPromise(result)) result.then(answer, (error: unknown) => finish(toConnectError(error)));
-    else answer(result);
+    // A handler that can answer from memory answers at once: no promise, no
+    // microtask, and no listener for a cancellation that cannot come first.
+    if (isPromise(result)) {
+      listening = true;
+      grpcCall.once('cancelled', onCancelled);
+      result.then(answer, (error: unknown) => finish(toConnectError(error)));
+    } else {
+      answer(result);
+    }
   };
 }
 
