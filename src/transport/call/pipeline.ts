@@ -74,6 +74,8 @@ export interface Call {
 }
 
 export interface CallPipeline {
+  /** Whether calls are traced: transports make a trace-context carrier only then. */
+  readonly tracing: boolean;
   /** Steps 1 and 2; `headers` are the call's own (metadata or HTTP headers), where a trace context may be. */
   begin(method: string, protocol: string, peer: PeerInfo, requestId: string | string[] | undefined, headers?: HeaderReader): Call;
   /**
@@ -150,6 +152,7 @@ export function createCallPipeline(options: CallPipelineOptions): CallPipeline {
   }
 
   return {
+    tracing: tracing !== undefined,
     begin(method, protocol, peer, requestId, headers) {
       return new PipelineCall(method, protocol, peer, requestIdOf(requestId), headers);
     },

@@ -12,13 +12,16 @@ import type { Call, CallPipeline } from '../call/pipeline.js';
 import { metadataCarrier } from '../telemetry/tracing.js';
 import { peerOfGrpcCall } from './call-peer.js';
 
-// Keyed by the metadata object, which grpc-js hands unchanged from the
-// interceptor to the handler's call; gone with the call.
-const callsByMetadata = new WeakMap<grpc.Metadata, Call>();
+// Carried on the metadata object, which grpc-js hands unchanged from the
+// interceptor to the handler's call, and gone with it. A property rather
+// than a WeakMap: a WeakMap entry per call made every young-generation
+// collection walk them all.
+const CALL = Symbol('tally call');
+type CarryingMetadata = grpc.Metadata & { [CALL]?: Call };
 
 /** The call the interceptor began for this metadata, authenticated; undefined if it did not run. */
 export function callOfMetadata(metadata: grpc.Metadata): Call | undefined {
-  return callsByMetadata.get(metadata);
+  return (metadata as CarryingMetadata)[CALL];
 }
 
 /**
@@ -45,7 +48,8 @@ export function createGuardInterceptor(pipeline: CallPipeline): grpc.ServerInter
       onReceiveMetadata(metadata, next) {
         const peer = peerOfGrpcCall(call, metadata);
         const requestId = metadata.get('x-request-id')[0];
-        const tallyCall = pipeline.begin(name, 'grpc', peer, typeof requestId === 'string' ? requestId : undefined, metadataCarrier(metadata));
+        const headers = pipeline.tracing ? metadataCarrier(metadata) : undefined;
+        const tallyCall = pipeline.begin(name, 'grpc', peer, typeof requestId === 'string' ? requestId : undefined, headers);
         try {
           tallyCall.authenticate(peer.authorization);
         } catch (thrown) {
@@ -56,7 +60,7 @@ export function createGuardInterceptor(pipeline: CallPipeline): grpc.ServerInter
           stopRequest(call);
           return;
         }
-        callsByMetadata.set(metadata, tallyCall);
+        (metadata as CarryingMetadata)[CALL] = tallyCall;
         next(metadata);
       },
     };
