@@ -467,6 +467,13 @@ export const SETTINGS = {
       'Milliseconds a replica may answer from its local view before renewing its lease; also the longest a dead replica can hold up a Revoke.',
     parse: parseLeaseMs,
   }),
+  clientLeaseMs: required({
+    env: 'TALLY_CLIENT_LEASE_MS',
+    default: '1000',
+    description:
+      'Milliseconds a client watching revocations (tally/client\'s local view) may answer from its cache after an acknowledgement renewed its lease; also the longest a dead or cut-off client can hold up a Revoke.',
+    parse: parseLeaseMs,
+  }),
   redisWaitReplicas: optional({
     env: 'TALLY_REDIS_WAIT_REPLICAS',
     description:

@@ -8,6 +8,7 @@ import { KeyRingError } from './core/errors.js';
 import type { Store } from './core/ports.js';
 import { deriveSecrets } from './core/secrets.js';
 import { createTokenService, type TokenService } from './core/token-service.js';
+import { createRevocationWatch } from './core/revocation-watch.js';
 import { createLogger, type Logger } from './log.js';
 import { createStore } from './store/index.js';
 import { SETTINGS_README_SECTION, type SettingsReport, type StoreChange } from './store/index.js';
@@ -166,6 +167,7 @@ async function start(config: Config, logger: Logger): Promise<Running> {
     commandTimeoutMs: config.redisCommandTimeoutMs,
     cacheSize: config.cacheSize,
     leaseMs: config.leaseMs,
+    holderLeaseMs: config.clientLeaseMs,
     replicasToWait: config.redisWaitReplicas ?? (config.redisUrl?.startsWith('redis+sentinel://') ? 1 : 0),
     onConnectionError: throttled(10_000, (error) => logger.warn({ err: error }, 'Redis connection error')),
     onBackgroundError: (error) => viewError(error as Error),
@@ -230,9 +232,12 @@ async function start(config: Config, logger: Logger): Promise<Running> {
   });
   const scanLimiter = metrics.countScanLimitRefusals(createScanLimiter({ missesPerSecond: config.scanLimitPerSecond, burst: config.scanLimitBurst, clock: systemClock }));
   // Per call: the guard (who calls, may they), then the proto's validation rules, then the handler.
+  // Clients keeping a local view (WatchRevocations) watch elsewhere once this replica drains.
+  const revocationWatch = createRevocationWatch({ store });
+  readiness.onChange(() => readiness.draining() && revocationWatch.endAll());
   const handlers = guardService(
     TokenServiceDescriptor,
-    validateService(TokenServiceDescriptor, createTokenServiceHandlers(tokens, { scanLimiter })),
+    validateService(TokenServiceDescriptor, createTokenServiceHandlers(tokens, { scanLimiter, revocationWatch })),
     guard,
   );
   // Order on every call: request id → logging → metrics → auth (the guard, inside the handlers), so refusals are counted.

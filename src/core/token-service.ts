@@ -24,6 +24,7 @@ import type { DerivedSecrets } from './secrets.js';
 import { createStoreClock } from './store-clock.js';
 import { systemClock, systemRandomness } from './system.js';
 import type {
+  ActiveToken,
   PublicJwk,
   InactiveReason,
   InactiveToken,
@@ -139,7 +140,8 @@ function toWholeSeconds(ms: number): number {
   return Math.floor(ms / 1000) * 1000;
 }
 
-function namesOneOf(record: TokenRecord, audiences: readonly string[] | undefined): boolean {
+/** Whether a caller limited to these audiences (undefined: not limited) may see the token. */
+export function namesOneOf(record: TokenRecord, audiences: readonly string[] | undefined): boolean {
   return audiences === undefined || record.audience.some((audience) => audiences.includes(audience));
 }
 
@@ -225,11 +227,16 @@ export function createTokenService(options: TokenServiceOptions): TokenService {
     if (clock.now() >= record.expiresAt) return inactive('expired', record.tokenId);
     if (input.audience && !record.audience.includes(input.audience)) return inactive('wrong_audience', record.tokenId);
     if (input.requiredScopes?.some((scope) => !record.scopes.includes(scope))) return inactive('missing_scope', record.tokenId);
+    // Read before the marks (and on the same connection, so it is answered first): every
+    // revocation numbered at or below it is then in the marks read next.
+    const reflected = input.withRevocationSequence === true ? store.revocationSequence() : undefined;
+    // Settled here if a mark read fails first; awaited below otherwise.
+    reflected?.catch(() => {});
     // Last, because it is the one step that may cost a store round trip.
     if (record.sequence < (await store.revocationMark(scopesOf(record)))) return inactive('revoked', record.tokenId);
     // A JWT only: a mark on its signing key covers every JWT the key signed, whatever its sequence.
     if (kid !== undefined && (await store.revocationMark([['key', kid]])) > 0) return inactive('revoked', record.tokenId);
-    return {
+    const active: ActiveToken = {
       active: true,
       tokenId: record.tokenId,
       format: record.format,
@@ -243,6 +250,8 @@ export function createTokenService(options: TokenServiceOptions): TokenService {
       expiresAt: record.expiresAt,
       issuer,
     };
+    if (reflected !== undefined) active.revocationSequence = await reflected;
+    return active;
   }
 
   async function revokeRecord(record: TokenRecord, callerAudiences: readonly string[] | undefined): Promise<void> {

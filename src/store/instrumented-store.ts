@@ -7,7 +7,7 @@ import type { Store } from '../core/ports.js';
 /** Told of every store operation as it settles. */
 export type StoreObserver = (operation: string, seconds: number, failed: boolean) => void;
 
-type Operation = Exclude<keyof Store, 'onKeyRingChange' | 'close'>;
+type Operation = Exclude<keyof Store, 'onKeyRingChange' | 'holders' | 'close'>;
 
 const OPERATIONS: readonly Operation[] = [
   'revocationSequence',
@@ -41,6 +41,7 @@ export function instrumentStore(store: Store, observe: StoreObserver): Store {
   return {
     ...(instrumented as Pick<Store, Operation>),
     ...(store.onKeyRingChange === undefined ? {} : { onKeyRingChange: store.onKeyRingChange.bind(store) }),
+    ...(store.holders === undefined ? {} : { holders: store.holders }),
     close: () => store.close(),
   };
 }

@@ -31,17 +31,23 @@ import { createCallerIntrospection } from './caller-introspection.js';
 import { callDetailsOf } from './call-details.js';
 import { callerOf } from './guard.js';
 import { stopWaitingWhenCancelled } from './abort.js';
+import type { RevocationWatch } from '../core/revocation-watch.js';
+import { createWatchRevocationsHandlers } from './watch-revocations.js';
 
 export type TokenServiceHandlers = ServiceImpl<typeof TokenServiceDescriptor>;
 
 export interface TokenServiceHandlersOptions {
   /** Refuses introspection to a caller that keeps asking about tokens that do not exist. */
   scanLimiter?: ScanLimiter;
+  /** Serves WatchRevocations and AcknowledgeRevocations; without it they answer UNIMPLEMENTED. */
+  revocationWatch?: RevocationWatch;
 }
 
 export function createTokenServiceHandlers(tokens: TokenService, options: TokenServiceHandlersOptions = {}): TokenServiceHandlers {
   const introspectAs = createCallerIntrospection(tokens, options.scanLimiter);
   return {
+    ...createWatchRevocationsHandlers(options.revocationWatch),
+
     async issue(request, context) {
       const caller = callerOf(context.values);
       // A caller limited to audiences issues for those only; naming none means all of its own.
@@ -76,6 +82,7 @@ export function createTokenServiceHandlers(tokens: TokenService, options: TokenS
           token: request.token,
           audience: nonEmpty(request.audience),
           requiredScopes: request.requiredScopes.length > 0 ? request.requiredScopes : undefined,
+          withRevocationSequence: true,
         }),
       );
       const details = callDetailsOf(context.values);
@@ -101,6 +108,7 @@ export function createTokenServiceHandlers(tokens: TokenService, options: TokenS
         issuer: result.issuer,
         claims: result.claims,
         sessionId: result.sessionId,
+        revocationSequence: BigInt(result.revocationSequence ?? 0),
       };
     },
 

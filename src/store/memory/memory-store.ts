@@ -2,15 +2,24 @@
 // restart. It defines what the conformance suite expects of every store.
 
 import { StoreUnavailableError } from '../../core/errors.js';
-import type { Clock, Store } from '../../core/ports.js';
+import type { Clock, Store, StoreEvent } from '../../core/ports.js';
 import { systemClock } from '../../core/system.js';
 import type { KeyRingSnapshot, MarkScope, StoredKey, TokenRecord } from '../../core/types.js';
+import { untilLeaseHoldersApplied } from '../lease-wait.js';
 import { checkMarkKeepTime } from '../mark-keep-time.js';
 
 export interface MemoryStoreOptions {
   clock?: Clock;
   /** How often expired records and marks are dropped; lookups ignore them in between. */
   sweepIntervalMs?: number;
+  /** How long the lease of a holder of a view outside Tally (a client watching revocations) lasts. */
+  holderLeaseMs?: number;
+}
+
+interface HolderLease {
+  applied: number;
+  /** clock.now() until which the lease is live. */
+  until: number;
 }
 
 interface Mark {
@@ -19,6 +28,7 @@ interface Mark {
 }
 
 const DEFAULT_SWEEP_INTERVAL_MS = 60_000;
+const DEFAULT_HOLDER_LEASE_MS = 1000;
 
 export function createMemoryStore(options: MemoryStoreOptions = {}): Store {
   const clock = options.clock ?? systemClock;
@@ -28,6 +38,20 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Store {
   let keyRing: KeyRingSnapshot = { version: 0, keys: [] };
   let secretFingerprint: string | undefined;
   let closed = false;
+  const holderLeaseMs = options.holderLeaseMs ?? DEFAULT_HOLDER_LEASE_MS;
+  const holderLeases = new Map<string, HolderLease>();
+  const followers = new Set<(event: StoreEvent) => void>();
+  const tell = (event: StoreEvent) => followers.forEach((follower) => follower(event));
+
+  /** Live leases of holders yet to apply the event numbered sequence; lapsed ones are dropped. */
+  function pendingHolders(sequence: number): number {
+    let pending = 0;
+    for (const [holderId, lease] of holderLeases) {
+      if (lease.until <= clock.now()) holderLeases.delete(holderId);
+      else if (lease.applied < sequence) pending += 1;
+    }
+    return pending;
+  }
 
   const isExpired = (record: TokenRecord) => clock.now() > record.expiresAt;
   const isLapsed = (mark: Mark) => clock.now() > mark.keptUntil;
@@ -75,15 +99,18 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Store {
       checkMarkKeepTime(keepForMs);
       await open();
       sequence += 1;
+      const taken = sequence;
       const key = markKey(scope, value);
       const existing = marks.get(key);
       const live = existing !== undefined && !isLapsed(existing) ? existing : undefined;
       marks.set(key, {
-        sequence: Math.max(live?.sequence ?? 0, sequence),
+        sequence: Math.max(live?.sequence ?? 0, taken),
         // A shorter keep must not cut short what an earlier revocation promised.
         keptUntil: Math.max(live?.keptUntil ?? 0, clock.now() + keepForMs),
       });
-      return sequence;
+      tell({ kind: 'mark', sequence: taken, scope, value });
+      await untilLeaseHoldersApplied(async () => pendingHolders(taken), holderLeaseMs);
+      return taken;
     },
 
     async revocationMark(scopes) {
@@ -105,6 +132,9 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Store {
       await open();
       if (keyRing.version !== expectedVersion) return false;
       keyRing = { version: expectedVersion + 1, keys: structuredClone(keys) };
+      // As in Redis, a ring change takes a number of the sequence, so holders apply it in order with marks.
+      sequence += 1;
+      tell({ kind: 'keys', sequence });
       return true;
     },
 
@@ -123,9 +153,40 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Store {
       await open();
     },
 
+    holders: {
+      leaseMs: holderLeaseMs,
+      fresh: () => !closed,
+      follow(listener) {
+        if (closed) return undefined;
+        followers.add(listener);
+        return { from: sequence, stop: () => void followers.delete(listener) };
+      },
+      async grant(holderId, appliedSequence) {
+        await open();
+        holderLeases.set(holderId, { applied: appliedSequence, until: clock.now() + holderLeaseMs });
+        return { sequence, time: clock.now() };
+      },
+      async renew(holderId, appliedSequence) {
+        await open();
+        const lease = holderLeases.get(holderId);
+        if (lease === undefined || lease.until <= clock.now()) {
+          holderLeases.delete(holderId);
+          return false;
+        }
+        holderLeases.set(holderId, { applied: appliedSequence, until: clock.now() + holderLeaseMs });
+        return true;
+      },
+      async release(holderId) {
+        await open();
+        holderLeases.delete(holderId);
+      },
+    },
+
     async close() {
       closed = true;
       clearInterval(sweeper);
+      tell({ kind: 'lost' });
+      followers.clear();
     },
   };
 }

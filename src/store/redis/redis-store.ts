@@ -36,8 +36,9 @@ import type { KeyRingSnapshot, StoredKey, TokenRecord } from '../../core/types.j
 import { checkMarkKeepTime } from '../mark-keep-time.js';
 import { parseRedisUrl } from './connection-url.js';
 import { createRedisClient, duplicateClient, keepConnecting, waitForReplicas } from './connect.js';
-import { createKeyNames, DEFAULT_KEY_PREFIX, markField } from './keys.js';
-import { startReplicaView, untilReplicasApplied, type ReplicaView, type StoreChange } from './replica-view.js';
+import { createKeyNames, DEFAULT_KEY_PREFIX, holderField, markField } from './keys.js';
+import { untilLeaseHoldersApplied } from '../lease-wait.js';
+import { startReplicaView, type ReplicaView, type StoreChange } from './replica-view.js';
 import { checkRedisSettings, type SettingsReport } from './settings-check.js';
 import { createTokenCache, type TokenCache } from './token-cache.js';
 
@@ -58,6 +59,8 @@ export interface RedisStoreOptions {
   cacheSize?: number;
   /** How long a replica's lease on its view lasts (see replica-view.ts). */
   leaseMs?: number;
+  /** How long the lease of a holder of a view outside Tally (a client watching revocations) lasts. */
+  holderLeaseMs?: number;
   /** Events kept in the stream; a replica further behind reloads in full. */
   eventsToKeep?: number;
   /**
@@ -85,6 +88,7 @@ export interface RedisStoreOptions {
 
 export const DEFAULT_COMMAND_TIMEOUT_MS = 1000;
 export const DEFAULT_LEASE_MS = 2000;
+export const DEFAULT_HOLDER_LEASE_MS = 1000;
 const DEFAULT_RECONNECT_MAX_DELAY_MS = 1000;
 const DEFAULT_EVENTS_TO_KEEP = 100_000;
 
@@ -186,6 +190,9 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
 
   const eventsToKeep = options.eventsToKeep ?? DEFAULT_EVENTS_TO_KEEP;
   const leaseMs = options.leaseMs ?? DEFAULT_LEASE_MS;
+  const holderLeaseMs = options.holderLeaseMs ?? DEFAULT_HOLDER_LEASE_MS;
+  // A revocation may wait for either kind of lease; the fence after a store was set up must outlast both.
+  const longestLeaseMs = Math.max(leaseMs, holderLeaseMs);
   const keyRingListeners: Array<() => void> = [];
   let cache: TokenCache | undefined;
   let view: ReplicaView | undefined;
@@ -267,7 +274,7 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
         ),
       );
       await call(durable);
-      await untilReplicasApplied((pendingFor) => call(() => client.pendingReplicas(keys.leases, keys.identity, sequence, pendingFor)), leaseMs);
+      await untilLeaseHoldersApplied((pendingFor) => call(() => client.pendingReplicas(keys.leases, keys.identity, sequence, pendingFor)), longestLeaseMs);
       return sequence;
     },
 
@@ -301,6 +308,27 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
     },
 
     localViewFresh: () => view?.fresh() ?? false,
+
+    // Holders are told the events this replica's view applies: without a view there is nothing to follow.
+    holders:
+      view === undefined
+        ? undefined
+        : {
+            leaseMs: holderLeaseMs,
+            fresh: () => !closed && view!.fresh(),
+            follow: (listener) => (closed ? undefined : view!.follow(listener)),
+            grant: (holderId, appliedSequence) =>
+              call(async () => {
+                const [sequence, time] = await client.grantHolderLease(keys.leases, keys.revocationSequence, holderField(holderId), appliedSequence, holderLeaseMs);
+                return { sequence: Number(sequence), time: Number(time) };
+              }),
+            renew: (holderId, appliedSequence) =>
+              call(async () => (await client.renewHolderLease(keys.leases, holderField(holderId), appliedSequence, holderLeaseMs)) === 1),
+            release: (holderId) =>
+              call(async () => {
+                await client.hdel(keys.leases, holderField(holderId));
+              }),
+          },
 
     checkSecretFingerprint: (fingerprint) =>
       call(async () => {
