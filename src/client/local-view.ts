@@ -136,6 +136,8 @@ export function startLocalView(client: TallyClient, options: LocalViewOptions = 
   let lastHeard = 0;
   let acknowledging = false;
   let acknowledgeAgain = false;
+  /** Whether Tally renewed the current watch's lease at least once. */
+  let renewed = false;
 
   const fresh = () => watch !== undefined && applied >= catchUpTo && performance.now() < trustedUntil;
 
@@ -237,7 +239,10 @@ export function startLocalView(client: TallyClient, options: LocalViewOptions = 
     client.acknowledgeRevocations({ watchId: current.id, sequence: BigInt(applied) }, { timeoutMs: current.leaseMs / 2 }).then(
       ({ held }) => {
         if (asked !== generation) return;
-        if (held) trustedUntil = Math.max(trustedUntil, sentAt + current.leaseMs - current.marginMs);
+        if (held) {
+          trustedUntil = Math.max(trustedUntil, sentAt + current.leaseMs - current.marginMs);
+          renewed = true;
+        }
         else stopWatching('Tally no longer held the lease (it lapsed, or the callers file changed)');
       },
       // Not renewed: the lease runs out by itself unless a later acknowledgement gets through.
@@ -251,7 +256,7 @@ export function startLocalView(client: TallyClient, options: LocalViewOptions = 
     });
   }
 
-  /** One watch, from the request to its end; true when it got going. */
+  /** One watch, from the request to its end; true when Tally renewed its lease at least once (it worked). */
   async function watchOnce(): Promise<boolean> {
     const abort = new AbortController();
     stream = abort;
@@ -259,6 +264,7 @@ export function startLocalView(client: TallyClient, options: LocalViewOptions = 
     const sentAtWall = Date.now();
     // Tally sends progress every quarter lease while it keeps up; half a lease of silence means it does not.
     let started = false;
+    renewed = false;
     const silence = setInterval(() => {
       if (stream !== abort) return;
       if (watch !== undefined && performance.now() - lastHeard > watch.leaseMs / 2) stopWatching('the revocation stream fell silent');
@@ -294,12 +300,12 @@ export function startLocalView(client: TallyClient, options: LocalViewOptions = 
     } finally {
       clearInterval(silence);
     }
-    return started;
+    return renewed;
   }
 
   const running = (async () => {
     for (let attempt = 0; !closed; attempt++) {
-      // A watch that got going starts the backoff over.
+      // A watch that worked starts the backoff over; one that keeps failing backs off further each time.
       if (await watchOnce()) attempt = 0;
       if (closed) return;
       const ceiling = Math.min(maxBackoffMs, initialBackoffMs * 2 ** Math.min(attempt, 16));

@@ -221,3 +221,22 @@ describe('the local view of tally/client, on the memory store', () => {
     await iterator.return?.();
   });
 });
+
+describe('a Tally that drains under a watching client', () => {
+  it('ends the watch, so the process stops at once and cleanly, and the client stops answering from its cache', async () => {
+    const tally = await startTally({ env: { TALLY_SHUTDOWN_TIMEOUT: '10s' } });
+    const client = createTallyClient({ baseUrl: `http://${tally.grpcAddress}`, localView: { initialBackoffMs: 5_000 } });
+    try {
+      await eventually(async () => expect(client.localView.fresh()).toBe(true), 5_000);
+      const started = performance.now();
+      const { code } = await tally.stop();
+      expect(code).toBe(0);
+      // Not held open by the stream until the shutdown timeout.
+      expect(performance.now() - started).toBeLessThan(5_000);
+      await eventually(async () => expect(client.localView.fresh()).toBe(false), 1_000);
+    } finally {
+      await client.localView.close();
+      await tally.stop();
+    }
+  });
+});
