@@ -65,8 +65,6 @@ interface Entry {
   readonly answer: IntrospectResponse;
   /** The token's expiry, on the store's clock. */
   readonly expiresAtMs: number;
-  /** Index keys (scopeKey) of the scopes a revocation of which covers the token. */
-  readonly scopes: readonly string[];
   readonly jwt: boolean;
 }
 
@@ -80,14 +78,20 @@ interface Watch {
 const DEFAULT_MAX_ENTRIES = 10_000;
 const DEFAULT_INITIAL_BACKOFF_MS = 50;
 const DEFAULT_MAX_BACKOFF_MS = 2_000;
+const MAX_ACKNOWLEDGEMENTS_IN_FLIGHT = 4;
+/** How often the stream is checked for silence. */
+const SILENCE_CHECK_MS = 25;
 /** How long Tally may take to start a watch (grant the lease) before the client gives up and tries again. */
 const START_TIMEOUT_MS = 5_000;
 /** The answer of every hit that misses the asked audience or scopes, as Tally gives it: nothing but the verdict. */
 const INACTIVE: IntrospectResponse = Object.freeze(create(IntrospectResponseSchema, { active: false }));
 
-function scopeKey(scope: 'tokenId' | 'subject' | 'clientId' | 'sessionId', value: string): string {
-  return `${scope}\u0000${value}`;
-}
+/** The scopes a revocation names, each of which an answer carries in the field of the same name. */
+const SCOPES = ['tokenId', 'subject', 'clientId', 'sessionId'] as const;
+type Scope = (typeof SCOPES)[number];
+
+/** The tokens cached under one value of a scope: one alone (most subjects and sessions), or several. */
+type Cached = string | Set<string>;
 
 function deepFreeze<T>(value: T): T {
   if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
@@ -116,8 +120,12 @@ export function startLocalView(client: TallyClient, options: LocalViewOptions = 
 
   /** Token → its active answer; Map order is use order, so the first key is the least recently used. */
   const entries = new Map<string, Entry>();
-  /** scopeKey → the token (or tokens) cached under it, so a revocation finds what it covers without a scan. */
-  const byScope = new Map<string, string | Set<string>>();
+  /**
+   * Per scope, its value → the token (or tokens) cached under it, so a
+   * revocation finds what it covers without a scan. Keyed by the answers'
+   * own strings, so an index costs no string of its own.
+   */
+  const byScope: Record<Scope, Map<string, Cached>> = { tokenId: new Map(), subject: new Map(), clientId: new Map(), sessionId: new Map() };
   let watch: Watch | undefined;
   /** The sequence of the last message applied. */
   let applied = 0;
@@ -134,26 +142,30 @@ export function startLocalView(client: TallyClient, options: LocalViewOptions = 
   let closed = false;
   let stream: AbortController | undefined;
   let lastHeard = 0;
-  let acknowledging = false;
+  let acknowledgementsInFlight = 0;
+  /** The sequence the last acknowledgement told. */
+  let lastAcknowledged = -1;
   let acknowledgeAgain = false;
   /** Whether Tally renewed the current watch's lease at least once. */
   let renewed = false;
 
   const fresh = () => watch !== undefined && applied >= catchUpTo && performance.now() < trustedUntil;
 
-  function index(key: string, token: string): void {
-    const present = byScope.get(key);
-    if (present === undefined) byScope.set(key, token);
-    else if (typeof present === 'string') byScope.set(key, new Set([present, token]));
+  function index(scope: Scope, value: string, token: string): void {
+    const index = byScope[scope];
+    const present = index.get(value);
+    if (present === undefined) index.set(value, token);
+    else if (typeof present === 'string') index.set(value, new Set([present, token]));
     else present.add(token);
   }
 
-  function unindex(key: string, token: string): void {
-    const present = byScope.get(key);
-    if (present === token) byScope.delete(key);
+  function unindex(scope: Scope, value: string, token: string): void {
+    const index = byScope[scope];
+    const present = index.get(value);
+    if (present === token) index.delete(value);
     else if (typeof present === 'object') {
       present.delete(token);
-      if (present.size === 1) byScope.set(key, present.values().next().value!);
+      if (present.size === 1) index.set(value, present.values().next().value!);
     }
   }
 
@@ -161,23 +173,21 @@ export function startLocalView(client: TallyClient, options: LocalViewOptions = 
     const entry = entries.get(token);
     if (entry === undefined) return;
     entries.delete(token);
-    for (const key of entry.scopes) unindex(key, token);
+    for (const scope of SCOPES) if (entry.answer[scope] !== '') unindex(scope, entry.answer[scope], token);
   }
 
   function remember(token: string, answer: IntrospectResponse): void {
     forget(token);
-    const scopes = [scopeKey('tokenId', answer.tokenId), scopeKey('subject', answer.subject)];
-    if (answer.clientId !== '') scopes.push(scopeKey('clientId', answer.clientId));
-    if (answer.sessionId !== '') scopes.push(scopeKey('sessionId', answer.sessionId));
     const expiresAtMs = answer.expiresAt === undefined ? 0 : timestampMs(answer.expiresAt);
     // Frozen: every hit hands out this very object, and no caller may change what the next one gets.
-    entries.set(token, { answer: deepFreeze(answer), expiresAtMs, scopes, jwt: answer.format === TokenFormat.JWT });
-    for (const key of scopes) index(key, token);
+    entries.set(token, { answer: deepFreeze(answer), expiresAtMs, jwt: answer.format === TokenFormat.JWT });
+    // An empty client or session names none: no revocation can name it.
+    for (const scope of SCOPES) if (answer[scope] !== '') index(scope, answer[scope], token);
     if (entries.size > maxEntries) forget(entries.keys().next().value!);
   }
 
-  function forgetScope(key: string): void {
-    const present = byScope.get(key);
+  function forgetScope(scope: Scope, value: string): void {
+    const present = byScope[scope].get(value);
     if (present === undefined) return;
     for (const token of typeof present === 'string' ? [present] : [...present]) forget(token);
   }
@@ -188,7 +198,7 @@ export function startLocalView(client: TallyClient, options: LocalViewOptions = 
 
   function drop(): void {
     entries.clear();
-    byScope.clear();
+    for (const scope of SCOPES) byScope[scope].clear();
   }
 
   /** Stops answering from the cache at once and drops it; the lease is released, since nothing relies on it now. */
@@ -218,22 +228,28 @@ export function startLocalView(client: TallyClient, options: LocalViewOptions = 
       const { scope } = event.value;
       if (scope.case === undefined) drop();
       else if (scope.case === 'kid') forgetJwts();
-      else forgetScope(scopeKey(scope.case, scope.value));
+      else forgetScope(scope.case, scope.value);
     } else if (event.case === 'keysChanged') {
       forgetJwts();
     }
     applied = sequence;
   }
 
-  /** Tells Tally what has been applied; one acknowledgement in flight at a time, the latest sent next. */
+  /**
+   * Tells Tally what has been applied: at once when it is more than was last
+   * told (a Revoke may be waiting for it), with a few in flight at a time; a
+   * progress message that changes nothing waits for the one in flight.
+   */
   function acknowledge(): void {
     const current = watch;
     if (current === undefined) return;
-    if (acknowledging) {
+    if (applied === lastAcknowledged && acknowledgementsInFlight > 0) return;
+    if (acknowledgementsInFlight >= MAX_ACKNOWLEDGEMENTS_IN_FLIGHT) {
       acknowledgeAgain = true;
       return;
     }
-    acknowledging = true;
+    acknowledgementsInFlight += 1;
+    lastAcknowledged = applied;
     const asked = generation;
     const sentAt = performance.now();
     client.acknowledgeRevocations({ watchId: current.id, sequence: BigInt(applied) }, { timeoutMs: current.leaseMs / 2 }).then(
@@ -242,13 +258,14 @@ export function startLocalView(client: TallyClient, options: LocalViewOptions = 
         if (held) {
           trustedUntil = Math.max(trustedUntil, sentAt + current.leaseMs - current.marginMs);
           renewed = true;
+        } else {
+          stopWatching('Tally no longer held the lease (it lapsed, or the callers file changed)');
         }
-        else stopWatching('Tally no longer held the lease (it lapsed, or the callers file changed)');
       },
       // Not renewed: the lease runs out by itself unless a later acknowledgement gets through.
       () => {},
     ).finally(() => {
-      acknowledging = false;
+      acknowledgementsInFlight -= 1;
       if (acknowledgeAgain && asked === generation) {
         acknowledgeAgain = false;
         acknowledge();
@@ -265,11 +282,16 @@ export function startLocalView(client: TallyClient, options: LocalViewOptions = 
     // Tally sends progress every quarter lease while it keeps up; half a lease of silence means it does not.
     let started = false;
     renewed = false;
+    let lastCheck = performance.now();
     const silence = setInterval(() => {
-      if (stream !== abort) return;
-      if (watch !== undefined && performance.now() - lastHeard > watch.leaseMs / 2) stopWatching('the revocation stream fell silent');
-      else if (!started && performance.now() - sentAt > START_TIMEOUT_MS) stopWatching('Tally did not start the revocation stream in time');
-    }, 25);
+      const now = performance.now();
+      // A check that comes late means this process was not running: what arrived meanwhile is still unread, so judge next time.
+      const stalled = now - lastCheck > 4 * SILENCE_CHECK_MS;
+      lastCheck = now;
+      if (stream !== abort || stalled) return;
+      if (watch !== undefined && now - lastHeard > watch.leaseMs / 2) stopWatching('the revocation stream fell silent');
+      else if (!started && now - sentAt > START_TIMEOUT_MS) stopWatching('Tally did not start the revocation stream in time');
+    }, SILENCE_CHECK_MS);
     silence.unref();
     try {
       for await (const message of client.watchRevocations({}, { signal: abort.signal, timeoutMs: 0 } satisfies CallOptions)) {
@@ -286,6 +308,7 @@ export function startLocalView(client: TallyClient, options: LocalViewOptions = 
           // The grant came after the request was sent, so Tally's lease ends after this.
           trustedUntil = sentAt + leaseMs - Math.max(10, leaseMs / 20);
           watch = { id: start.watchId, leaseMs, marginMs: Math.max(10, leaseMs / 20) };
+          lastAcknowledged = -1;
           options.onChange?.({ watching: true });
         } else {
           if (watch === undefined) throw new Error('the revocation stream did not start with `started`');

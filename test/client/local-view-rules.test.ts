@@ -234,12 +234,15 @@ describe('the local view\'s rules', () => {
 
   it('drops its cache and watches again when the stream falls silent', async () => {
     const tally = scriptedTally();
-    const view = open(tally, { initialBackoffMs: 1 });
+    const reasons: string[] = [];
+    const view = open(tally, { initialBackoffMs: 1, onChange: (change) => !change.watching && reasons.push(change.reason) });
     await eventually(async () => expect(view.fresh()).toBe(true), 2_000);
     await view.introspect({ token: 'e' });
     tally.script.progressMs = 0;
-    await eventually(async () => expect(view.fresh()).toBe(false), LEASE_MS);
+    // Dropped, not merely untrusted until its lease runs out, and watched again.
+    await eventually(async () => expect(reasons).toContain('the revocation stream fell silent'), 2 * LEASE_MS);
     expect(view.size).toBe(0);
+    await eventually(async () => expect(tally.script.watches).toBeGreaterThanOrEqual(2), 2 * LEASE_MS);
   });
 
   it('judges expiry on the store\'s clock: an answer expired there is not answered from the cache', async () => {
