@@ -20,6 +20,14 @@ export interface CallRecord {
 
 export type CallLogger = (record: CallRecord) => void;
 
+/**
+ * Calls a client makes several times a second to keep its lease
+ * (AcknowledgeRevocations: one per revocation event, and four per lease when
+ * nothing happens): logged at debug when they succeed, or they would be most
+ * of the log. Their failures are logged as any call's.
+ */
+const ROUTINE_CALLS: ReadonlySet<string> = new Set(['tally.v1.TokenService/AcknowledgeRevocations']);
+
 export function createCallLogger(logger: Logger): CallLogger {
   // The line of a call that went well is built here from typed fields, none
   // of which can hold a token, so it skips pino's path redaction: measured at
@@ -39,7 +47,8 @@ export function createCallLogger(logger: Logger): CallLogger {
     if (record.details.inactiveReason !== undefined) line.inactive_reason = record.details.inactiveReason;
     const error = record.error;
     if (error === undefined) {
-      plain.info(line, 'call');
+      if (ROUTINE_CALLS.has(record.method)) plain.debug(line, 'call');
+      else plain.info(line, 'call');
     } else if (isServerFault(error)) {
       // The cause is what an operator needs; the caller only saw "internal error".
       logger.error({ ...line, err: error.cause ?? error }, 'call failed');

@@ -1,6 +1,7 @@
 // One log line per call on either port carries the caller's own
 // x-request-id, so an operator can match Tally's line to the caller's logs;
 // an id that could forge or bloat log fields is dropped, not cleaned.
+import { Code, ConnectError } from '@connectrpc/connect';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/log.js';
 import { createCallLogger } from '../../src/transport/call-log.js';
@@ -89,5 +90,28 @@ describe('the outcome in the call log', () => {
       return found;
     }, 2_000);
     expect(line.code).toBe('internal');
+  });
+});
+
+describe('routine calls in the call log', () => {
+  function logged(level: 'info' | 'debug') {
+    const lines: Record<string, unknown>[] = [];
+    const logCall = createCallLogger(createLogger({ level, destination: { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) } }));
+    return { lines, logCall };
+  }
+  const record = (method: string, code: 0 | 14) => ({ method, protocol: 'grpc', code, durationMs: 1, details: { caller: 'orders' }, ...(code === 0 ? {} : { error: new ConnectError('the service is unavailable', Code.Unavailable) }) });
+
+  it('logs a watching client\'s acknowledgements at debug when they succeed, and at their failure as any call', () => {
+    const { lines, logCall } = logged('info');
+    logCall(record('tally.v1.TokenService/AcknowledgeRevocations', 0));
+    logCall(record('tally.v1.TokenService/ListKeys', 0));
+    logCall(record('tally.v1.TokenService/AcknowledgeRevocations', 14));
+    expect(lines.map((line) => [line.method, line.level])).toEqual([
+      ['tally.v1.TokenService/ListKeys', 'info'],
+      ['tally.v1.TokenService/AcknowledgeRevocations', 'warn'],
+    ]);
+    const debug = logged('debug');
+    debug.logCall(record('tally.v1.TokenService/AcknowledgeRevocations', 0));
+    expect(debug.lines.map((line) => [line.method, line.level])).toEqual([['tally.v1.TokenService/AcknowledgeRevocations', 'debug']]);
   });
 });

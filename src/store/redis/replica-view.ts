@@ -25,6 +25,11 @@
 // for a lease time after it was set up again (PENDING_REPLICAS). A replica
 // also stops trusting its view the moment a connection to Redis closes: the
 // server it reconnects to may not be the one that granted its lease.
+//
+// Holders of a view outside Tally (clients watching revocations, see
+// core/revocation-watch.ts) follow this one: every event it applies is passed
+// on in order, and a reload, after which events cannot be told one by one,
+// is passed on as `lost`.
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
