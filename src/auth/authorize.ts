@@ -16,6 +16,7 @@ export const REQUIRED_PERMISSION: Readonly<Record<string, Permission>> = {
   // Holders of a local view of Introspect answers (tally/client): what introspect may see, kept current.
   'tally.v1.TokenService/WatchRevocations': 'introspect',
   'tally.v1.TokenService/AcknowledgeRevocations': 'introspect',
+  'tally.v1.TokenService/FollowRevocations': 'introspect',
   'envoy.service.auth.v3.Authorization/Check': 'ext_authz',
   'POST /oauth2/introspect': 'introspect',
   'POST /oauth2/revoke': 'revoke',

@@ -3,10 +3,10 @@
 // once Revoke has returned, this client answers no covered token active.
 //
 // How (the server side is core/revocation-watch.ts):
-// - WatchRevocations streams, in order, every event that could change a
-//   cached answer; each one applied is acknowledged (AcknowledgeRevocations),
-//   which renews a lease Tally holds for this client. Revoke waits until the
-//   client has acknowledged its event, or its lease has lapsed.
+// - FollowRevocations streams, in order, every event that could change a
+//   cached answer; each one applied is acknowledged on the same stream, which
+//   renews a lease Tally holds for this client. Revoke waits until the client
+//   has acknowledged its event, or its lease has lapsed.
 // - The cache answers only while that lease is live by this process's own
 //   monotonic clock, counted from the moment the acknowledgement that renewed
 //   it was sent (Tally counts from later, when it renews), less a margin, and
@@ -24,9 +24,11 @@
 import { create, type MessageInitShape } from '@bufbuild/protobuf';
 import { durationMs, timestampMs } from '@bufbuild/protobuf/wkt';
 import type { CallOptions, Client } from '@connectrpc/connect';
+import { createWritableIterable, type WritableIterable } from '@connectrpc/connect/protocol';
 import {
   IntrospectResponseSchema,
   TokenFormat,
+  type FollowRevocationsRequestSchema,
   type IntrospectRequestSchema,
   type IntrospectResponse,
   type TokenService,
@@ -68,6 +70,12 @@ interface Entry {
   readonly jwt: boolean;
 }
 
+/** The stream of one watch: cut with abort; acknowledgements written to requests. */
+interface Stream {
+  readonly abort: AbortController;
+  readonly requests: WritableIterable<MessageInitShape<typeof FollowRevocationsRequestSchema>>;
+}
+
 interface Watch {
   readonly id: string;
   readonly leaseMs: number;
@@ -78,7 +86,9 @@ interface Watch {
 const DEFAULT_MAX_ENTRIES = 10_000;
 const DEFAULT_INITIAL_BACKOFF_MS = 50;
 const DEFAULT_MAX_BACKOFF_MS = 2_000;
-const MAX_ACKNOWLEDGEMENTS_IN_FLIGHT = 4;
+const MAX_ACKNOWLEDGEMENTS_UNANSWERED = 4;
+/** How long a stopped watch waits for Tally to end the stream after its release before cutting it. */
+const RELEASE_GRACE_MS = 1_000;
 /** How often the stream is checked for silence. */
 const SILENCE_CHECK_MS = 25;
 /** How long Tally may take to start a watch (grant the lease) before the client gives up and tries again. */
@@ -140,9 +150,10 @@ export function startLocalView(client: TallyClient, options: LocalViewOptions = 
   let hits = 0;
   let misses = 0;
   let closed = false;
-  let stream: AbortController | undefined;
+  let stream: Stream | undefined;
   let lastHeard = 0;
-  let acknowledgementsInFlight = 0;
+  /** When each acknowledgement not answered yet was sent, oldest first: Tally answers them in order. */
+  let unanswered: number[] = [];
   /** The sequence the last acknowledgement told. */
   let lastAcknowledged = -1;
   let acknowledgeAgain = false;
@@ -201,7 +212,11 @@ export function startLocalView(client: TallyClient, options: LocalViewOptions = 
     for (const scope of SCOPES) byScope[scope].clear();
   }
 
-  /** Stops answering from the cache at once and drops it; the lease is released, since nothing relies on it now. */
+  /**
+   * Stops answering from the cache at once and drops it. The lease is
+   * released, since nothing relies on it now: the release goes on the stream,
+   * and Tally ends the watch; the stream is cut if that does not come soon.
+   */
   function stopWatching(reason: string, error?: unknown): void {
     const released = watch;
     // Told once per watch: its stream's own end, after a stop made elsewhere, is no news.
@@ -212,12 +227,16 @@ export function startLocalView(client: TallyClient, options: LocalViewOptions = 
     catchUpTo = Number.POSITIVE_INFINITY;
     applied = 0;
     drop();
-    current?.abort();
     stream = undefined;
-    if (released !== undefined) {
-      client.acknowledgeRevocations({ watchId: released.id, release: true }, { timeoutMs: released.leaseMs }).catch(() => {});
+    if (current === undefined) return;
+    if (released !== undefined && error === undefined) {
+      current.requests.write({ release: true }).catch(() => {});
+      current.requests.close();
+      setTimeout(() => current.abort.abort(), RELEASE_GRACE_MS).unref();
+    } else {
+      current.abort.abort();
     }
-    if (current !== undefined) options.onChange?.({ watching: false, reason, error });
+    options.onChange?.({ watching: false, reason, error });
   }
 
   function apply(message: WatchRevocationsResponse): void {
@@ -236,47 +255,47 @@ export function startLocalView(client: TallyClient, options: LocalViewOptions = 
   }
 
   /**
-   * Tells Tally what has been applied: at once when it is more than was last
-   * told (a Revoke may be waiting for it), with a few in flight at a time; a
-   * progress message that changes nothing waits for the one in flight.
+   * Tells Tally what has been applied, on the stream: at once when it is more
+   * than was last told (a Revoke may be waiting for it), a few unanswered at a
+   * time; a progress message that changes nothing waits for the one unanswered.
    */
   function acknowledge(): void {
-    const current = watch;
-    if (current === undefined) return;
-    if (applied === lastAcknowledged && acknowledgementsInFlight > 0) return;
-    if (acknowledgementsInFlight >= MAX_ACKNOWLEDGEMENTS_IN_FLIGHT) {
+    const current = stream;
+    if (watch === undefined || current === undefined) return;
+    if (applied === lastAcknowledged && unanswered.length > 0) return;
+    if (unanswered.length >= MAX_ACKNOWLEDGEMENTS_UNANSWERED) {
       acknowledgeAgain = true;
       return;
     }
-    acknowledgementsInFlight += 1;
+    unanswered.push(performance.now());
     lastAcknowledged = applied;
-    const asked = generation;
-    const sentAt = performance.now();
-    client.acknowledgeRevocations({ watchId: current.id, sequence: BigInt(applied) }, { timeoutMs: current.leaseMs / 2 }).then(
-      ({ held }) => {
-        if (asked !== generation) return;
-        if (held) {
-          trustedUntil = Math.max(trustedUntil, sentAt + current.leaseMs - current.marginMs);
-          renewed = true;
-        } else {
-          stopWatching('Tally no longer held the lease (it lapsed, or the callers file changed)');
-        }
-      },
-      // Not renewed: the lease runs out by itself unless a later acknowledgement gets through.
-      () => {},
-    ).finally(() => {
-      acknowledgementsInFlight -= 1;
-      if (acknowledgeAgain && asked === generation) {
-        acknowledgeAgain = false;
-        acknowledge();
-      }
-    });
+    current.requests.write({ sequence: BigInt(applied) }).catch(() => {});
+  }
+
+  /** Tally's answer to the oldest acknowledgement not answered yet. */
+  function answered(held: boolean): void {
+    const sentAt = unanswered.shift();
+    const current = watch;
+    if (sentAt === undefined || current === undefined) throw new Error('Tally answered an acknowledgement that was not sent');
+    if (!held) {
+      stopWatching('Tally no longer held the lease (it lapsed, or the callers file changed)');
+      return;
+    }
+    // Tally renewed after this was sent, so its lease ends after this.
+    trustedUntil = Math.max(trustedUntil, sentAt + current.leaseMs - current.marginMs);
+    renewed = true;
+    if (acknowledgeAgain) {
+      acknowledgeAgain = false;
+      acknowledge();
+    }
   }
 
   /** One watch, from the request to its end; true when Tally renewed its lease at least once (it worked). */
   async function watchOnce(): Promise<boolean> {
-    const abort = new AbortController();
-    stream = abort;
+    const current: Stream = { abort: new AbortController(), requests: createWritableIterable() };
+    stream = current;
+    unanswered = [];
+    acknowledgeAgain = false;
     const sentAt = performance.now();
     const sentAtWall = Date.now();
     // Tally sends progress every quarter lease while it keeps up; half a lease of silence means it does not.
@@ -288,15 +307,22 @@ export function startLocalView(client: TallyClient, options: LocalViewOptions = 
       // A check that comes late means this process was not running: what arrived meanwhile is still unread, so judge next time.
       const stalled = now - lastCheck > 4 * SILENCE_CHECK_MS;
       lastCheck = now;
-      if (stream !== abort || stalled) return;
+      if (stream !== current || stalled) return;
       if (watch !== undefined && now - lastHeard > watch.leaseMs / 2) stopWatching('the revocation stream fell silent');
       else if (!started && now - sentAt > START_TIMEOUT_MS) stopWatching('Tally did not start the revocation stream in time');
     }, SILENCE_CHECK_MS);
     silence.unref();
     try {
-      for await (const message of client.watchRevocations({}, { signal: abort.signal, timeoutMs: 0 } satisfies CallOptions)) {
-        if (abort.signal.aborted) break;
+      for await (const response of client.followRevocations(current.requests, { signal: current.abort.signal, timeoutMs: 0 } satisfies CallOptions)) {
+        // Stopped already: what still comes is only the way out.
+        if (stream !== current) continue;
         lastHeard = performance.now();
+        if (response.message.case === 'renewed') {
+          answered(response.message.value.held);
+          continue;
+        }
+        if (response.message.case !== 'watch') continue;
+        const message = response.message.value;
         if (message.event.case === 'started') {
           if (started) throw new Error('the revocation stream started twice');
           started = true;
@@ -317,9 +343,9 @@ export function startLocalView(client: TallyClient, options: LocalViewOptions = 
         acknowledge();
       }
       // A stop made elsewhere (silence, a lost lease, close) has already said why.
-      stopWatching('Tally ended the revocation stream');
+      if (stream === current) stopWatching('Tally ended the revocation stream');
     } catch (error) {
-      stopWatching('the revocation stream broke', error);
+      if (stream === current) stopWatching('the revocation stream broke', error);
     } finally {
       clearInterval(silence);
     }

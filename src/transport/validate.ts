@@ -30,16 +30,30 @@ export function createRequestValidator(): (schema: DescMessage, message: Message
   };
 }
 
-/** The handlers of a service, each run only for a request that passes the proto's rules. */
+/**
+ * The handlers of a service, each run only for a request that passes the
+ * proto's rules; a method that takes a stream of requests checks each one as
+ * the handler reads it.
+ */
 export function validateService<Service extends DescService>(service: Service, handlers: ServiceImpl<Service>): ServiceImpl<Service> {
   const check = createRequestValidator();
   const validated: Record<string, unknown> = {};
   for (const method of service.methods) {
     const handler = (handlers as Record<string, (request: unknown, context: HandlerContext) => unknown>)[method.localName]!;
-    validated[method.localName] = (request: MessageShape<DescMessage>, context: HandlerContext) => {
-      check(method.input, request);
-      return handler(request, context);
-    };
+    const streamed = method.methodKind === 'client_streaming' || method.methodKind === 'bidi_streaming';
+    validated[method.localName] = streamed
+      ? (requests: AsyncIterable<MessageShape<DescMessage>>, context: HandlerContext) => handler(checkedEach(requests, (request) => check(method.input, request)), context)
+      : (request: MessageShape<DescMessage>, context: HandlerContext) => {
+          check(method.input, request);
+          return handler(request, context);
+        };
   }
   return validated as ServiceImpl<Service>;
+}
+
+async function* checkedEach<T>(requests: AsyncIterable<T>, check: (request: T) => void): AsyncGenerator<T> {
+  for await (const request of requests) {
+    check(request);
+    yield request;
+  }
 }

@@ -7,6 +7,7 @@
 import { create } from '@bufbuild/protobuf';
 import { durationFromMs, timestampFromMs } from '@bufbuild/protobuf/wkt';
 import { createClient, createRouterTransport } from '@connectrpc/connect';
+import { createWritableIterable } from '@connectrpc/connect/protocol';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startLocalView, type StartedLocalView } from '../../src/client/local-view.js';
 import {
@@ -17,7 +18,7 @@ import {
   type WatchRevocationsResponse,
 } from '../../src/gen/tally/v1/token_service_pb.js';
 import type { MessageInitShape } from '@bufbuild/protobuf';
-import type { WatchRevocationsResponseSchema } from '../../src/gen/tally/v1/token_service_pb.js';
+import type { FollowRevocationsResponseSchema, WatchRevocationsResponseSchema } from '../../src/gen/tally/v1/token_service_pb.js';
 import { eventually } from '../support/eventually.js';
 
 type Message = MessageInitShape<typeof WatchRevocationsResponseSchema>;
@@ -31,7 +32,7 @@ interface Script {
   push(message: Message): void;
   /** The answer to an Introspect, decided by the test (default: active, reflecting `reflects`). */
   introspect: (token: string) => Promise<MessageInitShape<typeof IntrospectResponseSchema>>;
-  /** Whether an acknowledgement renews the lease; a pending promise leaves it unanswered. */
+  /** Whether an acknowledgement renews the lease; a pending promise leaves it (and those after it) unanswered. */
   acknowledge: () => Promise<boolean>;
   /** Progress every this often (as Tally does every quarter lease), 0 for none. */
   progressMs: number;
@@ -77,10 +78,12 @@ function scriptedTally(): { script: Script; view: (options?: Parameters<typeof s
   };
   const transport = createRouterTransport(({ service }) => {
     service(TokenService, {
-      async *watchRevocations(_request, context) {
+      async *followRevocations(requests, context) {
         script.watches += 1;
         sequence = script.started.sequence;
-        yield {
+        const out = createWritableIterable<MessageInitShape<typeof FollowRevocationsResponseSchema>>();
+        const watch = (message: Message) => out.write({ message: { case: 'watch', value: message } }).catch(() => {});
+        void watch({
           sequence: BigInt(script.started.sequence),
           event: {
             case: 'started',
@@ -91,22 +94,30 @@ function scriptedTally(): { script: Script; view: (options?: Parameters<typeof s
               storeTime: timestampFromMs(script.started.storeTimeMs ?? Date.now()),
             },
           },
-        };
-        while (!context.signal.aborted) {
-          const message =
-            queued.shift() ??
-            (await new Promise<Message | undefined>((resolve) => {
-              waiting.push(resolve);
-              if (script.progressMs > 0) setTimeout(() => resolve(undefined), script.progressMs);
-            }));
-          if (message !== undefined) yield message;
-          else yield { sequence: BigInt(sequence) };
-        }
-      },
-      async acknowledgeRevocations(request) {
-        if (request.release) return { held: false };
-        script.acknowledged.push(Number(request.sequence));
-        return { held: await script.acknowledge() };
+        });
+        // Acknowledgements, answered in order as the script says.
+        void (async () => {
+          for await (const request of requests) {
+            if (request.release) break;
+            script.acknowledged.push(Number(request.sequence));
+            const held = await script.acknowledge();
+            await out.write({ message: { case: 'renewed', value: { held } } }).catch(() => {});
+          }
+          out.close();
+        })().catch(() => out.close());
+        // Events the test pushes, and progress while nothing happens.
+        void (async () => {
+          while (!context.signal.aborted) {
+            const message =
+              queued.shift() ??
+              (await new Promise<Message | undefined>((resolve) => {
+                waiting.push(resolve);
+                if (script.progressMs > 0) setTimeout(() => resolve(undefined), script.progressMs);
+              }));
+            await watch(message ?? { sequence: BigInt(sequence) });
+          }
+        })();
+        yield* out;
       },
       introspect: (request) => script.introspect(request.token),
     });

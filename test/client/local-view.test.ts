@@ -6,6 +6,7 @@
 // reset: test/e2e/client-view.test.ts.
 
 import { createClient } from '@connectrpc/connect';
+import { createWritableIterable } from '@connectrpc/connect/protocol';
 import { createConnectTransport } from '@connectrpc/connect-node';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Code, ConnectError, createTallyClient, TokenFormat, TokenService, type TallyClientWithLocalView, type WatchRevocationsResponse } from '../../src/client/index.js';
@@ -197,7 +198,12 @@ describe('the local view of tally/client, on the memory store', () => {
   it('refuses a caller without the introspect permission, on both ports', async () => {
     const grpc = createTallyClient({ baseUrl: `http://${tally.grpcAddress}`, apiKey: callers.keys['billing-jobs'] });
     const connect = createClient(TokenService, createConnectTransport({ baseUrl: tally.httpUrl, httpVersion: '1.1' }));
-    for (const stream of [grpc.watchRevocations({}), connect.watchRevocations({}, { headers: { authorization: `Bearer ${callers.keys['billing-jobs']}` } })]) {
+    const streams = [
+      grpc.watchRevocations({}),
+      grpc.followRevocations(createWritableIterable<{ sequence: bigint }>()),
+      connect.watchRevocations({}, { headers: { authorization: `Bearer ${callers.keys['billing-jobs']}` } }),
+    ];
+    for (const stream of streams) {
       const error = await (async () => {
         for await (const _message of stream) return undefined;
         return undefined;
@@ -206,6 +212,18 @@ describe('the local view of tally/client, on the memory store', () => {
     }
     const refused = ConnectError.from(await grpc.acknowledgeRevocations({ watchId: 'x', sequence: 1n }).catch((thrown: unknown) => thrown));
     expect(refused.code).toBe(Code.PermissionDenied);
+  });
+
+  it('does not serve FollowRevocations on the HTTP port, whose HTTP/1.1 cannot carry it', async () => {
+    const connect = createClient(TokenService, createConnectTransport({ baseUrl: tally.httpUrl, httpVersion: '1.1' }));
+    const response = await fetch(`${tally.httpUrl}/tally.v1.TokenService/FollowRevocations`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/connect+json', authorization: `Bearer ${callers.keys.operator}` },
+      body: new Uint8Array([0, 0, 0, 0, 2, 123, 125]),
+    });
+    expect(response.status).toBe(404);
+    // The other two are there.
+    expect((await connect.acknowledgeRevocations({ watchId: 'none', sequence: 1n }, { headers: { authorization: `Bearer ${callers.keys.operator}` } })).held).toBe(false);
   });
 
   it('renews no lease for another caller, or for an unknown watch', async () => {

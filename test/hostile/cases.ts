@@ -100,8 +100,8 @@ export function buildCases(target: Target): { cases: HostileCase[]; close(): voi
 
   for (const method of TokenService.methods) {
     const path = `/${TokenService.typeName}/${method.name}`;
-    // WatchRevocations: a stream that starts is an answer (senders.ts).
-    const stream = method.methodKind === 'server_streaming';
+    // WatchRevocations, FollowRevocations: a stream that starts is an answer (senders.ts).
+    const stream = method.methodKind !== 'unary';
     for (const [bodyName, body] of protobufBodies(target.maxMessageBytes)) {
       add(`gRPC ${method.name}: ${bodyName}`, () => raw.send(path, frame(body), {}, { stream }));
       add(`Connect binary ${method.name}: ${bodyName}`, () => sendHttp(`${target.httpUrl}${path}`, { stream, headers: { 'content-type': 'application/proto' }, body }));

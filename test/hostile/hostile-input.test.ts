@@ -188,8 +188,8 @@ describe('hostile input', () => {
       await fc.assert(
         fc.asyncProperty(request, async ({ channel, method, body }) => {
           const path = `${tally.httpUrl}/${TokenService.typeName}/${method}`;
-          // WatchRevocations: a stream that starts is an answer (senders.ts).
-          const stream = TokenService.methods.find((described) => described.name === method)?.methodKind === 'server_streaming';
+          // WatchRevocations, FollowRevocations: a stream that starts is an answer (senders.ts).
+          const stream = TokenService.methods.find((described) => described.name === method)?.methodKind !== 'unary';
           let outcome: Outcome;
           if (channel === 'gRPC') outcome = await raw.send(`/${TokenService.typeName}/${method}`, frame(body), {}, { stream });
           else if (channel === 'Connect JSON') outcome = await sendHttp(path, { stream, headers: { 'content-type': 'application/json' }, body });

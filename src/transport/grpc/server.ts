@@ -23,7 +23,7 @@ import { createGuardInterceptor } from './guard-interceptor.js';
 import { createHealthService } from './health.js';
 import { createReflection } from './reflection.js';
 import { adaptUnaryService } from './unary-service.js';
-import { adaptServerStreamingMethods } from './server-streaming.js';
+import { adaptStreamingMethods } from './streaming.js';
 
 export interface GrpcServerOptions {
   handlers: TokenServiceHandlers;
@@ -84,7 +84,7 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
   if (options.tls !== undefined) observeGrpcTlsHandshakes(server, options.tls.observeHandshake);
   const tokenService = adaptUnaryService(TokenService, options.handlers, { logCall: options.logCall });
   server.addService(tokenService.definition, tokenService.implementation);
-  const tokenServiceStreams = adaptServerStreamingMethods(TokenService, options.handlers, { logCall: options.logCall });
+  const tokenServiceStreams = adaptStreamingMethods(TokenService, options.handlers, { logCall: options.logCall });
   server.addService(tokenServiceStreams.definition, tokenServiceStreams.implementation);
   if (options.authorization !== undefined) {
     const authorization = adaptUnaryService(Authorization, options.authorization, { logCall: options.logCall });

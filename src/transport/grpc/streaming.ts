@@ -1,9 +1,11 @@
-// Runs Connect-style server-streaming handlers (ServiceImpl) on @grpc/grpc-js,
-// beside unary-service.ts, which runs the unary ones: the same handlers then
-// serve both ports (connect-node streams them on the HTTP port). Each message
-// the handler yields is written as it comes, waiting while the client's flow
-// control holds it back; the call ends with the handler, its status mapped by
-// errors.ts, and is logged once, like a unary call.
+// Runs Connect-style server-streaming and bidirectional handlers (ServiceImpl)
+// on @grpc/grpc-js, beside unary-service.ts, which runs the unary ones: the
+// same handlers serve both ports (connect-node streams them on the HTTP port).
+// Request messages of a bidirectional call reach the handler as an async
+// iterable, read from the client only as fast as the handler takes them. Each
+// message the handler yields is written as it comes, waiting while the
+// client's flow control holds it back; the call ends with the handler, its
+// status mapped by errors.ts, and is logged once, like a unary call.
 import { once } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
 import {
@@ -11,12 +13,14 @@ import {
   fromBinary,
   toBinary,
   type DescMessage,
+  type DescMethodBiDiStreaming,
   type DescMethodServerStreaming,
   type DescService,
   type MessageInitShape,
   type MessageShape,
 } from '@bufbuild/protobuf';
 import { Code, ConnectError, createContextValues, createHandlerContext, type HandlerContext, type ServiceImpl } from '@connectrpc/connect';
+import { createWritableIterable } from '@connectrpc/connect/protocol';
 import { callDetailsKey, startCallDetails } from '../call-details.js';
 import type { CallLogger } from '../call-log.js';
 import { toConnectError } from '../errors.js';
@@ -26,10 +30,16 @@ import { peerOfGrpcCall } from './call-peer.js';
 import { checkedCallOf } from './guard-interceptor.js';
 import type { AdaptedService } from './unary-service.js';
 
-type ServerStreamingHandler = (request: MessageShape<DescMessage>, context: HandlerContext) => AsyncIterable<MessageInitShape<DescMessage>>;
+type StreamingHandler = (
+  request: MessageShape<DescMessage> | AsyncIterable<MessageShape<DescMessage>>,
+  context: HandlerContext,
+) => AsyncIterable<MessageInitShape<DescMessage>>;
+type StreamingMethod = DescMethodServerStreaming | DescMethodBiDiStreaming;
 
-/** The service's server-streaming methods (none other), ready for grpc.Server.addService. */
-export function adaptServerStreamingMethods<Service extends DescService>(
+const PARSE_FAILURE = 'the request message could not be parsed';
+
+/** The service's server-streaming and bidirectional methods (none other), ready for grpc.Server.addService. */
+export function adaptStreamingMethods<Service extends DescService>(
   service: Service,
   handlers: ServiceImpl<Service>,
   options: { logCall: CallLogger },
@@ -37,10 +47,10 @@ export function adaptServerStreamingMethods<Service extends DescService>(
   const definition: Record<string, grpc.MethodDefinition<Buffer, Uint8Array>> = {};
   const implementation: grpc.UntypedServiceImplementation = {};
   for (const method of service.methods) {
-    if (method.methodKind !== 'server_streaming') continue;
+    if (method.methodKind !== 'server_streaming' && method.methodKind !== 'bidi_streaming') continue;
     definition[method.name] = {
       path: `/${service.typeName}/${method.name}`,
-      requestStream: false,
+      requestStream: method.methodKind === 'bidi_streaming',
       responseStream: true,
       // Parsed in the handler, as unary-service.ts does: a malformed request is INVALID_ARGUMENT, not INTERNAL.
       requestDeserialize: (bytes: Buffer) => bytes,
@@ -48,20 +58,20 @@ export function adaptServerStreamingMethods<Service extends DescService>(
       responseSerialize: (bytes: Uint8Array) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength),
       responseDeserialize: (bytes: Buffer) => bytes,
     };
-    const handler = (handlers as Record<string, unknown>)[method.localName] as ServerStreamingHandler;
-    implementation[method.name] = createServerStreamingCallHandler(service, method as DescMethodServerStreaming, handler, options.logCall);
+    const handler = (handlers as Record<string, unknown>)[method.localName] as StreamingHandler;
+    implementation[method.name] = createStreamingCallHandler(service, method as StreamingMethod, handler, options.logCall);
   }
   return { definition, implementation };
 }
 
-function createServerStreamingCallHandler(
+function createStreamingCallHandler(
   service: DescService,
-  method: DescMethodServerStreaming,
-  handler: ServerStreamingHandler,
+  method: StreamingMethod,
+  handler: StreamingHandler,
   logCall: CallLogger,
-): grpc.handleServerStreamingCall<Buffer, Uint8Array> {
+): grpc.handleServerStreamingCall<Buffer, Uint8Array> & grpc.handleBidiStreamingCall<Buffer, Uint8Array> {
   const methodName = `${service.typeName}/${method.name}`;
-  return (call) => {
+  return (call: grpc.ServerWritableStream<Buffer, Uint8Array> | grpc.ServerDuplexStream<Buffer, Uint8Array>) => {
     const started = performance.now();
     const details = startCallDetails(call.getPeer(), call.metadata.get('x-request-id')[0] as string | undefined);
     // The guard interceptor has checked the caller already (server.ts); the guard in the handlers does it otherwise.
@@ -102,12 +112,16 @@ function createServerStreamingCallHandler(
       finish(reason);
     });
 
-    let request: MessageShape<DescMessage>;
-    try {
-      request = fromBinary(method.input, call.request);
-    } catch (cause) {
-      finish(new ConnectError('the request message could not be parsed', Code.InvalidArgument, undefined, undefined, cause));
-      return;
+    let request: MessageShape<DescMessage> | AsyncIterable<MessageShape<DescMessage>>;
+    if (method.methodKind === 'bidi_streaming') {
+      request = requestsOf(call as grpc.ServerDuplexStream<Buffer, Uint8Array>, method, finish);
+    } else {
+      try {
+        request = fromBinary(method.input, (call as grpc.ServerWritableStream<Buffer, Uint8Array>).request);
+      } catch (cause) {
+        finish(new ConnectError(PARSE_FAILURE, Code.InvalidArgument, undefined, undefined, cause));
+        return;
+      }
     }
     void (async () => {
       try {
@@ -124,6 +138,39 @@ function createServerStreamingCallHandler(
       }
     })();
   };
+}
+
+/**
+ * A bidirectional call's request messages, as the handler reads them: the
+ * client is read no faster than the handler takes them (grpc-js pauses the
+ * stream, and HTTP/2 flow control holds the client back). A message that
+ * does not parse ends the call with INVALID_ARGUMENT.
+ */
+function requestsOf(
+  call: grpc.ServerDuplexStream<Buffer, Uint8Array>,
+  method: DescMethodBiDiStreaming,
+  finish: (error: ConnectError | undefined) => void,
+): AsyncIterable<MessageShape<DescMessage>> {
+  const requests = createWritableIterable<MessageShape<DescMessage>>();
+  call.on('data', (bytes: Buffer) => {
+    let message: MessageShape<DescMessage>;
+    try {
+      message = fromBinary(method.input, bytes);
+    } catch (cause) {
+      requests.close();
+      finish(new ConnectError(PARSE_FAILURE, Code.InvalidArgument, undefined, undefined, cause));
+      return;
+    }
+    call.pause();
+    requests.write(message).then(
+      () => call.resume(),
+      // Closed: the call is over, nothing more is read.
+      () => {},
+    );
+  });
+  call.once('end', () => requests.close());
+  call.once('cancelled', () => requests.close());
+  return requests;
 }
 
 /** Text metadata as Headers, for handlers that read them; binary metadata has no use there. */
