@@ -61,6 +61,7 @@ export const tallyClientViewHit: Row = {
       command: `TALLY_BENCH_TOKEN=<token> ${pinned ? 'taskset -c 0 ' : ''}node ${script.join(' ')}`,
       notes: [
         `every one of ${result.calls} calls answered active with the expected subject; ${result.hits} from the cache, ${result.misses} asked Tally (the view was not fresh then)`,
+        `p50 ${(result.p50Milliseconds * 1_000).toFixed(2)} µs, p99 ${(result.p99Milliseconds * 1_000).toFixed(2)} µs per call`,
         `${measuredSeconds} s measured after ${warmUpSeconds} s warm-up${pinned ? ', pinned to CPU 0' : ', not pinned (no taskset)'}`,
       ],
     };
