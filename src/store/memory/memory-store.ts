@@ -163,6 +163,8 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Store {
       },
       async grant(holderId, appliedSequence) {
         await open();
+        // Drops the lapsed, so holders that came and went leave nothing behind.
+        pendingHolders(Number.POSITIVE_INFINITY);
         holderLeases.set(holderId, { applied: appliedSequence, until: clock.now() + holderLeaseMs });
         return { sequence, time: clock.now() };
       },

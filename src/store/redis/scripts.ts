@@ -158,9 +158,16 @@ return held
  * KEYS: leases, sequence. ARGV: holder field, applied sequence, lease ms.
  * Takes a lease for a holder of a view outside Tally (keys.ts, holderField),
  * in the same hash as the replicas' leases, so PENDING_REPLICAS waits for it
- * alike. Returns { the sequence, Redis's time in ms } at the grant.
+ * alike. Drops leases that have lapsed, as PENDING_REPLICAS does, so that
+ * holders that came and went leave nothing behind even when nothing is
+ * revoked. Returns { the sequence, Redis's time in ms } at the grant.
  */
 const GRANT_HOLDER_LEASE = `${NOW_MS}
+local entries = redis.call('HGETALL', KEYS[1])
+for i = 1, #entries, 2 do
+  local leaseEnd = tonumber(string.match(entries[i + 1], ':(%d+)$'))
+  if (not leaseEnd) or leaseEnd <= now then redis.call('HDEL', KEYS[1], entries[i]) end
+end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. ':' .. (now + tonumber(ARGV[3])))
 return { redis.call('GET', KEYS[2]) or '0', now }
 `;
