@@ -141,7 +141,10 @@ export interface ViewHolders {
   grant(holderId: string, appliedSequence: number): Promise<{ sequence: number; time: number }>;
   /**
    * Renews a live lease, recording what the holder has applied. Resolves
-   * false, granting nothing, when the lease had lapsed or is unknown.
+   * false, granting nothing and dropping the lease, when the lease had
+   * lapsed or is unknown, or when the holder has not applied an event
+   * appended a whole lease ago (it does not keep up, and must not hold every
+   * revocation until it fails).
    */
   renew(holderId: string, appliedSequence: number): Promise<boolean>;
   /** Drops a lease at once: the holder no longer answers from its view. */

@@ -422,6 +422,24 @@ export function describeStoreConformance(name: string, factory: StoreFactory, op
           stop();
         });
 
+        it('renews no lease of a holder that has not applied a revocation made a whole lease ago, so it cannot hold revocations until they fail', async () => {
+          const { from, stop } = await follow();
+          await store.holders!.grant('holder-1', from);
+          const revoking = store.revokeScope('subject', 'alice', LONG_KEEP_MS);
+          const leaseMs = store.holders!.leaseMs;
+          // Acknowledging every quarter lease, without ever applying the revocation.
+          let renewals = 0;
+          while (await store.holders!.renew('holder-1', from)) {
+            renewals += 1;
+            if (renewals > 8) break;
+            await harness.passTime(leaseMs / 4);
+          }
+          expect(renewals).toBeGreaterThanOrEqual(2);
+          expect(renewals).toBeLessThanOrEqual(6);
+          await expect(revoking).resolves.toBeGreaterThan(from);
+          stop();
+        });
+
         it('renews only a live lease it granted', async () => {
           expect(await store.holders!.renew('never-granted', 0)).toBe(false);
           await store.holders!.grant('holder-1', 0);

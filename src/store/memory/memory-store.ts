@@ -40,6 +40,20 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Store {
   let closed = false;
   const holderLeaseMs = options.holderLeaseMs ?? DEFAULT_HOLDER_LEASE_MS;
   const holderLeases = new Map<string, HolderLease>();
+  /** Events of about the last lease, oldest first, and the newest before it: what a renewing holder must have applied. */
+  const recentEvents: Array<{ at: number; sequence: number }> = [];
+  function recordEvent(eventSequence: number): void {
+    recentEvents.push({ at: clock.now(), sequence: eventSequence });
+    const due = clock.now() - holderLeaseMs;
+    while (recentEvents.length > 1 && recentEvents[1]!.at <= due) recentEvents.shift();
+  }
+  /** The sequence of the newest event appended a whole lease ago or earlier (0 when none). */
+  function dueSequence(): number {
+    const due = clock.now() - holderLeaseMs;
+    let sequence = 0;
+    for (const event of recentEvents) if (event.at <= due) sequence = event.sequence;
+    return sequence;
+  }
   const followers = new Set<(event: StoreEvent) => void>();
   const tell = (event: StoreEvent) => followers.forEach((follower) => follower(event));
 
@@ -108,6 +122,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Store {
         // A shorter keep must not cut short what an earlier revocation promised.
         keptUntil: Math.max(live?.keptUntil ?? 0, clock.now() + keepForMs),
       });
+      recordEvent(taken);
       tell({ kind: 'mark', sequence: taken, scope, value });
       await untilLeaseHoldersApplied(async () => pendingHolders(taken), holderLeaseMs);
       return taken;
@@ -134,6 +149,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Store {
       keyRing = { version: expectedVersion + 1, keys: structuredClone(keys) };
       // As in Redis, a ring change takes a number of the sequence, so holders apply it in order with marks.
       sequence += 1;
+      recordEvent(sequence);
       tell({ kind: 'keys', sequence });
       return true;
     },
@@ -171,7 +187,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Store {
       async renew(holderId, appliedSequence) {
         await open();
         const lease = holderLeases.get(holderId);
-        if (lease === undefined || lease.until <= clock.now()) {
+        if (lease === undefined || lease.until <= clock.now() || appliedSequence < dueSequence()) {
           holderLeases.delete(holderId);
           return false;
         }

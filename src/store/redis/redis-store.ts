@@ -323,7 +323,7 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
                 return { sequence: Number(sequence), time: Number(time) };
               }),
             renew: (holderId, appliedSequence) =>
-              call(async () => (await client.renewHolderLease(keys.leases, holderField(holderId), appliedSequence, holderLeaseMs)) === 1),
+              call(async () => (await client.renewHolderLease(keys.leases, keys.events, holderField(holderId), appliedSequence, holderLeaseMs)) === 1),
             release: (holderId) =>
               call(async () => {
                 await client.hdel(keys.leases, holderField(holderId));

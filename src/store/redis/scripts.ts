@@ -173,15 +173,26 @@ return { redis.call('GET', KEYS[2]) or '0', now }
 `;
 
 /**
- * KEYS: leases. ARGV: holder field, applied sequence, lease ms. Renews a
- * holder's lease that is still live, recording what it has applied: 1.
- * A lease that lapsed (revocations may have returned without the holder) or
- * that was never granted is not renewed, and is dropped: 0.
+ * KEYS: leases, events. ARGV: holder field, applied sequence, lease ms.
+ * Renews a holder's lease that is still live, recording what it has applied:
+ * 1. Not renewed, and dropped: 0, for a lease that lapsed (revocations may
+ * have returned without the holder) or that was never granted, and for a
+ * holder that has not applied an event appended a whole lease ago: it is
+ * not keeping up, or acknowledges without applying, and must not hold every
+ * Revoke until it fails. (Stream ids are Redis's time in ms.)
  */
 const RENEW_HOLDER_LEASE = `${NOW_MS}
 local entry = redis.call('HGET', KEYS[1], ARGV[1])
 local leaseEnd = entry and tonumber(string.match(entry, ':(%d+)$'))
-if leaseEnd and leaseEnd > now then
+local keepingUp = true
+local due = redis.call('XREVRANGE', KEYS[2], tostring(now - tonumber(ARGV[3])), '-', 'COUNT', 1)
+if #due > 0 then
+  local fields = due[1][2]
+  for i = 1, #fields, 2 do
+    if fields[i] == 'sequence' and tonumber(fields[i + 1]) > tonumber(ARGV[2]) then keepingUp = false end
+  end
+end
+if leaseEnd and leaseEnd > now and keepingUp then
   redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. ':' .. (now + tonumber(ARGV[3])))
   return 1
 end
@@ -266,7 +277,7 @@ export const SCRIPTS = {
   readKeyRing: { lua: READ_KEY_RING, numberOfKeys: 2 },
   renewLease: { lua: RENEW_LEASE, numberOfKeys: 4 },
   grantHolderLease: { lua: GRANT_HOLDER_LEASE, numberOfKeys: 2 },
-  renewHolderLease: { lua: RENEW_HOLDER_LEASE, numberOfKeys: 1 },
+  renewHolderLease: { lua: RENEW_HOLDER_LEASE, numberOfKeys: 2 },
   pendingReplicas: { lua: PENDING_REPLICAS, numberOfKeys: 2 },
   snapshot: { lua: SNAPSHOT, numberOfKeys: 5 },
   serverTime: { lua: SERVER_TIME, numberOfKeys: 1 },
@@ -284,7 +295,7 @@ export interface ScriptCommands {
     replicaId: string, appliedSequence: number, leaseMs: number, knownIdentity: string, lastEventId: string, newIdentity: string,
   ): Promise<number>;
   grantHolderLease(leasesKey: string, sequenceKey: string, holderField: string, appliedSequence: number, leaseMs: number): Promise<[string, number]>;
-  renewHolderLease(leasesKey: string, holderField: string, appliedSequence: number, leaseMs: number): Promise<number>;
+  renewHolderLease(leasesKey: string, eventsKey: string, holderField: string, appliedSequence: number, leaseMs: number): Promise<number>;
   pendingReplicas(leasesKey: string, identityKey: string, sequence: number, fenceMs: number): Promise<number>;
   snapshot(sequenceKey: string, marksKey: string, markExpiryKey: string, eventsKey: string, identityKey: string, newIdentity: string): Promise<[number, string, string[], string, string]>;
   serverTime(sequenceKey: string): Promise<[string, string]>;
