@@ -11,6 +11,7 @@ import { KeyRingError } from './core/errors.js';
 import type { Store } from './core/ports.js';
 import { deriveSecrets } from './core/secrets.js';
 import { createTokenService, type TokenService } from './core/token-service.js';
+import { createRevocationWatch } from './core/revocation-watch.js';
 import type { Logger } from './log.js';
 import { createStore } from './store/index.js';
 import { SETTINGS_README_SECTION, type SettingsReport, type StoreChange } from './store/index.js';
@@ -202,6 +203,7 @@ export async function startTally(config: Config, parts: TallyParts): Promise<Run
     commandTimeoutMs: config.redisCommandTimeoutMs,
     cacheSize: config.cacheSize,
     leaseMs: config.leaseMs,
+    holderLeaseMs: config.clientLeaseMs,
     replicasToWait: config.redisWaitReplicas ?? (config.redis?.kind === 'sentinel' ? 1 : 0),
     onConnectionError: throttled(10_000, (error) => logger.warn({ err: error }, 'Redis connection error')),
     onBackgroundError: (error) => viewError(error as Error),
@@ -276,7 +278,10 @@ export async function startTally(config: Config, parts: TallyParts): Promise<Run
     log: createCallLogger(logger),
     tracing,
   });
-  const handlers = pipeline.serve(TokenServiceDescriptor, createTokenServiceHandlers(tokens, { scanLimiter }));
+  // Clients keeping a local view (WatchRevocations) watch elsewhere once this replica drains.
+  const revocationWatch = createRevocationWatch({ store });
+  readiness.onChange(() => readiness.draining() && revocationWatch.endAll());
+  const handlers = pipeline.serve(TokenServiceDescriptor, createTokenServiceHandlers(tokens, { scanLimiter, revocationWatch }));
   // Envoy passes its own trace context in the call's metadata when it traces; when it does not, the checked request's headers may carry the client's.
   const authorization = pipeline.serve(Authorization, createExtAuthzHandlers({ tokens, internalJwtTtlMs: config.phantomTokenTtlMs, scanLimiter }), {
     traceCarrierOf: (request) => checkedRequestCarrier(request as CheckRequest),

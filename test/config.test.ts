@@ -62,6 +62,7 @@ describe('loadConfig', () => {
       maxClaimsBytes: 8_192,
       cacheSize: 100_000,
       leaseMs: 2_000,
+      clientLeaseMs: 1_000,
       redisWaitReplicas: undefined,
       logLevel: 'info',
     });
@@ -140,6 +141,8 @@ describe('loadConfig', () => {
       ['TALLY_CACHE_SIZE', 'lots'],
       ['TALLY_LEASE_MS', '10'],
       ['TALLY_LEASE_MS', '2s'],
+      ['TALLY_CLIENT_LEASE_MS', '50'],
+      ['TALLY_CLIENT_LEASE_MS', '1s'],
       ['TALLY_REDIS_WAIT_REPLICAS', 'one'],
       ['TALLY_KEY_ROTATION_INTERVAL', '100ms'],
       ['TALLY_KEY_ROTATION_INTERVAL', 'daily'],

@@ -1,7 +1,8 @@
 // The table, top to bottom. The first row is the baseline every ratio divides by,
 // measured in the same run on the same machine. Rows that reuse a process run
 // next to each other; the Revoke row comes last because it starts two more
-// leased replicas, which would otherwise idle beside every later row; only the
+// leased replicas (and the one with clients' local views after it, on the same
+// replicas), which would otherwise idle beside every later row; only the
 // baseline's repeat, which shows the machine's drift, follows it. The open-loop
 // rows offer shares of the baseline's peak, the bare server's first: they check the
 // generator before it measures Tally. Tally's cache-off rows come after its cache-hit
@@ -29,6 +30,8 @@ import { tallyGrpcIntrospectOpaqueCacheHitTraced } from './tally-grpc-introspect
 import { tallyGrpcIntrospectOpaque } from './tally-grpc-introspect-opaque.js';
 import { tallyOauth2Introspect } from './tally-oauth2-introspect.js';
 import { tallyRevokeLeasedReplicas } from './tally-revoke-leased-replicas.js';
+import { tallyRevokeViewClients } from './tally-revoke-view-clients.js';
+import { tallyClientViewHit } from './tally-client-view-hit.js';
 
 export const rows: readonly [Row, ...Row[]] = [
   bareGrpcIntrospect,
@@ -54,6 +57,8 @@ export const rows: readonly [Row, ...Row[]] = [
   joseJwtVerifyEs256,
   joseJwtVerifyEdDsa,
   joseJwtVerifyMlDsa65,
+  tallyClientViewHit,
   tallyRevokeLeasedReplicas,
+  tallyRevokeViewClients,
   bareGrpcIntrospectAgain,
 ];

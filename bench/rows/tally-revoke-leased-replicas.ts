@@ -70,8 +70,8 @@ export const tallyRevokeLeasedReplicas: Row = {
   },
 };
 
-/** Replicas take their lease a moment after they report ready; the row needs all of them leased. */
-async function untilLeasesHeld(redisUrl: string, expected: number): Promise<number> {
+/** Replicas (and clients) take their lease a moment after they report ready; the row needs all of them leased. */
+export async function untilLeasesHeld(redisUrl: string, expected: number): Promise<number> {
   const redis = new Redis(redisUrl, { lazyConnect: true });
   await redis.connect();
   try {
@@ -92,7 +92,7 @@ async function untilLeasesHeld(redisUrl: string, expected: number): Promise<numb
   }
 }
 
-async function expectActivity(clients: readonly UnaryClient[], tokens: readonly IssueResponse[], active: boolean): Promise<void> {
+export async function expectActivity(clients: readonly UnaryClient[], tokens: readonly IssueResponse[], active: boolean): Promise<void> {
   const pairs = clients.flatMap((client, replica) => tokens.map((token) => ({ client, replica, token })));
   await inParallel(pairs, async ({ client, replica, token }) => {
     const answer = await client.call(introspectPath, IntrospectRequestSchema, IntrospectResponseSchema, create(IntrospectRequestSchema, { token: token.token }));
@@ -100,7 +100,7 @@ async function expectActivity(clients: readonly UnaryClient[], tokens: readonly 
   });
 }
 
-async function inParallel<Item, Result>(items: readonly Item[], work: (item: Item) => Promise<Result>): Promise<Result[]> {
+export async function inParallel<Item, Result>(items: readonly Item[], work: (item: Item) => Promise<Result>): Promise<Result[]> {
   const results: Result[] = new Array<Result>(items.length);
   let next = 0;
   const worker = async (): Promise<void> => {

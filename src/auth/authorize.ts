@@ -13,6 +13,10 @@ export const REQUIRED_PERMISSION: Readonly<Record<string, Permission>> = {
   'tally.v1.TokenService/RetireAlgorithm': 'keys',
   'tally.v1.TokenService/ListKeys': 'keys',
   'tally.v1.TokenService/RevokeKey': 'keys',
+  // Holders of a local view of Introspect answers (tally/client): what introspect may see, kept current.
+  'tally.v1.TokenService/WatchRevocations': 'introspect',
+  'tally.v1.TokenService/AcknowledgeRevocations': 'introspect',
+  'tally.v1.TokenService/FollowRevocations': 'introspect',
   'envoy.service.auth.v3.Authorization/Check': 'ext_authz',
   'POST /oauth2/introspect': 'introspect',
   'POST /oauth2/revoke': 'revoke',

@@ -9,17 +9,25 @@
 //   import { createTallyClient } from 'tally/client';
 //   const tally = createTallyClient({ baseUrl: 'https://tally:50051', apiKey });
 //   const { active, subject } = await tally.introspect({ token });
+//
+// With `localView`, introspect answers from an exact, leased cache in this
+// process (local-view.ts; docs/clients.md says when to turn it on).
 
 import { readFileSync } from 'node:fs';
 import { Code, ConnectError, createClient, type Client, type Interceptor } from '@connectrpc/connect';
 import { createGrpcTransport } from '@connectrpc/connect-node';
 import { MethodOptions_IdempotencyLevel } from '@bufbuild/protobuf/wkt';
 import { TokenService } from '../gen/tally/v1/token_service_pb.js';
+import { startLocalView, type LocalView, type LocalViewOptions } from './local-view.js';
 
 export { Code, ConnectError } from '@connectrpc/connect';
 export * from '../gen/tally/v1/token_service_pb.js';
+export type { LocalView, LocalViewChange, LocalViewOptions } from './local-view.js';
 
 export type TallyClient = Client<typeof TokenService>;
+
+/** A client whose introspect answers from its local view while that view is fresh. */
+export type TallyClientWithLocalView = TallyClient & { readonly localView: LocalView };
 
 export interface RetryOptions {
   /** Attempts in all, the first included (default 4; 1 turns retries off). */
@@ -51,12 +59,21 @@ export interface TallyClientOptions {
   timeoutMs?: number;
   retry?: RetryOptions;
   tls?: TlsOptions;
+  /**
+   * Answer introspect from a bounded in-process cache of active answers,
+   * kept exact by watching revocations (WatchRevocations, which needs the
+   * `introspect` permission). Close it (`client.localView.close()`) when done:
+   * the watch keeps the process alive.
+   */
+  localView?: LocalViewOptions | true;
 }
 
 export const DEFAULT_TIMEOUT_MS = 2_000;
 const DEFAULT_RETRY = { maxAttempts: 4, initialBackoffMs: 50, maxBackoffMs: 1_000 };
 
-export function createTallyClient(options: TallyClientOptions): TallyClient {
+export function createTallyClient(options: TallyClientOptions & { localView: LocalViewOptions | true }): TallyClientWithLocalView;
+export function createTallyClient(options: TallyClientOptions): TallyClient;
+export function createTallyClient(options: TallyClientOptions): TallyClient | TallyClientWithLocalView {
   const interceptors: Interceptor[] = [retryUnavailable({ ...DEFAULT_RETRY, ...options.retry })];
   if (options.apiKey !== undefined) interceptors.push(withApiKey(options.apiKey));
   const transport = createGrpcTransport({
@@ -65,7 +82,10 @@ export function createTallyClient(options: TallyClientOptions): TallyClient {
     interceptors,
     nodeOptions: options.tls === undefined ? undefined : tlsNodeOptions(options.tls),
   });
-  return createClient(TokenService, transport);
+  const client = createClient(TokenService, transport);
+  if (options.localView === undefined) return client;
+  const localView = startLocalView(client, options.localView === true ? {} : options.localView);
+  return { ...client, introspect: localView.introspect, localView };
 }
 
 function withApiKey(apiKey: string): Interceptor {

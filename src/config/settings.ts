@@ -10,7 +10,7 @@ import { DEFAULT_INTERNAL_SIGNING_ALGORITHM, INTERNAL_SIGNING_ALGORITHMS } from 
 import { MINIMUM_MASTER_KEY_BYTES } from '../core/secrets.js';
 import { SIGNING_ALGORITHMS } from '../core/types.js';
 import { DEFAULT_MAX_CLAIMS_BYTES, DEFAULT_MAX_TOKEN_LENGTH } from '../core/validation.js';
-import { DEFAULT_COMMAND_TIMEOUT_MS, DEFAULT_LEASE_MS } from '../store/redis/defaults.js';
+import { DEFAULT_COMMAND_TIMEOUT_MS, DEFAULT_HOLDER_LEASE_MS, DEFAULT_LEASE_MS } from '../store/redis/defaults.js';
 import {
   byteSizeBetween,
   checkedRedisUrl,
@@ -299,6 +299,13 @@ export const SETTINGS = {
     default: String(DEFAULT_LEASE_MS),
     description:
       'Milliseconds a replica may answer from its local view before renewing its lease; also the longest a dead replica can hold up a Revoke.',
+    parse: millisecondsBetween(100, 60_000),
+  }),
+  clientLeaseMs: required({
+    env: 'TALLY_CLIENT_LEASE_MS',
+    default: String(DEFAULT_HOLDER_LEASE_MS),
+    description:
+      'Milliseconds a client watching revocations (tally/client\'s local view) may answer from its cache after an acknowledgement renewed its lease; also the longest a dead or cut-off client can hold up a Revoke.',
     parse: millisecondsBetween(100, 60_000),
   }),
   redisWaitReplicas: optional({

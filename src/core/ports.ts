@@ -36,6 +36,8 @@ export interface LocalView {
   getToken(tokenId: string): TokenRecord | undefined;
   /** As Store.revocationMark. */
   revocationMark(scopes: ReadonlyArray<readonly [MarkScope, string]>): number;
+  /** As Store.revocationSequence: every revocation at or below it is in the marks above. */
+  revocationSequence(): number;
 }
 
 export interface Store {
@@ -118,5 +120,59 @@ export interface Store {
   /** Resolves when the store answers; rejects with StoreUnavailableError otherwise. */
   ping(): Promise<void>;
 
+  /**
+   * Events and leases for holders of a local view outside Tally (clients
+   * watching revocations), served by this replica; undefined where it cannot
+   * follow the store's events (Redis with the cache off).
+   */
+  readonly holders?: ViewHolders;
+
   close(): Promise<void>;
+}
+
+/**
+ * What a holder of a view must apply, as this replica learns it: a
+ * revocation mark, a change of the key ring, or `lost` when events may have
+ * been missed (the store lost data, or this replica's own view had to be
+ * rebuilt), after which a follower can no longer be told every event.
+ */
+export type StoreEvent =
+  | { kind: 'mark'; sequence: number; scope: MarkScope; value: string }
+  | { kind: 'keys'; sequence: number }
+  | { kind: 'lost' };
+
+/**
+ * Leases on behalf of holders of a view elsewhere, kept in the store beside
+ * the replicas' own: revokeScope waits for a holder's lease as it waits for
+ * a replica's, until the holder has acknowledged the revocation's event or
+ * its lease has lapsed.
+ */
+export interface ViewHolders {
+  /** How long a holder's lease lasts, from each grant or renewal. */
+  readonly leaseMs: number;
+  /** Whether this replica follows the store's events without delay now; while not, holders must not be told they are caught up. */
+  fresh(): boolean;
+  /**
+   * Calls listener with every event this replica applies from now on, in
+   * order. `from` is the sequence it had applied before: every later event
+   * reaches the listener. Undefined while the replica is not fresh.
+   */
+  follow(listener: (event: StoreEvent) => void): { from: number; stop(): void } | undefined;
+  /**
+   * Takes a lease for a holder that has applied every event up to
+   * appliedSequence. Resolves with the store's sequence and time at the
+   * grant: revocations numbered up to that sequence may have returned
+   * without waiting for the holder.
+   */
+  grant(holderId: string, appliedSequence: number): Promise<{ sequence: number; time: number }>;
+  /**
+   * Renews a live lease, recording what the holder has applied. Resolves
+   * false, granting nothing and dropping the lease, when the lease had
+   * lapsed or is unknown, or when the holder has not applied an event
+   * appended a whole lease ago (it does not keep up, and must not hold every
+   * revocation until it fails).
+   */
+  renew(holderId: string, appliedSequence: number): Promise<boolean>;
+  /** Drops a lease at once: the holder no longer answers from its view. */
+  release(holderId: string): Promise<void>;
 }

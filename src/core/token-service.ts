@@ -152,7 +152,8 @@ function toWholeSeconds(ms: number): number {
   return Math.floor(ms / 1000) * 1000;
 }
 
-function namesOneOf(record: TokenRecord, audiences: readonly string[] | undefined): boolean {
+/** Whether a caller limited to these audiences (undefined: not limited) may see the token. */
+export function namesOneOf(record: TokenRecord, audiences: readonly string[] | undefined): boolean {
   return audiences === undefined || record.audience.some((audience) => audiences.includes(audience));
 }
 
@@ -268,10 +269,16 @@ export function createTokenService(options: TokenServiceOptions): TokenService {
   async function decide({ record, kid }: Found, input: IntrospectInput): Promise<Introspection> {
     const refused = judge(record, input);
     if (refused !== undefined) return refused;
+    // Read before the marks (and on the same connection, so it is answered first): every
+    // revocation numbered at or below it is then in the marks read next.
+    const reflected = input.withRevocationSequence === true ? store.revocationSequence() : undefined;
+    // Settled here if a mark read fails first; awaited below otherwise.
+    reflected?.catch(() => {});
+    // Last, because it is the one step that may cost a store round trip.
     if (record.sequence < (await store.revocationMark(scopesOf(record)))) return inactive('revoked', record.tokenId);
     // A JWT only: a mark on its signing key covers every JWT the key signed, whatever its sequence.
     if (kid !== undefined && (await store.revocationMark([['key', kid]])) > 0) return inactive('revoked', record.tokenId);
-    return answerOf(record);
+    return answerOf(record, reflected === undefined ? undefined : await reflected);
   }
 
   /**
@@ -292,7 +299,9 @@ export function createTokenService(options: TokenServiceOptions): TokenService {
     if (record.format !== 'opaque' || !isAuthentic(record, tokenId)) return inactive('unknown', tokenId);
     const refused = judge(record, input);
     if (refused !== undefined) return refused;
-    return record.sequence < local.revocationMark(scopesOf(record)) ? inactive('revoked', record.tokenId) : answerOf(record);
+    // Read before the marks, as decide() does; in memory both are of the same instant.
+    const reflected = input.withRevocationSequence === true ? local.revocationSequence() : undefined;
+    return record.sequence < local.revocationMark(scopesOf(record)) ? inactive('revoked', record.tokenId) : answerOf(record, reflected);
   }
 
   /**
@@ -309,12 +318,16 @@ export function createTokenService(options: TokenServiceOptions): TokenService {
     return undefined;
   }
 
-  // The active answer is the record's and the issuer's only, so it is made
-  // once per record and shared, frozen, by every caller that gets it.
+  // The active answer is the record's and the issuer's only (and, for a
+  // holder of a local view, the revocation sequence it reflects), so it is
+  // made once per record, or once per record and sequence, which moves only
+  // as revocations happen, and shared, frozen, by every caller that gets it.
   const answers = new WeakMap<TokenRecord, ActiveToken>();
-  function answerOf(record: TokenRecord): ActiveToken {
-    let answer = answers.get(record);
-    if (answer === undefined) {
+  const sequencedAnswers = new WeakMap<TokenRecord, ActiveToken>();
+  function answerOf(record: TokenRecord, revocationSequence?: number): ActiveToken {
+    const kept = revocationSequence === undefined ? answers : sequencedAnswers;
+    let answer = kept.get(record);
+    if (answer === undefined || answer.revocationSequence !== revocationSequence) {
       answer = {
         active: true,
         tokenId: record.tokenId,
@@ -329,8 +342,9 @@ export function createTokenService(options: TokenServiceOptions): TokenService {
         expiresAt: record.expiresAt,
         issuer,
       };
+      if (revocationSequence !== undefined) answer.revocationSequence = revocationSequence;
       // Only a record nothing can change (a store's shared copy) may share its answer.
-      if (Object.isFrozen(record)) answers.set(record, Object.freeze(answer));
+      if (Object.isFrozen(record)) kept.set(record, Object.freeze(answer));
     }
     return answer;
   }

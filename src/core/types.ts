@@ -95,6 +95,11 @@ export interface IntrospectInput {
    * scan for tokens meant for others.
    */
   callerAudiences?: readonly string[];
+  /**
+   * Say in an active answer which revocation sequence it reflects
+   * (ActiveToken.revocationSequence), for holders of a local view.
+   */
+  withRevocationSequence?: boolean;
 }
 
 export interface RevokeOptions {
@@ -128,6 +133,11 @@ export interface ActiveToken {
   issuedAt: number;
   expiresAt: number;
   issuer: string;
+  /**
+   * Set when IntrospectInput.withRevocationSequence asked: every revocation
+   * numbered at or below it was accounted for in this answer.
+   */
+  revocationSequence?: number;
 }
 
 export interface InactiveToken {

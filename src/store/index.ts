@@ -13,6 +13,6 @@ export interface StoreConfig extends Omit<RedisStoreOptions, 'url'> {
 }
 
 export function createStore({ redisUrl, ...options }: StoreConfig): Store {
-  if (redisUrl === undefined || redisUrl === '') return createMemoryStore({ clock: options.clock });
+  if (redisUrl === undefined || redisUrl === '') return createMemoryStore({ clock: options.clock, holderLeaseMs: options.holderLeaseMs });
   return createRedisStore({ ...options, url: redisUrl });
 }

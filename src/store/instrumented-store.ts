@@ -9,7 +9,7 @@ import type { Store, TraceStep } from '../core/ports.js';
 /** Told of every store operation as it settles. */
 export type StoreObserver = (operation: string, seconds: number, failed: boolean) => void;
 
-type Operation = Exclude<keyof Store, 'onKeyRingChange' | 'localView' | 'close'>;
+type Operation = Exclude<keyof Store, 'onKeyRingChange' | 'localView' | 'holders' | 'close'>;
 
 const OPERATIONS: readonly Operation[] = [
   'revocationSequence',
@@ -49,6 +49,7 @@ export function instrumentStore(store: Store, observe: StoreObserver, traceStep?
     ...(store.onKeyRingChange === undefined ? {} : { onKeyRingChange: store.onKeyRingChange.bind(store) }),
     // Reads from memory are no store operations: nothing to time.
     ...(store.localView === undefined ? {} : { localView: store.localView.bind(store) }),
+    ...(store.holders === undefined ? {} : { holders: store.holders }),
     close: () => store.close(),
   };
 }

@@ -35,17 +35,23 @@ import { createCallerIntrospection } from './caller-introspection.js';
 import { recordIntrospection } from './call/call-details.js';
 import { callOf } from './call/pipeline.js';
 import { stopWaitingWhenCancelled } from './call/abort.js';
+import type { RevocationWatch } from '../core/revocation-watch.js';
+import { createWatchRevocationsHandlers } from './watch-revocations.js';
 
 export type TokenServiceHandlers = ServiceImpl<typeof TokenServiceDescriptor>;
 
 export interface TokenServiceHandlersOptions {
   /** Refuses introspection to a caller that keeps asking about tokens that do not exist. */
   scanLimiter?: ScanLimiter;
+  /** Serves WatchRevocations and AcknowledgeRevocations; without it they answer UNIMPLEMENTED. */
+  revocationWatch?: RevocationWatch;
 }
 
 export function createTokenServiceHandlers(tokens: TokenService, options: TokenServiceHandlersOptions = {}): TokenServiceHandlers {
   const introspectAs = createCallerIntrospection(tokens, options.scanLimiter);
   return {
+    ...createWatchRevocationsHandlers(options.revocationWatch),
+
     async issue(request, context) {
       const caller = callOf(context.values)?.caller;
       // A caller limited to audiences issues for those only; naming none means all of its own.
@@ -81,6 +87,7 @@ export function createTokenServiceHandlers(tokens: TokenService, options: TokenS
           token: request.token,
           audience: nonEmpty(request.audience),
           requiredScopes: request.requiredScopes.length > 0 ? request.requiredScopes : undefined,
+          withRevocationSequence: true,
         }),
       );
       // From memory, the answer goes out without waiting a microtask (core/awaitable.ts).
@@ -156,6 +163,7 @@ function introspectResponseOf(token: ActiveToken): IntrospectResponse {
       issuer: token.issuer,
       claims: token.claims,
       sessionId: token.sessionId,
+      revocationSequence: BigInt(token.revocationSequence ?? 0),
     });
     if (Object.isFrozen(token)) responses.set(token, Object.freeze(response));
   }

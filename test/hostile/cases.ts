@@ -100,29 +100,31 @@ export function buildCases(target: Target): { cases: HostileCase[]; close(): voi
 
   for (const method of TokenService.methods) {
     const path = `/${TokenService.typeName}/${method.name}`;
+    // WatchRevocations, FollowRevocations: a stream that starts is an answer (senders.ts).
+    const stream = method.methodKind !== 'unary';
     for (const [bodyName, body] of protobufBodies(target.maxMessageBytes)) {
-      add(`gRPC ${method.name}: ${bodyName}`, () => raw.send(path, frame(body)));
-      add(`Connect binary ${method.name}: ${bodyName}`, () => sendHttp(`${target.httpUrl}${path}`, { headers: { 'content-type': 'application/proto' }, body }));
-      add(`gRPC-Web ${method.name}: ${bodyName}`, () => sendHttp(`${target.httpUrl}${path}`, { headers: { 'content-type': 'application/grpc-web+proto' }, body: frame(body) }));
+      add(`gRPC ${method.name}: ${bodyName}`, () => raw.send(path, frame(body), {}, { stream }));
+      add(`Connect binary ${method.name}: ${bodyName}`, () => sendHttp(`${target.httpUrl}${path}`, { stream, headers: { 'content-type': 'application/proto' }, body }));
+      add(`gRPC-Web ${method.name}: ${bodyName}`, () => sendHttp(`${target.httpUrl}${path}`, { stream, headers: { 'content-type': 'application/grpc-web+proto' }, body: frame(body) }));
     }
-    add(`gRPC ${method.name}: no message at all`, () => raw.send(path, Buffer.alloc(0)));
-    add(`gRPC ${method.name}: a frame cut short`, () => raw.send(path, frame(Buffer.alloc(100)).subarray(0, 40)));
-    add(`gRPC ${method.name}: a frame header alone`, () => raw.send(path, Buffer.from([0, 0, 0, 0])));
-    add(`gRPC ${method.name}: compressed flag without an encoding`, () => raw.send(path, frame(Buffer.from([0x0a, 0x01, 0x61]), 1)));
-    add(`gRPC ${method.name}: unknown grpc-encoding`, () => raw.send(path, frame(Buffer.from([0x0a, 0x01, 0x61]), 1), { 'grpc-encoding': 'snappy-ish' }));
-    add(`gRPC ${method.name}: a frame length of 4 GiB`, () => raw.send(path, Buffer.from([0, 0xff, 0xff, 0xff, 0xff, 1, 2, 3])));
-    add(`gRPC ${method.name}: two messages on a unary call`, () => raw.send(path, Buffer.concat([frame(Buffer.alloc(0)), frame(Buffer.alloc(0))])));
-    add(`gRPC ${method.name}: wrong content-type`, () => raw.send(path, frame(Buffer.alloc(0)), { 'content-type': 'text/plain' }));
-    add(`gRPC ${method.name}: garbage authorization`, () => raw.send(path, frame(Buffer.alloc(0)), { authorization: 'Bearer \u00ff\u0000' }));
-    add(`gRPC ${method.name}: authorization that is not Bearer`, () => raw.send(path, frame(Buffer.alloc(0)), { authorization: 'Basic Zm9vOmJhcg==' }));
-    add(`gRPC ${method.name}: an absurd grpc-timeout`, () => raw.send(path, frame(Buffer.alloc(0)), { 'grpc-timeout': '99999999999999H' }));
+    add(`gRPC ${method.name}: no message at all`, () => raw.send(path, Buffer.alloc(0), {}, { stream }));
+    add(`gRPC ${method.name}: a frame cut short`, () => raw.send(path, frame(Buffer.alloc(100)).subarray(0, 40), {}, { stream }));
+    add(`gRPC ${method.name}: a frame header alone`, () => raw.send(path, Buffer.from([0, 0, 0, 0]), {}, { stream }));
+    add(`gRPC ${method.name}: compressed flag without an encoding`, () => raw.send(path, frame(Buffer.from([0x0a, 0x01, 0x61]), 1), {}, { stream }));
+    add(`gRPC ${method.name}: unknown grpc-encoding`, () => raw.send(path, frame(Buffer.from([0x0a, 0x01, 0x61]), 1), { 'grpc-encoding': 'snappy-ish' }, { stream }));
+    add(`gRPC ${method.name}: a frame length of 4 GiB`, () => raw.send(path, Buffer.from([0, 0xff, 0xff, 0xff, 0xff, 1, 2, 3]), {}, { stream }));
+    add(`gRPC ${method.name}: two messages on a unary call`, () => raw.send(path, Buffer.concat([frame(Buffer.alloc(0)), frame(Buffer.alloc(0))]), {}, { stream }));
+    add(`gRPC ${method.name}: wrong content-type`, () => raw.send(path, frame(Buffer.alloc(0)), { 'content-type': 'text/plain' }, { stream }));
+    add(`gRPC ${method.name}: garbage authorization`, () => raw.send(path, frame(Buffer.alloc(0)), { authorization: 'Bearer \u00ff\u0000' }, { stream }));
+    add(`gRPC ${method.name}: authorization that is not Bearer`, () => raw.send(path, frame(Buffer.alloc(0)), { authorization: 'Basic Zm9vOmJhcg==' }, { stream }));
+    add(`gRPC ${method.name}: an absurd grpc-timeout`, () => raw.send(path, frame(Buffer.alloc(0)), { 'grpc-timeout': '99999999999999H' }, { stream }));
     for (const [bodyName, body] of jsonBodies(target.maxMessageBytes)) {
-      add(`Connect JSON ${method.name}: ${bodyName}`, () => sendHttp(`${target.httpUrl}${path}`, { headers: { 'content-type': 'application/json' }, body }));
+      add(`Connect JSON ${method.name}: ${bodyName}`, () => sendHttp(`${target.httpUrl}${path}`, { stream, headers: { 'content-type': 'application/json' }, body }));
     }
-    add(`Connect ${method.name}: unknown content-type`, () => sendHttp(`${target.httpUrl}${path}`, { headers: { 'content-type': 'application/x-evil' }, body: '{}' }));
-    add(`Connect ${method.name}: GET with a garbage message`, () => sendHttp(`${target.httpUrl}${path}?encoding=json&message=%7B%ZZ`, { method: 'GET' }));
-    add(`gRPC-Web ${method.name}: a frame cut short`, () => sendHttp(`${target.httpUrl}${path}`, { headers: { 'content-type': 'application/grpc-web+proto' }, body: frame(Buffer.alloc(100)).subarray(0, 30) }));
-    add(`gRPC-Web ${method.name}: text encoding that is not base64`, () => sendHttp(`${target.httpUrl}${path}`, { headers: { 'content-type': 'application/grpc-web-text' }, body: '!!!not base64!!!' }));
+    add(`Connect ${method.name}: unknown content-type`, () => sendHttp(`${target.httpUrl}${path}`, { stream, headers: { 'content-type': 'application/x-evil' }, body: '{}' }));
+    add(`Connect ${method.name}: GET with a garbage message`, () => sendHttp(`${target.httpUrl}${path}?encoding=json&message=%7B%ZZ`, { stream, method: 'GET' }));
+    add(`gRPC-Web ${method.name}: a frame cut short`, () => sendHttp(`${target.httpUrl}${path}`, { stream, headers: { 'content-type': 'application/grpc-web+proto' }, body: frame(Buffer.alloc(100)).subarray(0, 30) }));
+    add(`gRPC-Web ${method.name}: text encoding that is not base64`, () => sendHttp(`${target.httpUrl}${path}`, { stream, headers: { 'content-type': 'application/grpc-web-text' }, body: '!!!not base64!!!' }));
   }
 
   for (const endpoint of HTTP_ENDPOINTS) {

@@ -188,11 +188,13 @@ describe('hostile input', () => {
       await fc.assert(
         fc.asyncProperty(request, async ({ channel, method, body }) => {
           const path = `${tally.httpUrl}/${TokenService.typeName}/${method}`;
+          // WatchRevocations, FollowRevocations: a stream that starts is an answer (senders.ts).
+          const stream = TokenService.methods.find((described) => described.name === method)?.methodKind !== 'unary';
           let outcome: Outcome;
-          if (channel === 'gRPC') outcome = await raw.send(`/${TokenService.typeName}/${method}`, frame(body));
-          else if (channel === 'Connect JSON') outcome = await sendHttp(path, { headers: { 'content-type': 'application/json' }, body });
-          else if (channel === 'Connect binary') outcome = await sendHttp(path, { headers: { 'content-type': 'application/proto' }, body });
-          else if (channel === 'gRPC-Web') outcome = await sendHttp(path, { headers: { 'content-type': 'application/grpc-web+proto' }, body: frame(body) });
+          if (channel === 'gRPC') outcome = await raw.send(`/${TokenService.typeName}/${method}`, frame(body), {}, { stream });
+          else if (channel === 'Connect JSON') outcome = await sendHttp(path, { stream, headers: { 'content-type': 'application/json' }, body });
+          else if (channel === 'Connect binary') outcome = await sendHttp(path, { stream, headers: { 'content-type': 'application/proto' }, body });
+          else if (channel === 'gRPC-Web') outcome = await sendHttp(path, { stream, headers: { 'content-type': 'application/grpc-web+proto' }, body: frame(body) });
           else {
             const endpoint = channel === 'OAuth introspect' ? 'introspect' : 'revoke';
             outcome = await sendHttp(`${tally.httpUrl}/oauth2/${endpoint}`, { headers: { 'content-type': 'application/x-www-form-urlencoded' }, body });

@@ -39,7 +39,11 @@ export function createRawGrpcSender(address: string) {
     return session;
   };
   return {
-    send(path: string, body: Buffer, headers: Record<string, string> = {}): Promise<Outcome> {
+    /**
+     * With `stream` (a server-streaming method), a first response message is
+     * an answer: the call is going, as it should, and is cancelled there.
+     */
+    send(path: string, body: Buffer, headers: Record<string, string> = {}, { stream: streaming = false } = {}): Promise<Outcome> {
       return new Promise((resolve) => {
         let stream;
         try {
@@ -62,7 +66,15 @@ export function createRawGrpcSender(address: string) {
         stream.on('trailers', (trailers) => {
           if (trailers['grpc-status'] !== undefined) status = Number(trailers['grpc-status']);
         });
-        stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+        stream.on('data', (chunk: Buffer) => {
+          chunks.push(chunk);
+          const received = Buffer.concat(chunks);
+          if (streaming && status === undefined && received.length >= 5 && received.length >= 5 + received.readUInt32BE(1)) {
+            clearTimeout(timer);
+            stream.close(constants.NGHTTP2_CANCEL);
+            resolve({ kind: 'grpc', status: 0, body: received });
+          }
+        });
         stream.on('error', () => {});
         // A server that never answers a finished request would be holding resources for an attacker.
         const timer = setTimeout(() => {
@@ -81,17 +93,29 @@ export function createRawGrpcSender(address: string) {
   };
 }
 
-/** An HTTP/1.1 request with the body as given (Connect, gRPC-Web and the plain endpoints). */
-export async function sendHttp(url: string, init: { method?: string; headers?: Record<string, string>; body?: Uint8Array | string }): Promise<Outcome> {
+/**
+ * An HTTP/1.1 request with the body as given (Connect, gRPC-Web and the plain
+ * endpoints). With `stream` (a server-streaming method), the answer is what
+ * came first: a stream that is going is cancelled there.
+ */
+export async function sendHttp(url: string, init: { method?: string; headers?: Record<string, string>; body?: Uint8Array | string; stream?: boolean }): Promise<Outcome> {
   try {
     const response = await fetch(url, { method: init.method ?? 'POST', headers: init.headers, body: init.body });
-    const outcome = { kind: 'http' as const, status: response.status, body: Buffer.from(await response.arrayBuffer()) };
+    const outcome = { kind: 'http' as const, status: response.status, body: init.stream === true ? await firstChunk(response) : Buffer.from(await response.arrayBuffer()) };
     // gRPC-Web answers 200 and puts the status in a header or a trailer frame.
     const grpcStatus = (response.headers.get('content-type') ?? '').startsWith('application/grpc-web') ? grpcWebStatus(outcome, response.headers.get('grpc-status')) : undefined;
     return grpcStatus === undefined ? outcome : { ...outcome, grpcStatus };
   } catch (error) {
     return { kind: 'refused', detail: String((error as Error).cause ?? error) };
   }
+}
+
+async function firstChunk(response: Response): Promise<Buffer> {
+  const reader = response.body?.getReader();
+  if (reader === undefined) return Buffer.alloc(0);
+  const { value } = await reader.read();
+  await reader.cancel();
+  return Buffer.from(value ?? new Uint8Array());
 }
 
 /** The grpc-status a gRPC-Web answer carries (in headers, or in its trailer frame). */

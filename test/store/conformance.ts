@@ -4,7 +4,7 @@
 
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { StoreUnavailableError } from '../../src/core/errors.js';
-import type { Clock, Store } from '../../src/core/ports.js';
+import type { Clock, Store, StoreEvent } from '../../src/core/ports.js';
 import type { TokenRecord } from '../../src/core/types.js';
 import { storedKey, tokenRecord } from '../support/store-records.js';
 
@@ -23,11 +23,20 @@ export interface StoreHarness {
 
 export type StoreFactory = () => Promise<StoreHarness>;
 
+export interface ConformanceOptions {
+  /**
+   * Why this store offers no ViewHolders (store.holders), when it does not:
+   * the suite then checks that it really does not, instead of its holder
+   * tests.
+   */
+  withoutHolders?: string;
+}
+
 /** Real-time expiry tests use spans this short so they stay fast and bounded. */
 const SHORT_MS = 150;
 const LONG_KEEP_MS = 60 * 60 * 1000;
 
-export function describeStoreConformance(name: string, factory: StoreFactory): void {
+export function describeStoreConformance(name: string, factory: StoreFactory, options: ConformanceOptions = {}): void {
   describe(`${name} store conformance`, () => {
     let harness: StoreHarness;
     let store: Store;
@@ -286,6 +295,149 @@ export function describeStoreConformance(name: string, factory: StoreFactory): v
         expect(time).toBeLessThanOrEqual(harness.clock.now() + 1);
       });
     });
+
+    if (options.withoutHolders !== undefined) {
+      it(`offers no holders of a view: ${options.withoutHolders}`, () => {
+        expect(store.holders).toBeUndefined();
+      });
+    } else {
+      describe('holders of a view', () => {
+        /** Follows the store's events once the store can be followed (a replica's view takes a moment to load). */
+        async function follow(): Promise<{ from: number; events: StoreEvent[]; stop(): void }> {
+          const events: StoreEvent[] = [];
+          const deadline = performance.now() + 10_000;
+          for (;;) {
+            const following = store.holders!.follow((event) => events.push(event));
+            if (following !== undefined) return { from: following.from, events, stop: following.stop };
+            if (performance.now() > deadline) throw new Error('the store could not be followed within 10 s');
+            await new Promise((resolve) => setTimeout(resolve, 10));
+          }
+        }
+
+        /** The first event a follower got past `past` of them, once it has come. */
+        async function nthEvent(events: StoreEvent[], index: number): Promise<StoreEvent> {
+          const deadline = performance.now() + 5_000;
+          while (events.length <= index) {
+            if (performance.now() > deadline) throw new Error(`event ${index} did not come within 5 s (got ${JSON.stringify(events)})`);
+            await new Promise((resolve) => setTimeout(resolve, 1));
+          }
+          return events[index]!;
+        }
+
+        function settled(promise: Promise<unknown>): () => boolean {
+          let done = false;
+          promise.then(() => (done = true), () => (done = true));
+          return () => done;
+        }
+
+        it('tells a follower every revocation and key-ring change made after it began, in order, each with the number it took', async () => {
+          const { from, events, stop } = await follow();
+          const subject = await store.revokeScope('subject', 'alice', LONG_KEEP_MS);
+          const client = await store.revokeScope('client', 'orders', LONG_KEEP_MS);
+          await store.writeKeyRing((await store.readKeyRing()).version, [storedKey('k1')]);
+          const token = await store.revokeScope('token', 'token-1', LONG_KEEP_MS);
+          const key = await store.revokeScope('key', 'k1', LONG_KEEP_MS);
+          await nthEvent(events, 4);
+          stop();
+          expect(events).toHaveLength(5);
+          expect(events.filter((event) => event.kind === 'mark')).toEqual([
+            { kind: 'mark', sequence: subject, scope: 'subject', value: 'alice' },
+            { kind: 'mark', sequence: client, scope: 'client', value: 'orders' },
+            { kind: 'mark', sequence: token, scope: 'token', value: 'token-1' },
+            { kind: 'mark', sequence: key, scope: 'key', value: 'k1' },
+          ]);
+          const keys = events[2]!;
+          expect(keys.kind).toBe('keys');
+          const sequences = events.map((event) => (event.kind === 'lost' ? -1 : event.sequence));
+          expect(sequences[0]).toBeGreaterThan(from);
+          for (let index = 1; index < sequences.length; index++) expect(sequences[index]).toBeGreaterThan(sequences[index - 1]!);
+          expect(await store.revocationSequence()).toBe(key);
+        });
+
+        it('tells nothing more once a follower stops', async () => {
+          const { events, stop } = await follow();
+          stop();
+          await store.revokeScope('subject', 'alice', LONG_KEEP_MS);
+          const { events: others } = await follow();
+          await store.revokeScope('subject', 'bob', LONG_KEEP_MS);
+          await nthEvent(others, 0);
+          expect(events).toEqual([]);
+        });
+
+        it('grants a lease with the store\'s sequence and time at the grant', async () => {
+          const taken = await store.revokeScope('subject', 'alice', LONG_KEEP_MS);
+          const before = await store.time();
+          const grant = await store.holders!.grant('holder-1', 0);
+          expect(grant.sequence).toBe(taken);
+          expect(grant.time).toBeGreaterThanOrEqual(before);
+          expect(grant.time).toBeLessThanOrEqual((await store.time()) + 1);
+        });
+
+        it('holds a revocation until a holder with a live lease has acknowledged its event', async () => {
+          const { from, events, stop } = await follow();
+          await store.holders!.grant('holder-1', from);
+          const revoking = store.revokeScope('subject', 'alice', LONG_KEEP_MS);
+          const done = settled(revoking);
+          const event = await nthEvent(events, 0);
+          // Time enough for a store that did not wait to have returned.
+          await new Promise((resolve) => setTimeout(resolve, 50));
+          expect(done()).toBe(false);
+          expect(event.kind === 'mark' && event.value).toBe('alice');
+          expect(await store.holders!.renew('holder-1', (event as { sequence: number }).sequence)).toBe(true);
+          expect(await revoking).toBe((event as { sequence: number }).sequence);
+          stop();
+        });
+
+        it('holds a revocation no longer than the lease of a holder that stopped acknowledging', async () => {
+          const { from, stop } = await follow();
+          await store.holders!.grant('holder-1', from);
+          const revoking = store.revokeScope('subject', 'alice', LONG_KEEP_MS);
+          await harness.passTime(store.holders!.leaseMs + SHORT_MS);
+          await expect(revoking).resolves.toBeGreaterThan(from);
+          // Its lease lapsed: a late acknowledgement renews nothing.
+          expect(await store.holders!.renew('holder-1', Number.MAX_SAFE_INTEGER)).toBe(false);
+          stop();
+        });
+
+        it('renews no lease of a holder that has not applied a revocation made a whole lease ago, so it cannot hold revocations until they fail', async () => {
+          const { from, stop } = await follow();
+          await store.holders!.grant('holder-1', from);
+          const revoking = store.revokeScope('subject', 'alice', LONG_KEEP_MS);
+          const leaseMs = store.holders!.leaseMs;
+          // Acknowledging every quarter lease, without ever applying the revocation.
+          let renewals = 0;
+          while (await store.holders!.renew('holder-1', from)) {
+            renewals += 1;
+            if (renewals > 8) break;
+            await harness.passTime(leaseMs / 4);
+          }
+          expect(renewals).toBeGreaterThanOrEqual(2);
+          expect(renewals).toBeLessThanOrEqual(6);
+          await expect(revoking).resolves.toBeGreaterThan(from);
+          stop();
+        });
+
+        it('renews only a live lease it granted', async () => {
+          expect(await store.holders!.renew('never-granted', 0)).toBe(false);
+          await store.holders!.grant('holder-1', 0);
+          expect(await store.holders!.renew('holder-1', 0)).toBe(true);
+          await harness.passTime(store.holders!.leaseMs + SHORT_MS);
+          expect(await store.holders!.renew('holder-1', 0)).toBe(false);
+          expect(await store.holders!.renew('holder-1', 0)).toBe(false);
+        });
+
+        it('lets revocations stop waiting for a released lease at once', async () => {
+          const { from, stop } = await follow();
+          await store.holders!.grant('holder-1', from);
+          await store.holders!.release('holder-1');
+          const started = performance.now();
+          await store.revokeScope('subject', 'alice', LONG_KEEP_MS);
+          expect(performance.now() - started).toBeLessThan(store.holders!.leaseMs);
+          expect(await store.holders!.renew('holder-1', Number.MAX_SAFE_INTEGER)).toBe(false);
+          stop();
+        });
+      });
+    }
 
     describe('lifecycle', () => {
       it('answers ping while open', async () => {

@@ -5,7 +5,7 @@ import { describeStoreConformance } from './conformance.js';
 describeStoreConformance('memory', async () => {
   const clock = createFakeClock();
   return {
-    store: createMemoryStore({ clock }),
+    store: createMemoryStore({ clock, holderLeaseMs: 300 }),
     clock,
     passTime: async (ms) => clock.advance(ms),
   };

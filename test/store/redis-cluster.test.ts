@@ -24,7 +24,8 @@ afterAll(async () => {
   await cluster?.stop();
 });
 
-describeStoreConformance('redis cluster', () => redisStoreHarness(cluster.url));
+// Holders follow a replica's view, which redis-topologies-replicas.test.ts runs on a Cluster.
+describeStoreConformance('redis cluster', () => redisStoreHarness(cluster.url), { withoutHolders: 'the cache is off here' });
 
 interface PlacedKey {
   slot: number;

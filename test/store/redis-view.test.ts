@@ -7,6 +7,7 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { StoreUnavailableError } from '../../src/core/errors.js';
 import { deriveSecrets } from '../../src/core/secrets.js';
 import { createTokenService, type TokenService } from '../../src/core/token-service.js';
+import { createKeyNames } from '../../src/store/redis/keys.js';
 import { createRedisStore, type RedisStore } from '../../src/store/redis/redis-store.js';
 import { eventually } from '../support/eventually.js';
 import { startRedis, testRedisUrl, type RedisServerHandle } from '../support/redis-server.js';
@@ -15,8 +16,10 @@ import { describeStoreConformance } from './conformance.js';
 import { redisStoreHarness } from './redis-harness.js';
 
 const LEASE_MS = 400;
+// Long enough that a holder acknowledges in time on a machine under load.
+const HOLDER_LEASE_MS = 1_000;
 
-describeStoreConformance('redis with a local view', async () => redisStoreHarness(await testRedisUrl(), { cacheSize: 1000, leaseMs: LEASE_MS }));
+describeStoreConformance('redis with a local view', async () => redisStoreHarness(await testRedisUrl(), { cacheSize: 1000, leaseMs: LEASE_MS, holderLeaseMs: HOLDER_LEASE_MS }));
 
 interface Replica {
   store: RedisStore;
@@ -102,6 +105,28 @@ describe('replicas answering from their local views', () => {
     } finally {
       monitor.disconnect();
       observer.disconnect();
+    }
+  });
+
+  it('leaves no lease behind of holders outside Tally that came and went, with nothing revoked', async () => {
+    const keyPrefix = `tally-test:${randomUUID()}:`;
+    const store = createRedisStore({ url: await testRedisUrl(), keyPrefix, cacheSize: 1000, leaseMs: LEASE_MS, holderLeaseMs: 150 });
+    try {
+      await eventually(async () => expect(store.localViewFresh()).toBe(true), 5_000);
+      for (let i = 0; i < 20; i++) await store.holders!.grant(`gone-${i}`, 0);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      await store.holders!.grant('new', 0);
+      const leases = new Redis(await testRedisUrl());
+      try {
+        // This replica's own lease, and the new holder's.
+        const fields = await leases.hkeys(createKeyNames(keyPrefix).leases);
+        expect(fields).toContain('holder:new');
+        expect(fields).toHaveLength(2);
+      } finally {
+        leases.disconnect();
+      }
+    } finally {
+      await store.close();
     }
   });
 

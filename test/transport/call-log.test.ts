@@ -1,6 +1,8 @@
-// The outcome a call's log line records when it is not the handler's own.
-// What every port logs for every call (method, protocol, caller, token id,
-// the caller's x-request-id) is in the port suite, conformance.ts.
+// The outcome a call's log line records when it is not the handler's own,
+// and which calls the default level writes. What every port logs for every
+// call (method, protocol, caller, token id, the caller's x-request-id) is in
+// the port suite, conformance.ts.
+import { Code, ConnectError } from '@connectrpc/connect';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/log.js';
 import { createCallLogger } from '../../src/transport/call/call-log.js';
@@ -96,5 +98,28 @@ describe('which calls the default log level writes', () => {
       ]);
       expect(written.find((line) => line.request_id === 'inactive')?.inactive_reason).toBe('revoked');
     }, 2_000);
+  });
+});
+
+describe('routine calls in the call log', () => {
+  function logged(level: 'info' | 'debug') {
+    const lines: Record<string, unknown>[] = [];
+    const logCall = createCallLogger(createLogger({ level, destination: { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) } }));
+    return { lines, logCall };
+  }
+  const record = (method: string, code: 0 | 14) => ({ method, protocol: 'grpc', code, durationMs: 1, details: { peer: '127.0.0.1:1', caller: 'orders' }, ...(code === 0 ? {} : { error: new ConnectError('the service is unavailable', Code.Unavailable) }) });
+
+  it('logs a watching client\'s acknowledgements at debug when they succeed, and at their failure as any call', () => {
+    const { lines, logCall } = logged('info');
+    logCall(record('tally.v1.TokenService/AcknowledgeRevocations', 0));
+    logCall(record('tally.v1.TokenService/ListKeys', 0));
+    logCall(record('tally.v1.TokenService/AcknowledgeRevocations', 14));
+    expect(lines.map((line) => [line.method, line.level])).toEqual([
+      ['tally.v1.TokenService/ListKeys', 'info'],
+      ['tally.v1.TokenService/AcknowledgeRevocations', 'warn'],
+    ]);
+    const debug = logged('debug');
+    debug.logCall(record('tally.v1.TokenService/AcknowledgeRevocations', 0));
+    expect(debug.lines.map((line) => [line.method, line.level])).toEqual([['tally.v1.TokenService/AcknowledgeRevocations', 'debug']]);
   });
 });

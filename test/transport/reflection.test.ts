@@ -44,7 +44,7 @@ describe.each(['grpc-v1', 'grpc-v1alpha'])('server reflection (%s) through buf c
   it('lists every TokenService method', async () => {
     const methods = (await bufCurl([...reflect, '--list-methods', base])).trim().split('\n');
     expect(methods).toEqual(
-      expect.arrayContaining(['Issue', 'Introspect', 'Revoke', 'RotateKeys', 'SetDefaultAlgorithm', 'RetireAlgorithm', 'ListKeys', 'RevokeKey'].map((name) => `tally.v1.TokenService/${name}`)),
+      expect.arrayContaining(['Issue', 'Introspect', 'Revoke', 'RotateKeys', 'SetDefaultAlgorithm', 'RetireAlgorithm', 'ListKeys', 'RevokeKey', 'WatchRevocations', 'AcknowledgeRevocations', 'FollowRevocations'].map((name) => `tally.v1.TokenService/${name}`)),
     );
   });
 
@@ -73,7 +73,7 @@ describe.each(['grpc-v1', 'grpc-v1alpha'])('server reflection (%s) through buf c
       fromBinary(FileDescriptorProtoSchema, Buffer.from(encoded, 'base64')),
     );
     const main = files.find((file) => file.name === 'tally/v1/token_service.proto');
-    expect(main?.service[0]?.method.map((method) => method.name)).toEqual(['Issue', 'Introspect', 'Revoke', 'RotateKeys', 'SetDefaultAlgorithm', 'RetireAlgorithm', 'ListKeys', 'RevokeKey']);
+    expect(main?.service[0]?.method.map((method) => method.name)).toEqual(['Issue', 'Introspect', 'Revoke', 'RotateKeys', 'SetDefaultAlgorithm', 'RetireAlgorithm', 'ListKeys', 'RevokeKey', 'WatchRevocations', 'AcknowledgeRevocations', 'FollowRevocations']);
     expect(main?.dependency).toEqual(
       expect.arrayContaining(['google/protobuf/duration.proto', 'google/protobuf/struct.proto', 'google/protobuf/timestamp.proto']),
     );

@@ -22,7 +22,10 @@ export interface KeyNames {
   readonly markExpiry: string;
   /** Stream of revocation and key-ring events, one per sequence number, trimmed to a bounded length. */
   readonly events: string;
-  /** Hash: replica id → "<last applied sequence>:<lease end, Redis clock ms>". */
+  /**
+   * Hash: replica id (or holderField of a holder outside Tally) →
+   * "<last applied sequence>:<lease end, Redis clock ms>".
+   */
   readonly leases: string;
   /** Hash: `version` (integer) and `keys` (JSON array of StoredKey). */
   readonly keyRing: string;
@@ -64,6 +67,20 @@ function digest(value: string): string {
 /** The hash field of a mark. Scope names hold no colon, so the first colon splits it. */
 export function markField(scope: MarkScope, value: string): string {
   return `${scope}:${value}`;
+}
+
+/** The leases field of a holder of a view outside Tally (a client), apart from the replicas' UUIDs. */
+export function holderField(holderId: string): string {
+  return `holder:${holderId}`;
+}
+
+const MARK_SCOPES: ReadonlySet<string> = new Set<MarkScope>(['subject', 'client', 'session', 'token', 'key']);
+
+/** The scope and value of a mark field, as markField made it; undefined for anything else. */
+export function parseMarkField(field: string): { scope: MarkScope; value: string } | undefined {
+  const colon = field.indexOf(':');
+  const scope = field.slice(0, colon);
+  return colon > 0 && MARK_SCOPES.has(scope) ? { scope: scope as MarkScope, value: field.slice(colon + 1) } : undefined;
 }
 
 /**

@@ -35,10 +35,11 @@ import { systemClock } from '../../core/system.js';
 import type { KeyRingSnapshot, MarkScope, StoredKey, TokenRecord } from '../../core/types.js';
 import { checkMarkKeepTime } from '../mark-keep-time.js';
 import { parseRedisUrl } from './connection-url.js';
-import { DEFAULT_COMMAND_TIMEOUT_MS, DEFAULT_LEASE_MS } from './defaults.js';
+import { DEFAULT_COMMAND_TIMEOUT_MS, DEFAULT_HOLDER_LEASE_MS, DEFAULT_LEASE_MS } from './defaults.js';
 import { createRedisClient, duplicateClient, keepConnecting, waitForReplicas } from './connect.js';
-import { createKeyNames, DEFAULT_KEY_PREFIX, markField } from './keys.js';
-import { startReplicaView, untilReplicasApplied, type ReplicaView, type StoreChange } from './replica-view.js';
+import { createKeyNames, DEFAULT_KEY_PREFIX, holderField, markField } from './keys.js';
+import { untilLeaseHoldersApplied } from '../lease-wait.js';
+import { startReplicaView, type ReplicaView, type StoreChange } from './replica-view.js';
 import { checkRedisSettings, type SettingsReport } from './settings-check.js';
 import { createTokenCache, type TokenCache } from './token-cache.js';
 
@@ -59,6 +60,8 @@ export interface RedisStoreOptions {
   cacheSize?: number;
   /** How long a replica's lease on its view lasts (see replica-view.ts). */
   leaseMs?: number;
+  /** How long the lease of a holder of a view outside Tally (a client watching revocations) lasts. */
+  holderLeaseMs?: number;
   /** Events kept in the stream; a replica further behind reloads in full. */
   eventsToKeep?: number;
   /**
@@ -185,6 +188,9 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
 
   const eventsToKeep = options.eventsToKeep ?? DEFAULT_EVENTS_TO_KEEP;
   const leaseMs = options.leaseMs ?? DEFAULT_LEASE_MS;
+  const holderLeaseMs = options.holderLeaseMs ?? DEFAULT_HOLDER_LEASE_MS;
+  // A revocation may wait for either kind of lease; the fence after a store was set up must outlast both.
+  const longestLeaseMs = Math.max(leaseMs, holderLeaseMs);
   const keyRingListeners: Array<() => void> = [];
   let cache: TokenCache | undefined;
   let view: ReplicaView | undefined;
@@ -244,6 +250,7 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
       : {
           getToken: (tokenId) => cache.get(tokenId),
           revocationMark: (scopes) => view.highestMark(markFieldsOf(scopes)),
+          revocationSequence: () => view.appliedSequence(),
         };
 
   return {
@@ -285,7 +292,7 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
         ),
       );
       await call(durable);
-      await untilReplicasApplied((pendingFor) => call(() => client.pendingReplicas(keys.leases, keys.identity, sequence, pendingFor)), leaseMs);
+      await untilLeaseHoldersApplied((pendingFor) => call(() => client.pendingReplicas(keys.leases, keys.identity, sequence, pendingFor)), longestLeaseMs);
       return sequence;
     },
 
@@ -321,6 +328,27 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
     },
 
     localViewFresh: () => view?.fresh() ?? false,
+
+    // Holders are told the events this replica's view applies: without a view there is nothing to follow.
+    holders:
+      view === undefined
+        ? undefined
+        : {
+            leaseMs: holderLeaseMs,
+            fresh: () => !closed && view!.fresh(),
+            follow: (listener) => (closed ? undefined : view!.follow(listener)),
+            grant: (holderId, appliedSequence) =>
+              call(async () => {
+                const [sequence, time] = await client.grantHolderLease(keys.leases, keys.revocationSequence, holderField(holderId), appliedSequence, holderLeaseMs);
+                return { sequence: Number(sequence), time: Number(time) };
+              }),
+            renew: (holderId, appliedSequence) =>
+              call(async () => (await client.renewHolderLease(keys.leases, keys.events, holderField(holderId), appliedSequence, holderLeaseMs)) === 1),
+            release: (holderId) =>
+              call(async () => {
+                await client.hdel(keys.leases, holderField(holderId));
+              }),
+          },
 
     checkSecretFingerprint: (fingerprint) =>
       call(async () => {

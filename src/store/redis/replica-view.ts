@@ -25,13 +25,18 @@
 // for a lease time after it was set up again (PENDING_REPLICAS). A replica
 // also stops trusting its view the moment a connection to Redis closes: the
 // server it reconnects to may not be the one that granted its lease.
+//
+// Holders of a view outside Tally (clients watching revocations, see
+// core/revocation-watch.ts) follow this one: every event it applies is passed
+// on in order, and a reload, after which events cannot be told one by one,
+// is passed on as `lost`.
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Cluster, type Redis } from 'ioredis';
-import { StoreUnavailableError } from '../../core/errors.js';
 import type { RedisClient } from './connect.js';
-import { floorCounts, type KeyNames } from './keys.js';
+import type { StoreEvent } from '../../core/ports.js';
+import { floorCounts, parseMarkField, type KeyNames } from './keys.js';
 
 export interface ReplicaViewOptions {
   /** Runs lease renewals and scripts. */
@@ -66,6 +71,12 @@ export type StoreChange = 'set-up-again' | 'went-back';
 export interface ReplicaView {
   /** Whether the view may answer now: loaded, caught up, and the lease live. */
   fresh(): boolean;
+  /**
+   * Calls listener with every event the view applies from now on, in order,
+   * and with `lost` when it reloads (events were trimmed away unread, or the
+   * store changed). Undefined while the view is not fresh.
+   */
+  follow(listener: (event: StoreEvent) => void): { from: number; stop(): void } | undefined;
   /** The sequence of the last event applied; every revocation that returned while the view was fresh is at or below it. */
   appliedSequence(): number;
   /** The highest live mark among the fields (0 when none). Meaningful only while fresh(). */
@@ -112,6 +123,8 @@ export function startReplicaView(options: ReplicaViewOptions): ReplicaView {
   let catchingUp = true;
   let trustedUntil = 0;
   let closed = false;
+  const listeners = new Set<(event: StoreEvent) => void>();
+  const tell = (event: StoreEvent) => listeners.forEach((listener) => listener(event));
 
   function applyMark(field: string, sequence: number, remainingMs: number): void {
     const keptUntil = performance.now() + remainingMs;
@@ -148,6 +161,8 @@ export function startReplicaView(options: ReplicaViewOptions): ReplicaView {
       : undefined;
     storeChanged = false;
     marks.clear();
+    // Whatever happened between the last event applied and this snapshot is not known event by event.
+    tell({ kind: 'lost' });
     if (change !== undefined) options.onStoreChange(change);
     for (let i = 0; i + 2 < flat.length; i += 3) applyMark(flat[i]!, Number(flat[i + 1]), Number(flat[i + 2]));
     applied = Number(sequence);
@@ -177,6 +192,11 @@ export function startReplicaView(options: ReplicaViewOptions): ReplicaView {
       else if (event.kind === 'keys') options.onKeyRingChange();
       applied = sequence;
       lastEventId = id;
+      if (listeners.size > 0) {
+        const mark = event.kind === 'mark' ? parseMarkField(event.field ?? '') : undefined;
+        if (mark !== undefined) tell({ kind: 'mark', sequence, ...mark });
+        else if (event.kind === 'keys') tell({ kind: 'keys', sequence });
+      }
     }
     return 'applied';
   }
@@ -250,6 +270,11 @@ export function startReplicaView(options: ReplicaViewOptions): ReplicaView {
 
   return {
     fresh: () => loaded && !catchingUp && performance.now() < trustedUntil,
+    follow(listener) {
+      if (!(loaded && !catchingUp && performance.now() < trustedUntil)) return undefined;
+      listeners.add(listener);
+      return { from: applied, stop: () => void listeners.delete(listener) };
+    },
     appliedSequence: () => applied,
     highestMark(fields) {
       const now = performance.now();
@@ -263,29 +288,12 @@ export function startReplicaView(options: ReplicaViewOptions): ReplicaView {
     async close() {
       closed = true;
       trustedUntil = 0;
+      tell({ kind: 'lost' });
+      listeners.clear();
       tailer.disconnect();
       await following;
       // Let revocations stop waiting for this replica at once rather than after its lease.
       await client.hdel(keys.leases, replicaId).catch(() => {});
     },
   };
-}
-
-/**
- * Waits until no replica with a live lease is still to apply a revocation:
- * pending(fenceMs) asks Redis how many are (PENDING_REPLICAS, for the
- * revocation's sequence). A replica that neither applies it nor lets its
- * lease lapse within twice the lease time means something is wrong: the
- * revocation is recorded but not confirmed, and the caller hears so.
- */
-export async function untilReplicasApplied(pending: (fenceMs: number) => Promise<number>, leaseMs: number): Promise<void> {
-  const deadline = performance.now() + 2 * leaseMs;
-  for (let attempt = 0; ; attempt++) {
-    if ((await pending(leaseMs)) === 0) return;
-    if (performance.now() > deadline) {
-      throw new StoreUnavailableError('the revocation is recorded but not every replica has confirmed it yet; retry');
-    }
-    // The first checks come fast: a healthy replica applies an event within a round trip or two.
-    await (attempt < 4 ? new Promise((resolve) => setImmediate(resolve)) : sleep(1));
-  }
 }

@@ -155,6 +155,52 @@ return held
 `;
 
 /**
+ * KEYS: leases, sequence. ARGV: holder field, applied sequence, lease ms.
+ * Takes a lease for a holder of a view outside Tally (keys.ts, holderField),
+ * in the same hash as the replicas' leases, so PENDING_REPLICAS waits for it
+ * alike. Drops leases that have lapsed, as PENDING_REPLICAS does, so that
+ * holders that came and went leave nothing behind even when nothing is
+ * revoked. Returns { the sequence, Redis's time in ms } at the grant.
+ */
+const GRANT_HOLDER_LEASE = `${NOW_MS}
+local entries = redis.call('HGETALL', KEYS[1])
+for i = 1, #entries, 2 do
+  local leaseEnd = tonumber(string.match(entries[i + 1], ':(%d+)$'))
+  if (not leaseEnd) or leaseEnd <= now then redis.call('HDEL', KEYS[1], entries[i]) end
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. ':' .. (now + tonumber(ARGV[3])))
+return { redis.call('GET', KEYS[2]) or '0', now }
+`;
+
+/**
+ * KEYS: leases, events. ARGV: holder field, applied sequence, lease ms.
+ * Renews a holder's lease that is still live, recording what it has applied:
+ * 1. Not renewed, and dropped: 0, for a lease that lapsed (revocations may
+ * have returned without the holder) or that was never granted, and for a
+ * holder that has not applied an event appended a whole lease ago: it is
+ * not keeping up, or acknowledges without applying, and must not hold every
+ * Revoke until it fails. (Stream ids are Redis's time in ms.)
+ */
+const RENEW_HOLDER_LEASE = `${NOW_MS}
+local entry = redis.call('HGET', KEYS[1], ARGV[1])
+local leaseEnd = entry and tonumber(string.match(entry, ':(%d+)$'))
+local keepingUp = true
+local due = redis.call('XREVRANGE', KEYS[2], tostring(now - tonumber(ARGV[3])), '-', 'COUNT', 1)
+if #due > 0 then
+  local fields = due[1][2]
+  for i = 1, #fields, 2 do
+    if fields[i] == 'sequence' and tonumber(fields[i + 1]) > tonumber(ARGV[2]) then keepingUp = false end
+  end
+end
+if leaseEnd and leaseEnd > now and keepingUp then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. ':' .. (now + tonumber(ARGV[3])))
+  return 1
+end
+redis.call('HDEL', KEYS[1], ARGV[1])
+return 0
+`;
+
+/**
  * KEYS: leases, identity. ARGV: sequence, fence ms. How many replicas hold a
  * live lease but have not applied the event with this sequence yet. Lapsed
  * leases are dropped: their replicas no longer answer from their views.
@@ -230,6 +276,8 @@ export const SCRIPTS = {
   writeKeyRing: { lua: WRITE_KEY_RING, numberOfKeys: 4 },
   readKeyRing: { lua: READ_KEY_RING, numberOfKeys: 2 },
   renewLease: { lua: RENEW_LEASE, numberOfKeys: 4 },
+  grantHolderLease: { lua: GRANT_HOLDER_LEASE, numberOfKeys: 2 },
+  renewHolderLease: { lua: RENEW_HOLDER_LEASE, numberOfKeys: 2 },
   pendingReplicas: { lua: PENDING_REPLICAS, numberOfKeys: 2 },
   snapshot: { lua: SNAPSHOT, numberOfKeys: 5 },
   serverTime: { lua: SERVER_TIME, numberOfKeys: 1 },
@@ -246,6 +294,8 @@ export interface ScriptCommands {
     leasesKey: string, identityKey: string, sequenceKey: string, eventsKey: string,
     replicaId: string, appliedSequence: number, leaseMs: number, knownIdentity: string, lastEventId: string, newIdentity: string,
   ): Promise<number>;
+  grantHolderLease(leasesKey: string, sequenceKey: string, holderField: string, appliedSequence: number, leaseMs: number): Promise<[string, number]>;
+  renewHolderLease(leasesKey: string, eventsKey: string, holderField: string, appliedSequence: number, leaseMs: number): Promise<number>;
   pendingReplicas(leasesKey: string, identityKey: string, sequence: number, fenceMs: number): Promise<number>;
   snapshot(sequenceKey: string, marksKey: string, markExpiryKey: string, eventsKey: string, identityKey: string, newIdentity: string): Promise<[number, string, string[], string, string]>;
   serverTime(sequenceKey: string): Promise<[string, string]>;

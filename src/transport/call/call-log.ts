@@ -29,7 +29,8 @@ export type CallLogger = (record: CallRecord) => void;
 
 /**
  * The calls asked many times a second that change nothing: when one answers
- * that all is well (an active token, a request let through, a key set), its
+ * that all is well (an active token, a request let through, a key set, a
+ * watching client's acknowledgement: one per event and four per lease), its
  * line is at debug, so the default level costs the hottest path nothing
  * (README, "Logs": a line was about 15 µs of a 160 µs cache hit). Every other
  * outcome of these calls (an inactive token and why, a refusal, an error)
@@ -38,6 +39,7 @@ export type CallLogger = (record: CallRecord) => void;
  */
 const QUIET_WHEN_WELL: ReadonlySet<string> = new Set([
   `${TokenService.typeName}/${TokenService.method.introspect.name}`,
+  `${TokenService.typeName}/${TokenService.method.acknowledgeRevocations.name}`,
   `${Authorization.typeName}/${Authorization.method.check.name}`,
   `POST ${INTROSPECTION_PATH}`,
   `GET ${JWKS_PATH}`,

@@ -162,6 +162,8 @@ export function createCallPipeline(options: CallPipelineOptions): CallPipeline {
       const served: Record<string, unknown> = {};
       for (const method of service.methods) {
         const handler = (handlers as Record<string, (request: unknown, context: HandlerContext) => unknown>)[method.localName]!;
+        // A method that takes a stream of requests has each one checked as the handler reads it.
+        const streamed = method.methodKind === 'client_streaming' || method.methodKind === 'bidi_streaming';
         served[method.localName] = (request: MessageShape<DescMessage>, context: HandlerContext) => {
           const call = callOf(context.values);
           if (call === undefined) throw toConnectError(new Error(`${service.typeName}/${method.name} was served outside a call`));
@@ -170,13 +172,22 @@ export function createCallPipeline(options: CallPipelineOptions): CallPipeline {
             // The gRPC adapter carries the credential in the peer, sparing a Headers object per call.
             call.authenticate(call.peer.authorization !== undefined ? call.peer.authorization : context.requestHeader.get('authorization'));
           }
-          validate(method.input, request);
-          if (tracing === undefined) return handler(request, context);
-          call.startSpan(traceCarrierOf?.(request));
-          return call.run(() => handler(request, context));
+          const checked = streamed
+            ? checkedEach(request as unknown as AsyncIterable<MessageShape<DescMessage>>, (each) => validate(method.input, each))
+            : (validate(method.input, request), request);
+          if (tracing === undefined) return handler(checked, context);
+          call.startSpan(streamed ? undefined : traceCarrierOf?.(request));
+          return call.run(() => handler(checked, context));
         };
       }
       return served as ServiceImpl<Service>;
     },
   };
+}
+
+async function* checkedEach<T>(requests: AsyncIterable<T>, check: (request: T) => void): AsyncGenerator<T> {
+  for await (const request of requests) {
+    check(request);
+    yield request;
+  }
 }

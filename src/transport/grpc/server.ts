@@ -22,6 +22,7 @@ import { createGuardInterceptor } from './guard-interceptor.js';
 import { createHealthService } from './health.js';
 import { createReflection } from './reflection.js';
 import { adaptUnaryService } from './unary-service.js';
+import { adaptStreamingMethods } from './streaming.js';
 
 export interface GrpcServerOptions {
   /** The handlers as served by the pipeline (CallPipeline.serve). */
@@ -79,6 +80,8 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
   if (options.tls !== undefined) observeGrpcTlsHandshakes(server, options.tls.observeHandshake);
   const tokenService = adaptUnaryService(TokenService, options.handlers, { pipeline: options.pipeline });
   server.addService(tokenService.definition, tokenService.implementation);
+  const tokenServiceStreams = adaptStreamingMethods(TokenService, options.handlers, { pipeline: options.pipeline });
+  server.addService(tokenServiceStreams.definition, tokenServiceStreams.implementation);
   if (options.authorization !== undefined) {
     const authorization = adaptUnaryService(Authorization, options.authorization, { pipeline: options.pipeline });
     server.addService(authorization.definition, authorization.implementation);

@@ -39,7 +39,7 @@ export interface AdaptOptions {
   pipeline: CallPipeline;
 }
 
-/** Unary methods only: Tally's own services have no streams. */
+/** Unary methods only; server-streaming and bidirectional ones are left to streaming.ts. */
 export function adaptUnaryService<Service extends DescService>(
   service: Service,
   handlers: ServiceImpl<Service>,
@@ -48,6 +48,7 @@ export function adaptUnaryService<Service extends DescService>(
   const definition: Record<string, grpc.MethodDefinition<Buffer, Uint8Array>> = {};
   const implementation: grpc.UntypedServiceImplementation = {};
   for (const method of service.methods) {
+    if (method.methodKind === 'server_streaming' || method.methodKind === 'bidi_streaming') continue;
     if (method.methodKind !== 'unary') {
       throw new Error(`${service.typeName}/${method.name}: only unary methods can be adapted`);
     }

@@ -43,7 +43,23 @@ function correctedGrpcWebTrailer(bytes: Uint8Array): Uint8Array | undefined {
   return frame;
 }
 
-async function corrected(response: UniversalServerResponse): Promise<UniversalServerResponse> {
+/**
+ * A stream's body, its first chunk rewritten when that chunk is a lone
+ * trailer frame saying the request did not parse; the rest passes as it
+ * comes, never waited for (a stream's end may be hours away).
+ */
+async function correctedStreamBody(body: AsyncIterable<Uint8Array>): Promise<AsyncIterable<Uint8Array>> {
+  const chunks = body[Symbol.asyncIterator]();
+  const first = await chunks.next();
+  if (first.done === true) return createAsyncIterable([]);
+  const trailer = correctedGrpcWebTrailer(first.value);
+  return (async function* () {
+    yield trailer ?? first.value;
+    for (let next = await chunks.next(); next.done !== true; next = await chunks.next()) yield next.value;
+  })();
+}
+
+async function corrected(response: UniversalServerResponse, streaming: boolean): Promise<UniversalServerResponse> {
   const header = response.header ?? new Headers();
   const contentType = header.get('content-type') ?? '';
   if (contentType.startsWith('application/grpc-web')) {
@@ -54,6 +70,7 @@ async function corrected(response: UniversalServerResponse): Promise<UniversalSe
       return { ...response, header };
     }
     if (header.has('grpc-status') || response.status !== 200) return response;
+    if (streaming) return response.body === undefined ? response : { ...response, body: await correctedStreamBody(response.body) };
     const bytes = await bodyBytes(response.body);
     const trailer = correctedGrpcWebTrailer(bytes);
     if (trailer !== undefined && header.has('content-length')) header.set('content-length', String(trailer.byteLength));
@@ -76,7 +93,8 @@ async function corrected(response: UniversalServerResponse): Promise<UniversalSe
 
 /** The same handler, with unparseable request bodies answered as the caller's fault. */
 export function correctParseFailures(handler: UniversalHandler): UniversalHandler {
-  const wrapped = (async (request) => corrected(await handler(request))) as UniversalHandler;
+  const streaming = handler.method.methodKind !== 'unary';
+  const wrapped = (async (request) => corrected(await handler(request), streaming)) as UniversalHandler;
   return Object.assign(wrapped, {
     requestPath: handler.requestPath,
     protocolNames: handler.protocolNames,

@@ -153,6 +153,8 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
       router.service(TokenService, options.handlers);
       // In place: connect-node reads the router's handlers after this returns.
       const handlers = router.handlers as UniversalHandler[];
+      // HTTP/1.1 cannot carry a bidirectional stream (FollowRevocations): not served here, so not found.
+      handlers.splice(0, handlers.length, ...handlers.filter((handler) => handler.method.methodKind !== 'bidi_streaming'));
       handlers.forEach((handler, index) => (handlers[index] = correctParseFailures(handler)));
     },
     grpc: false,

@@ -13,7 +13,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file tally/v1/token_service.proto.
  */
 export const file_tally_v1_token_service: GenFile = /*@__PURE__*/
-  fileDesc("Chx0YWxseS92MS90b2tlbl9zZXJ2aWNlLnByb3RvEgh0YWxseS52MSK6AwoMSXNzdWVSZXF1ZXN0EhwKB3N1YmplY3QYASABKAlCC7pICMgBAXIDGIACEhsKCWNsaWVudF9pZBgCIAEoCUIIukgFcgMYgAISIwoIYXVkaWVuY2UYAyADKAlCEbpIDpIBCxAgIgdyBRABGIACEj4KBnNjb3BlcxgEIAMoCUIuukgrkgEoEEAiJHIiEAEYgAEyG15bXHgyMVx4MjMtXHg1Qlx4NUQtXHg3RV0rJBIyCgN0dGwYBSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb25CCrpIB6oBBDICCAESLwoGZm9ybWF0GAYgASgOMhUudGFsbHkudjEuVG9rZW5Gb3JtYXRCCLpIBYIBAhABEicKBmNsYWltcxgHIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSHAoKc2Vzc2lvbl9pZBgIIAEoCUIIukgFcgMYgAISXgoJYWxnb3JpdGhtGAkgASgJQku6SEhyRlIAUgVFZERTQVIFRVMyNTZSBUVTMzg0UgVSUzI1NlIFUFMyNTZSCU1MLURTQS00NFIJTUwtRFNBLTY1UglNTC1EU0EtODcitgEKDUlzc3VlUmVzcG9uc2USDQoFdG9rZW4YASABKAkSEAoIdG9rZW5faWQYAiABKAkSJQoGZm9ybWF0GAMgASgOMhUudGFsbHkudjEuVG9rZW5Gb3JtYXQSLQoJaXNzdWVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpleHBpcmVzX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJ4ChFJbnRyb3NwZWN0UmVxdWVzdBIbCgV0b2tlbhgBIAEoCUIMukgJyAEBcgQYgIAEEhoKCGF1ZGllbmNlGAIgASgJQgi6SAVyAxiAAhIqCg9yZXF1aXJlZF9zY29wZXMYAyADKAlCEbpIDpIBCxBAIgdyBRABGIABIs8CChJJbnRyb3NwZWN0UmVzcG9uc2USDgoGYWN0aXZlGAEgASgIEhAKCHRva2VuX2lkGAIgASgJEiUKBmZvcm1hdBgDIAEoDjIVLnRhbGx5LnYxLlRva2VuRm9ybWF0Eg8KB3N1YmplY3QYBCABKAkSEQoJY2xpZW50X2lkGAUgASgJEhAKCGF1ZGllbmNlGAYgAygJEg4KBnNjb3BlcxgHIAMoCRItCglpc3N1ZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmV4cGlyZXNfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg4KBmlzc3VlchgKIAEoCRInCgZjbGFpbXMYCyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EhIKCnNlc3Npb25faWQYDCABKAki0QEKDVJldm9rZVJlcXVlc3QSHAoFdG9rZW4YASABKAlCC7pICHIGEAEYgIAESAASLwoIdG9rZW5faWQYAiABKAlCG7pIGHIWEAEYQDIQXltBLVphLXowLTlfLV0rJEgAEh0KB3N1YmplY3QYAyABKAlCCrpIB3IFEAEYgAJIABIfCgljbGllbnRfaWQYBCABKAlCCrpIB3IFEAEYgAJIABIgCgpzZXNzaW9uX2lkGAUgASgJQgq6SAdyBRABGIACSABCDwoGdGFyZ2V0EgW6SAIIASIQCg5SZXZva2VSZXNwb25zZSJzChFSb3RhdGVLZXlzUmVxdWVzdBJeCglhbGdvcml0aG0YASABKAlCS7pISHJGUgBSBUVkRFNBUgVFUzI1NlIFRVMzODRSBVJTMjU2UgVQUzI1NlIJTUwtRFNBLTQ0UglNTC1EU0EtNjVSCU1MLURTQS04NyIxChJSb3RhdGVLZXlzUmVzcG9uc2USGwoEa2V5cxgBIAMoCzINLnRhbGx5LnYxLktleSJ6ChpTZXREZWZhdWx0QWxnb3JpdGhtUmVxdWVzdBJcCglhbGdvcml0aG0YASABKAlCSbpIRnJEUgVFZERTQVIFRVMyNTZSBUVTMzg0UgVSUzI1NlIFUFMyNTZSCU1MLURTQS00NFIJTUwtRFNBLTY1UglNTC1EU0EtODciOgobU2V0RGVmYXVsdEFsZ29yaXRobVJlc3BvbnNlEhsKBGtleXMYASADKAsyDS50YWxseS52MS5LZXkidgoWUmV0aXJlQWxnb3JpdGhtUmVxdWVzdBJcCglhbGdvcml0aG0YASABKAlCSbpIRnJEUgVFZERTQVIFRVMyNTZSBUVTMzg0UgVSUzI1NlIFUFMyNTZSCU1MLURTQS00NFIJTUwtRFNBLTY1UglNTC1EU0EtODciNgoXUmV0aXJlQWxnb3JpdGhtUmVzcG9uc2USGwoEa2V5cxgBIAMoCzINLnRhbGx5LnYxLktleSI9ChBSZXZva2VLZXlSZXF1ZXN0EikKA2tpZBgBIAEoCUIcukgZchcQARiAATIQXltBLVphLXowLTlfLV0rJCIwChFSZXZva2VLZXlSZXNwb25zZRIbCgRrZXlzGAEgAygLMg0udGFsbHkudjEuS2V5IhEKD0xpc3RLZXlzUmVxdWVzdCIvChBMaXN0S2V5c1Jlc3BvbnNlEhsKBGtleXMYASADKAsyDS50YWxseS52MS5LZXki6QEKA0tleRILCgNraWQYASABKAkSEQoJYWxnb3JpdGhtGAIgASgJEiEKBXN0YXRlGAMgASgOMhIudGFsbHkudjEuS2V5U3RhdGUSLgoKY3JlYXRlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKcmV0aXJlc19hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKwoKcHVibGljX2p3axgGIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSEgoKaXNfZGVmYXVsdBgHIAEoCCpaCgtUb2tlbkZvcm1hdBIcChhUT0tFTl9GT1JNQVRfVU5TUEVDSUZJRUQQABIXChNUT0tFTl9GT1JNQVRfT1BBUVVFEAESFAoQVE9LRU5fRk9STUFUX0pXVBACKlMKCEtleVN0YXRlEhkKFUtFWV9TVEFURV9VTlNQRUNJRklFRBAAEhQKEEtFWV9TVEFURV9BQ1RJVkUQARIWChJLRVlfU1RBVEVfUkVUSVJJTkcQAjL1BAoMVG9rZW5TZXJ2aWNlEjgKBUlzc3VlEhYudGFsbHkudjEuSXNzdWVSZXF1ZXN0GhcudGFsbHkudjEuSXNzdWVSZXNwb25zZRJMCgpJbnRyb3NwZWN0EhsudGFsbHkudjEuSW50cm9zcGVjdFJlcXVlc3QaHC50YWxseS52MS5JbnRyb3NwZWN0UmVzcG9uc2UiA5ACARJACgZSZXZva2USFy50YWxseS52MS5SZXZva2VSZXF1ZXN0GhgudGFsbHkudjEuUmV2b2tlUmVzcG9uc2UiA5ACAhJHCgpSb3RhdGVLZXlzEhsudGFsbHkudjEuUm90YXRlS2V5c1JlcXVlc3QaHC50YWxseS52MS5Sb3RhdGVLZXlzUmVzcG9uc2USZwoTU2V0RGVmYXVsdEFsZ29yaXRobRIkLnRhbGx5LnYxLlNldERlZmF1bHRBbGdvcml0aG1SZXF1ZXN0GiUudGFsbHkudjEuU2V0RGVmYXVsdEFsZ29yaXRobVJlc3BvbnNlIgOQAgISVgoPUmV0aXJlQWxnb3JpdGhtEiAudGFsbHkudjEuUmV0aXJlQWxnb3JpdGhtUmVxdWVzdBohLnRhbGx5LnYxLlJldGlyZUFsZ29yaXRobVJlc3BvbnNlEkYKCExpc3RLZXlzEhkudGFsbHkudjEuTGlzdEtleXNSZXF1ZXN0GhoudGFsbHkudjEuTGlzdEtleXNSZXNwb25zZSIDkAIBEkkKCVJldm9rZUtleRIaLnRhbGx5LnYxLlJldm9rZUtleVJlcXVlc3QaGy50YWxseS52MS5SZXZva2VLZXlSZXNwb25zZSIDkAICYgZwcm90bzM", [file_buf_validate_validate, file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("Chx0YWxseS92MS90b2tlbl9zZXJ2aWNlLnByb3RvEgh0YWxseS52MSK6AwoMSXNzdWVSZXF1ZXN0EhwKB3N1YmplY3QYASABKAlCC7pICMgBAXIDGIACEhsKCWNsaWVudF9pZBgCIAEoCUIIukgFcgMYgAISIwoIYXVkaWVuY2UYAyADKAlCEbpIDpIBCxAgIgdyBRABGIACEj4KBnNjb3BlcxgEIAMoCUIuukgrkgEoEEAiJHIiEAEYgAEyG15bXHgyMVx4MjMtXHg1Qlx4NUQtXHg3RV0rJBIyCgN0dGwYBSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb25CCrpIB6oBBDICCAESLwoGZm9ybWF0GAYgASgOMhUudGFsbHkudjEuVG9rZW5Gb3JtYXRCCLpIBYIBAhABEicKBmNsYWltcxgHIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSHAoKc2Vzc2lvbl9pZBgIIAEoCUIIukgFcgMYgAISXgoJYWxnb3JpdGhtGAkgASgJQku6SEhyRlIAUgVFZERTQVIFRVMyNTZSBUVTMzg0UgVSUzI1NlIFUFMyNTZSCU1MLURTQS00NFIJTUwtRFNBLTY1UglNTC1EU0EtODcitgEKDUlzc3VlUmVzcG9uc2USDQoFdG9rZW4YASABKAkSEAoIdG9rZW5faWQYAiABKAkSJQoGZm9ybWF0GAMgASgOMhUudGFsbHkudjEuVG9rZW5Gb3JtYXQSLQoJaXNzdWVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpleHBpcmVzX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJ4ChFJbnRyb3NwZWN0UmVxdWVzdBIbCgV0b2tlbhgBIAEoCUIMukgJyAEBcgQYgIAEEhoKCGF1ZGllbmNlGAIgASgJQgi6SAVyAxiAAhIqCg9yZXF1aXJlZF9zY29wZXMYAyADKAlCEbpIDpIBCxBAIgdyBRABGIABIuwCChJJbnRyb3NwZWN0UmVzcG9uc2USDgoGYWN0aXZlGAEgASgIEhAKCHRva2VuX2lkGAIgASgJEiUKBmZvcm1hdBgDIAEoDjIVLnRhbGx5LnYxLlRva2VuRm9ybWF0Eg8KB3N1YmplY3QYBCABKAkSEQoJY2xpZW50X2lkGAUgASgJEhAKCGF1ZGllbmNlGAYgAygJEg4KBnNjb3BlcxgHIAMoCRItCglpc3N1ZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmV4cGlyZXNfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg4KBmlzc3VlchgKIAEoCRInCgZjbGFpbXMYCyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EhIKCnNlc3Npb25faWQYDCABKAkSGwoTcmV2b2NhdGlvbl9zZXF1ZW5jZRgNIAEoBCLRAQoNUmV2b2tlUmVxdWVzdBIcCgV0b2tlbhgBIAEoCUILukgIcgYQARiAgARIABIvCgh0b2tlbl9pZBgCIAEoCUIbukgYchYQARhAMhBeW0EtWmEtejAtOV8tXSskSAASHQoHc3ViamVjdBgDIAEoCUIKukgHcgUQARiAAkgAEh8KCWNsaWVudF9pZBgEIAEoCUIKukgHcgUQARiAAkgAEiAKCnNlc3Npb25faWQYBSABKAlCCrpIB3IFEAEYgAJIAEIPCgZ0YXJnZXQSBbpIAggBIhAKDlJldm9rZVJlc3BvbnNlInMKEVJvdGF0ZUtleXNSZXF1ZXN0El4KCWFsZ29yaXRobRgBIAEoCUJLukhIckZSAFIFRWREU0FSBUVTMjU2UgVFUzM4NFIFUlMyNTZSBVBTMjU2UglNTC1EU0EtNDRSCU1MLURTQS02NVIJTUwtRFNBLTg3IjEKElJvdGF0ZUtleXNSZXNwb25zZRIbCgRrZXlzGAEgAygLMg0udGFsbHkudjEuS2V5InoKGlNldERlZmF1bHRBbGdvcml0aG1SZXF1ZXN0ElwKCWFsZ29yaXRobRgBIAEoCUJJukhGckRSBUVkRFNBUgVFUzI1NlIFRVMzODRSBVJTMjU2UgVQUzI1NlIJTUwtRFNBLTQ0UglNTC1EU0EtNjVSCU1MLURTQS04NyI6ChtTZXREZWZhdWx0QWxnb3JpdGhtUmVzcG9uc2USGwoEa2V5cxgBIAMoCzINLnRhbGx5LnYxLktleSJ2ChZSZXRpcmVBbGdvcml0aG1SZXF1ZXN0ElwKCWFsZ29yaXRobRgBIAEoCUJJukhGckRSBUVkRFNBUgVFUzI1NlIFRVMzODRSBVJTMjU2UgVQUzI1NlIJTUwtRFNBLTQ0UglNTC1EU0EtNjVSCU1MLURTQS04NyI2ChdSZXRpcmVBbGdvcml0aG1SZXNwb25zZRIbCgRrZXlzGAEgAygLMg0udGFsbHkudjEuS2V5Ij0KEFJldm9rZUtleVJlcXVlc3QSKQoDa2lkGAEgASgJQhy6SBlyFxABGIABMhBeW0EtWmEtejAtOV8tXSskIjAKEVJldm9rZUtleVJlc3BvbnNlEhsKBGtleXMYASADKAsyDS50YWxseS52MS5LZXkiEQoPTGlzdEtleXNSZXF1ZXN0Ii8KEExpc3RLZXlzUmVzcG9uc2USGwoEa2V5cxgBIAMoCzINLnRhbGx5LnYxLktleSLpAQoDS2V5EgsKA2tpZBgBIAEoCRIRCglhbGdvcml0aG0YAiABKAkSIQoFc3RhdGUYAyABKA4yEi50YWxseS52MS5LZXlTdGF0ZRIuCgpjcmVhdGVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpyZXRpcmVzX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIrCgpwdWJsaWNfandrGAYgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBISCgppc19kZWZhdWx0GAcgASgIIhkKF1dhdGNoUmV2b2NhdGlvbnNSZXF1ZXN0IroBChhXYXRjaFJldm9jYXRpb25zUmVzcG9uc2USEAoIc2VxdWVuY2UYASABKAQSKQoHc3RhcnRlZBgCIAEoCzIWLnRhbGx5LnYxLldhdGNoU3RhcnRlZEgAEikKB3Jldm9rZWQYAyABKAsyFi50YWxseS52MS5SZXZva2VkU2NvcGVIABItCgxrZXlzX2NoYW5nZWQYBCABKAsyFS50YWxseS52MS5LZXlzQ2hhbmdlZEgAQgcKBWV2ZW50Io8BCgxXYXRjaFN0YXJ0ZWQSEAoId2F0Y2hfaWQYASABKAkSKAoFbGVhc2UYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SEwoLY2F0Y2hfdXBfdG8YAyABKAQSLgoKc3RvcmVfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAieAoMUmV2b2tlZFNjb3BlEhIKCHRva2VuX2lkGAEgASgJSAASEQoHc3ViamVjdBgCIAEoCUgAEhMKCWNsaWVudF9pZBgDIAEoCUgAEhQKCnNlc3Npb25faWQYBCABKAlIABINCgNraWQYBSABKAlIAEIHCgVzY29wZSINCgtLZXlzQ2hhbmdlZCJxCh1BY2tub3dsZWRnZVJldm9jYXRpb25zUmVxdWVzdBItCgh3YXRjaF9pZBgBIAEoCUIbukgYchYQARhAMhBeW0EtWmEtejAtOV8tXSskEhAKCHNlcXVlbmNlGAIgASgEEg8KB3JlbGVhc2UYAyABKAgiLgoeQWNrbm93bGVkZ2VSZXZvY2F0aW9uc1Jlc3BvbnNlEgwKBGhlbGQYASABKAgiPQoYRm9sbG93UmV2b2NhdGlvbnNSZXF1ZXN0EhAKCHNlcXVlbmNlGAEgASgEEg8KB3JlbGVhc2UYAiABKAgimAEKGUZvbGxvd1Jldm9jYXRpb25zUmVzcG9uc2USMwoFd2F0Y2gYASABKAsyIi50YWxseS52MS5XYXRjaFJldm9jYXRpb25zUmVzcG9uc2VIABI7CgdyZW5ld2VkGAIgASgLMigudGFsbHkudjEuQWNrbm93bGVkZ2VSZXZvY2F0aW9uc1Jlc3BvbnNlSABCCQoHbWVzc2FnZSpaCgtUb2tlbkZvcm1hdBIcChhUT0tFTl9GT1JNQVRfVU5TUEVDSUZJRUQQABIXChNUT0tFTl9GT1JNQVRfT1BBUVVFEAESFAoQVE9LRU5fRk9STUFUX0pXVBACKlMKCEtleVN0YXRlEhkKFUtFWV9TVEFURV9VTlNQRUNJRklFRBAAEhQKEEtFWV9TVEFURV9BQ1RJVkUQARIWChJLRVlfU1RBVEVfUkVUSVJJTkcQAjKmBwoMVG9rZW5TZXJ2aWNlEjgKBUlzc3VlEhYudGFsbHkudjEuSXNzdWVSZXF1ZXN0GhcudGFsbHkudjEuSXNzdWVSZXNwb25zZRJMCgpJbnRyb3NwZWN0EhsudGFsbHkudjEuSW50cm9zcGVjdFJlcXVlc3QaHC50YWxseS52MS5JbnRyb3NwZWN0UmVzcG9uc2UiA5ACARJACgZSZXZva2USFy50YWxseS52MS5SZXZva2VSZXF1ZXN0GhgudGFsbHkudjEuUmV2b2tlUmVzcG9uc2UiA5ACAhJHCgpSb3RhdGVLZXlzEhsudGFsbHkudjEuUm90YXRlS2V5c1JlcXVlc3QaHC50YWxseS52MS5Sb3RhdGVLZXlzUmVzcG9uc2USZwoTU2V0RGVmYXVsdEFsZ29yaXRobRIkLnRhbGx5LnYxLlNldERlZmF1bHRBbGdvcml0aG1SZXF1ZXN0GiUudGFsbHkudjEuU2V0RGVmYXVsdEFsZ29yaXRobVJlc3BvbnNlIgOQAgISVgoPUmV0aXJlQWxnb3JpdGhtEiAudGFsbHkudjEuUmV0aXJlQWxnb3JpdGhtUmVxdWVzdBohLnRhbGx5LnYxLlJldGlyZUFsZ29yaXRobVJlc3BvbnNlEkYKCExpc3RLZXlzEhkudGFsbHkudjEuTGlzdEtleXNSZXF1ZXN0GhoudGFsbHkudjEuTGlzdEtleXNSZXNwb25zZSIDkAIBEkkKCVJldm9rZUtleRIaLnRhbGx5LnYxLlJldm9rZUtleVJlcXVlc3QaGy50YWxseS52MS5SZXZva2VLZXlSZXNwb25zZSIDkAICElsKEFdhdGNoUmV2b2NhdGlvbnMSIS50YWxseS52MS5XYXRjaFJldm9jYXRpb25zUmVxdWVzdBoiLnRhbGx5LnYxLldhdGNoUmV2b2NhdGlvbnNSZXNwb25zZTABEnAKFkFja25vd2xlZGdlUmV2b2NhdGlvbnMSJy50YWxseS52MS5BY2tub3dsZWRnZVJldm9jYXRpb25zUmVxdWVzdBooLnRhbGx5LnYxLkFja25vd2xlZGdlUmV2b2NhdGlvbnNSZXNwb25zZSIDkAICEmAKEUZvbGxvd1Jldm9jYXRpb25zEiIudGFsbHkudjEuRm9sbG93UmV2b2NhdGlvbnNSZXF1ZXN0GiMudGFsbHkudjEuRm9sbG93UmV2b2NhdGlvbnNSZXNwb25zZSgBMAFiBnByb3RvMw", [file_buf_validate_validate, file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * @generated from message tally.v1.IssueRequest
@@ -265,6 +265,16 @@ export type IntrospectResponse = Message<"tally.v1.IntrospectResponse"> & {
    * @generated from field: string session_id = 12;
    */
   sessionId: string;
+
+  /**
+   * The revocation sequence this answer reflects: every revocation numbered
+   * at or below it was accounted for. A holder of a local view
+   * (WatchRevocations) caches the answer only if it is at or above the last
+   * event the holder applied.
+   *
+   * @generated from field: uint64 revocation_sequence = 13;
+   */
+  revocationSequence: bigint;
 };
 
 /**
@@ -597,6 +607,300 @@ export const KeySchema: GenMessage<Key> = /*@__PURE__*/
   messageDesc(file_tally_v1_token_service, 16);
 
 /**
+ * @generated from message tally.v1.WatchRevocationsRequest
+ */
+export type WatchRevocationsRequest = Message<"tally.v1.WatchRevocationsRequest"> & {
+};
+
+/**
+ * Describes the message tally.v1.WatchRevocationsRequest.
+ * Use `create(WatchRevocationsRequestSchema)` to create a new message.
+ */
+export const WatchRevocationsRequestSchema: GenMessage<WatchRevocationsRequest> = /*@__PURE__*/
+  messageDesc(file_tally_v1_token_service, 17);
+
+/**
+ * @generated from message tally.v1.WatchRevocationsResponse
+ */
+export type WatchRevocationsResponse = Message<"tally.v1.WatchRevocationsResponse"> & {
+  /**
+   * The revocation sequence a holder has applied once it has applied this
+   * message: never lower than the last message's. `started` carries the
+   * number the holder starts from; an event its own number; a progress
+   * message (no event) says that nothing concerning the holder came since.
+   *
+   * @generated from field: uint64 sequence = 1;
+   */
+  sequence: bigint;
+
+  /**
+   * @generated from oneof tally.v1.WatchRevocationsResponse.event
+   */
+  event: {
+    /**
+     * The first message, and only the first.
+     *
+     * @generated from field: tally.v1.WatchStarted started = 2;
+     */
+    value: WatchStarted;
+    case: "started";
+  } | {
+    /**
+     * Tokens were revoked: drop the cached answers this covers.
+     *
+     * @generated from field: tally.v1.RevokedScope revoked = 3;
+     */
+    value: RevokedScope;
+    case: "revoked";
+  } | {
+    /**
+     * The key ring changed: drop cached answers for JWTs.
+     *
+     * @generated from field: tally.v1.KeysChanged keys_changed = 4;
+     */
+    value: KeysChanged;
+    case: "keysChanged";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message tally.v1.WatchRevocationsResponse.
+ * Use `create(WatchRevocationsResponseSchema)` to create a new message.
+ */
+export const WatchRevocationsResponseSchema: GenMessage<WatchRevocationsResponse> = /*@__PURE__*/
+  messageDesc(file_tally_v1_token_service, 18);
+
+/**
+ * @generated from message tally.v1.WatchStarted
+ */
+export type WatchStarted = Message<"tally.v1.WatchStarted"> & {
+  /**
+   * Names this watch in AcknowledgeRevocations.
+   *
+   * @generated from field: string watch_id = 1;
+   */
+  watchId: string;
+
+  /**
+   * How long the lease lasts, counted from the moment the holder sent the
+   * acknowledgement that renewed it (or the watch request).
+   *
+   * @generated from field: google.protobuf.Duration lease = 2;
+   */
+  lease?: Duration | undefined;
+
+  /**
+   * Revocations up to this number may have returned before the lease was
+   * granted: answer from the view only once events up to it are applied.
+   *
+   * @generated from field: uint64 catch_up_to = 3;
+   */
+  catchUpTo: bigint;
+
+  /**
+   * The store's clock when the lease was granted, to judge expiry by.
+   *
+   * @generated from field: google.protobuf.Timestamp store_time = 4;
+   */
+  storeTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message tally.v1.WatchStarted.
+ * Use `create(WatchStartedSchema)` to create a new message.
+ */
+export const WatchStartedSchema: GenMessage<WatchStarted> = /*@__PURE__*/
+  messageDesc(file_tally_v1_token_service, 19);
+
+/**
+ * @generated from message tally.v1.RevokedScope
+ */
+export type RevokedScope = Message<"tally.v1.RevokedScope"> & {
+  /**
+   * What the revocation covers. None set: a subject, client or session
+   * revocation withheld from a caller limited to audiences; drop every
+   * cached answer.
+   *
+   * @generated from oneof tally.v1.RevokedScope.scope
+   */
+  scope: {
+    /**
+     * One token, by its handle.
+     *
+     * @generated from field: string token_id = 1;
+     */
+    value: string;
+    case: "tokenId";
+  } | {
+    /**
+     * Every token of this subject.
+     *
+     * @generated from field: string subject = 2;
+     */
+    value: string;
+    case: "subject";
+  } | {
+    /**
+     * Every token of this client.
+     *
+     * @generated from field: string client_id = 3;
+     */
+    value: string;
+    case: "clientId";
+  } | {
+    /**
+     * Every token of this session.
+     *
+     * @generated from field: string session_id = 4;
+     */
+    value: string;
+    case: "sessionId";
+  } | {
+    /**
+     * Every JWT this key signed (RevokeKey).
+     *
+     * @generated from field: string kid = 5;
+     */
+    value: string;
+    case: "kid";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message tally.v1.RevokedScope.
+ * Use `create(RevokedScopeSchema)` to create a new message.
+ */
+export const RevokedScopeSchema: GenMessage<RevokedScope> = /*@__PURE__*/
+  messageDesc(file_tally_v1_token_service, 20);
+
+/**
+ * @generated from message tally.v1.KeysChanged
+ */
+export type KeysChanged = Message<"tally.v1.KeysChanged"> & {
+};
+
+/**
+ * Describes the message tally.v1.KeysChanged.
+ * Use `create(KeysChangedSchema)` to create a new message.
+ */
+export const KeysChangedSchema: GenMessage<KeysChanged> = /*@__PURE__*/
+  messageDesc(file_tally_v1_token_service, 21);
+
+/**
+ * @generated from message tally.v1.AcknowledgeRevocationsRequest
+ */
+export type AcknowledgeRevocationsRequest = Message<"tally.v1.AcknowledgeRevocationsRequest"> & {
+  /**
+   * The watch_id of WatchStarted. Required.
+   *
+   * @generated from field: string watch_id = 1;
+   */
+  watchId: string;
+
+  /**
+   * The sequence of the last message the holder has applied.
+   *
+   * @generated from field: uint64 sequence = 2;
+   */
+  sequence: bigint;
+
+  /**
+   * The holder has stopped answering from its view: drop its lease now, so
+   * revocations stop waiting for it.
+   *
+   * @generated from field: bool release = 3;
+   */
+  release: boolean;
+};
+
+/**
+ * Describes the message tally.v1.AcknowledgeRevocationsRequest.
+ * Use `create(AcknowledgeRevocationsRequestSchema)` to create a new message.
+ */
+export const AcknowledgeRevocationsRequestSchema: GenMessage<AcknowledgeRevocationsRequest> = /*@__PURE__*/
+  messageDesc(file_tally_v1_token_service, 22);
+
+/**
+ * @generated from message tally.v1.AcknowledgeRevocationsResponse
+ */
+export type AcknowledgeRevocationsResponse = Message<"tally.v1.AcknowledgeRevocationsResponse"> & {
+  /**
+   * Whether the lease was live and is renewed. False: it had lapsed (or was
+   * released); the holder must drop its view and watch again.
+   *
+   * @generated from field: bool held = 1;
+   */
+  held: boolean;
+};
+
+/**
+ * Describes the message tally.v1.AcknowledgeRevocationsResponse.
+ * Use `create(AcknowledgeRevocationsResponseSchema)` to create a new message.
+ */
+export const AcknowledgeRevocationsResponseSchema: GenMessage<AcknowledgeRevocationsResponse> = /*@__PURE__*/
+  messageDesc(file_tally_v1_token_service, 23);
+
+/**
+ * @generated from message tally.v1.FollowRevocationsRequest
+ */
+export type FollowRevocationsRequest = Message<"tally.v1.FollowRevocationsRequest"> & {
+  /**
+   * The sequence of the last message the holder has applied.
+   *
+   * @generated from field: uint64 sequence = 1;
+   */
+  sequence: bigint;
+
+  /**
+   * The holder has stopped answering from its view: drop its lease now and
+   * end the watch.
+   *
+   * @generated from field: bool release = 2;
+   */
+  release: boolean;
+};
+
+/**
+ * Describes the message tally.v1.FollowRevocationsRequest.
+ * Use `create(FollowRevocationsRequestSchema)` to create a new message.
+ */
+export const FollowRevocationsRequestSchema: GenMessage<FollowRevocationsRequest> = /*@__PURE__*/
+  messageDesc(file_tally_v1_token_service, 24);
+
+/**
+ * @generated from message tally.v1.FollowRevocationsResponse
+ */
+export type FollowRevocationsResponse = Message<"tally.v1.FollowRevocationsResponse"> & {
+  /**
+   * @generated from oneof tally.v1.FollowRevocationsResponse.message
+   */
+  message: {
+    /**
+     * What WatchRevocations would send.
+     *
+     * @generated from field: tally.v1.WatchRevocationsResponse watch = 1;
+     */
+    value: WatchRevocationsResponse;
+    case: "watch";
+  } | {
+    /**
+     * The answer to the oldest request not answered yet.
+     *
+     * @generated from field: tally.v1.AcknowledgeRevocationsResponse renewed = 2;
+     */
+    value: AcknowledgeRevocationsResponse;
+    case: "renewed";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message tally.v1.FollowRevocationsResponse.
+ * Use `create(FollowRevocationsResponseSchema)` to create a new message.
+ */
+export const FollowRevocationsResponseSchema: GenMessage<FollowRevocationsResponse> = /*@__PURE__*/
+  messageDesc(file_tally_v1_token_service, 25);
+
+/**
  * TokenFormat is how a token is serialised.
  *
  * @generated from enum tally.v1.TokenFormat
@@ -775,6 +1079,61 @@ export const TokenService: GenService<{
     methodKind: "unary";
     input: typeof RevokeKeyRequestSchema;
     output: typeof RevokeKeyResponseSchema;
+  },
+  /**
+   * WatchRevocations is for a caller that answers Introspect itself from a
+   * local view of active answers (tally/client's local view). It needs the
+   * introspect permission. The first message is `started`; then come, in
+   * order of their sequence numbers and with none left out, the revocation
+   * and key events that could change an answer the caller has cached, and
+   * progress messages (no event) about every quarter lease. The replica
+   * serving the stream holds a lease in the store on the caller's behalf;
+   * Revoke waits until every leased holder has acknowledged its event
+   * (AcknowledgeRevocations) or its lease has lapsed. A caller limited to
+   * audiences hears only of tokens of its audiences: a subject, client or
+   * session revocation reaches it as a `revoked` with no scope set. The
+   * stream ends (UNAVAILABLE) when events may have been missed (the store
+   * lost data, the replica's view was rebuilt) and when the replica drains:
+   * a holder then drops its view and watches again.
+   *
+   * @generated from rpc tally.v1.TokenService.WatchRevocations
+   */
+  watchRevocations: {
+    methodKind: "server_streaming";
+    input: typeof WatchRevocationsRequestSchema;
+    output: typeof WatchRevocationsResponseSchema;
+  },
+  /**
+   * AcknowledgeRevocations tells Tally the last event a holder watching with
+   * WatchRevocations has applied, and renews its lease. A unary call, since
+   * Connect and gRPC-Web over HTTP/1.1 have no client-to-server stream beside
+   * a server stream; the answer says whether the lease was renewed. Any
+   * replica may take it.
+   *
+   * @generated from rpc tally.v1.TokenService.AcknowledgeRevocations
+   */
+  acknowledgeRevocations: {
+    methodKind: "unary";
+    input: typeof AcknowledgeRevocationsRequestSchema;
+    output: typeof AcknowledgeRevocationsResponseSchema;
+  },
+  /**
+   * FollowRevocations is WatchRevocations with its acknowledgements on the
+   * same stream, for clients on HTTP/2 (the gRPC port; not served on the HTTP
+   * port, whose HTTP/1.1 cannot carry it): an acknowledgement is then a
+   * message on an open stream instead of a call of its own, a fraction of
+   * the cost on both sides. It needs the introspect permission. Responses
+   * carry, as `watch`, what WatchRevocations would send (`started` first);
+   * each request acknowledges as AcknowledgeRevocations does for this watch,
+   * and is answered, in order, by a `renewed`. The watch ends when the client
+   * closes its side.
+   *
+   * @generated from rpc tally.v1.TokenService.FollowRevocations
+   */
+  followRevocations: {
+    methodKind: "bidi_streaming";
+    input: typeof FollowRevocationsRequestSchema;
+    output: typeof FollowRevocationsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_tally_v1_token_service, 0);
