@@ -16,10 +16,10 @@ import {
   type MessageInitShape,
   type MessageShape,
 } from '@bufbuild/protobuf';
-import { Code, ConnectError, createContextValues, type ContextValues, type HandlerContext, type ServiceImpl } from '@connectrpc/connect';
+import { Code, ConnectError, type ContextKey, type ContextValues, type HandlerContext, type ServiceImpl } from '@connectrpc/connect';
 import { toConnectError } from '../call/errors.js';
 import { cancelAnsweredByTransportKey } from '../call/abort.js';
-import { callKey, type CallPipeline } from '../call/pipeline.js';
+import { callKey, type Call, type CallPipeline } from '../call/pipeline.js';
 import { metadataCarrier } from '../telemetry/tracing.js';
 import { peerOfGrpcCall } from './call-peer.js';
 import { callOfMetadata } from './guard-interceptor.js';
@@ -100,52 +100,15 @@ function createUnaryCallHandler(
     // Begun (and authenticated) by the interceptor before the message was read; begun here otherwise.
     const call =
       callOfMetadata(grpcCall.metadata) ??
-      options.pipeline.begin(methodName, 'grpc', peerOfGrpcCall(grpcCall, grpcCall.metadata), grpcCall.metadata.get('x-request-id')[0] as string | undefined, metadataCarrier(grpcCall.metadata));
+      options.pipeline.begin(
+        methodName,
+        'grpc',
+        peerOfGrpcCall(grpcCall, grpcCall.metadata),
+        grpcCall.metadata.get('x-request-id')[0] as string | undefined,
+        options.pipeline.tracing ? metadataCarrier(grpcCall.metadata) : undefined,
+      );
     const deadline = deadlineOf(grpcCall.getDeadline());
-    const context = new GrpcHandlerContextImpl(
-      service,
-      method,
-      grpcCall.getPath(),
-      deadline,
-      grpcCall.metadata,
-      createContextValues().set(callKey, call).set(cancelAnsweredByTransportKey, true),
-    );
-    let finished = false;
-    const onCancelled = () => {
-      // A client that enforces its own deadline resets the stream a moment
-      // before the deadline passes here, so "nearly expired" counts as expired.
-      const expired = deadline !== undefined && deadline - Date.now() <= DEADLINE_TOLERANCE_MS;
-      const reason = expired
-        ? new ConnectError('the deadline was exceeded', Code.DeadlineExceeded)
-        : new ConnectError('the call was cancelled', Code.Canceled);
-      context.cancel(reason);
-      // Answer (and log) now rather than when the handler is done: its result is no longer wanted.
-      finish(reason);
-    };
-    let listening = false;
-
-    const finish = (error: ConnectError | undefined, response?: Uint8Array) => {
-      if (finished) return;
-      finished = true;
-      if (listening) grpcCall.off('cancelled', onCancelled);
-      context.complete();
-      call.end(error?.code ?? 0, error);
-      if (error === undefined) {
-        callback(null, response);
-      } else {
-        callback(Object.assign(new Error(error.rawMessage), { code: error.code as number, details: error.rawMessage }));
-      }
-    };
-    const answer = (result: MessageInitShape<DescMessage>) => {
-      let bytes: Uint8Array;
-      try {
-        bytes = encode(method.output, result);
-      } catch (error) {
-        finish(toConnectError(error));
-        return;
-      }
-      finish(undefined, bytes);
-    };
+    const context = new GrpcHandlerContextImpl(service, method, grpcCall.getPath(), deadline, grpcCall.metadata, new CallValues(call));
 
     let result: MessageInitShape<DescMessage> | Promise<MessageInitShape<DescMessage>>;
     try {
@@ -157,19 +120,102 @@ function createUnaryCallHandler(
       }
       result = handler(request, context);
     } catch (error) {
-      finish(toConnectError(error));
+      finishCall(context, call, callback, toConnectError(error));
       return;
     }
     // A handler that can answer from memory answers at once: no promise, no
-    // microtask, and no listener for a cancellation that cannot come first.
-    if (isPromise(result)) {
-      listening = true;
-      grpcCall.once('cancelled', onCancelled);
-      result.then(answer, (error: unknown) => finish(toConnectError(error)));
-    } else {
-      answer(result);
+    // microtask, no listener for a cancellation that cannot come first, and
+    // no closure made for any of them.
+    if (!isPromise(result)) {
+      answerCall(context, call, callback, method.output, result);
+      return;
     }
+    let finished = false;
+    const onCancelled = () => {
+      if (finished) return;
+      finished = true;
+      // A client that enforces its own deadline resets the stream a moment
+      // before the deadline passes here, so "nearly expired" counts as expired.
+      const expired = deadline !== undefined && deadline - Date.now() <= DEADLINE_TOLERANCE_MS;
+      const reason = expired
+        ? new ConnectError('the deadline was exceeded', Code.DeadlineExceeded)
+        : new ConnectError('the call was cancelled', Code.Canceled);
+      context.cancel(reason);
+      // Answer (and log) now rather than when the handler is done: its result is no longer wanted.
+      finishCall(context, call, callback, reason);
+    };
+    grpcCall.once('cancelled', onCancelled);
+    const settled = () => {
+      if (finished) return false;
+      finished = true;
+      grpcCall.off('cancelled', onCancelled);
+      return true;
+    };
+    result.then(
+      (value) => settled() && answerCall(context, call, callback, method.output, value),
+      (error: unknown) => settled() && finishCall(context, call, callback, toConnectError(error)),
+    );
   };
+}
+
+/** Encodes the handler's answer and ends the call with it (or with the encoding's failure). */
+function answerCall(
+  context: GrpcHandlerContext,
+  call: Call,
+  callback: grpc.sendUnaryData<Uint8Array>,
+  schema: DescMessage,
+  result: MessageInitShape<DescMessage>,
+): void {
+  let bytes: Uint8Array;
+  try {
+    bytes = encode(schema, result);
+  } catch (error) {
+    finishCall(context, call, callback, toConnectError(error));
+    return;
+  }
+  finishCall(context, call, callback, undefined, bytes);
+}
+
+/** Ends the call: its context, its steps 6 to 8 (pipeline.ts), then the answer to grpc-js. */
+function finishCall(
+  context: GrpcHandlerContext,
+  call: Call,
+  callback: grpc.sendUnaryData<Uint8Array>,
+  error: ConnectError | undefined,
+  response?: Uint8Array,
+): void {
+  context.complete();
+  call.end(error?.code ?? 0, error);
+  if (error === undefined) callback(null, response);
+  else callback(Object.assign(new Error(error.rawMessage), { code: error.code as number, details: error.rawMessage }));
+}
+
+/**
+ * The context values of one call on the gRPC port: the call, and that the
+ * transport answers a cancelled call itself. A class, so a call makes one
+ * object rather than Connect's literal with three methods of its own.
+ */
+class CallValues implements ContextValues {
+  [key: symbol]: unknown;
+
+  constructor(call: Call) {
+    this[callKey.id] = call;
+    this[cancelAnsweredByTransportKey.id] = true;
+  }
+
+  get<T>(key: ContextKey<T>): T {
+    return key.id in this ? (this[key.id] as T) : key.defaultValue;
+  }
+
+  set<T>(key: ContextKey<T>, value: T): this {
+    this[key.id] = value;
+    return this;
+  }
+
+  delete(key: ContextKey<unknown>): this {
+    delete this[key.id];
+    return this;
+  }
 }
 
 /** A grpc-js deadline as epoch milliseconds, or undefined when the call has none. */
