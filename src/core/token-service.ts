@@ -135,6 +135,9 @@ export interface TokenService {
 /** A kid as Tally makes them (RFC 7638 thumbprints), with room to spare; as the proto's rule. */
 const KID = /^[A-Za-z0-9_-]{1,128}$/;
 
+/** screen()'s answer for a token to verify as a JWT. */
+const JWT_SHAPED = Symbol('a JWT to verify');
+
 /** A stored token's record and, for a JWT, the kid of the key that signed it. */
 interface Found {
   record: TokenRecord;
@@ -249,13 +252,28 @@ export function createTokenService(options: TokenServiceOptions): TokenService {
 
   /** The record a token refers to (and for a JWT the kid that signed it), or why there is none. */
   async function findRecord(token: string): Promise<Found | InactiveToken> {
+    const opaque = screen(token);
+    if (opaque === JWT_SHAPED) return findJwtRecord(token);
+    return typeof opaque === 'string' ? findOpaqueRecord(opaque) : opaque;
+  }
+
+  /**
+   * What the token's shape says before any lookup: an opaque token's id, a
+   * token that can be none of Tally's, or one to verify as a JWT.
+   */
+  function screen(token: string): string | InactiveToken | typeof JWT_SHAPED {
     if (token.length === 0 || token.length > maxTokenLength) return inactive('malformed');
-    if (token.startsWith(OPAQUE_PREFIX)) {
-      if (!isWellFormedOpaqueToken(token)) return inactive('malformed');
-      const tokenId = opaqueTokenIdOf(token);
-      const record = await authenticRecord(tokenId);
-      return record?.format === 'opaque' ? { record } : inactive('unknown', tokenId);
-    }
+    if (!token.startsWith(OPAQUE_PREFIX)) return JWT_SHAPED;
+    if (!isWellFormedOpaqueToken(token)) return inactive('malformed');
+    return opaqueTokenIdOf(token);
+  }
+
+  async function findOpaqueRecord(tokenId: string): Promise<Found | InactiveToken> {
+    const record = await authenticRecord(tokenId);
+    return record?.format === 'opaque' ? { record } : inactive('unknown', tokenId);
+  }
+
+  async function findJwtRecord(token: string): Promise<Found | InactiveToken> {
     if (!looksLikeJwt(token)) return inactive('malformed');
     const kid = jwtKeyId(token);
     if (kid === undefined) return inactive('malformed');
@@ -265,8 +283,10 @@ export function createTokenService(options: TokenServiceOptions): TokenService {
     return record?.format === 'jwt' && record.subject === check.subject ? { record, kid } : inactive('unknown', check.tokenId);
   }
 
-  /** Whether a stored token is active now and fits what the caller demands. */
-  async function decide({ record, kid }: Found, input: IntrospectInput): Promise<Introspection> {
+  /** Whether a stored token is active now and fits what the caller demands (a token without a record is not). */
+  async function decide(found: Found | InactiveToken, input: IntrospectInput): Promise<Introspection> {
+    if ('active' in found) return found;
+    const { record, kid } = found;
     const refused = judge(record, input);
     if (refused !== undefined) return refused;
     // Read before the marks (and on the same connection, so it is answered first): every
@@ -282,20 +302,14 @@ export function createTokenService(options: TokenServiceOptions): TokenService {
   }
 
   /**
-   * The answer at once when this process holds all it needs: an opaque
-   * token's record and marks in the store's local view, or a token that
-   * cannot be one of Tally's. Undefined when the store must be asked.
+   * The answer for an opaque token's id: at once, without a promise, when
+   * its record and marks are in the store's local view; from the store
+   * otherwise.
    */
-  function introspectLocally(input: IntrospectInput): Introspection | undefined {
-    const { token } = input;
-    if (token.length === 0 || token.length > maxTokenLength) return inactive('malformed');
-    if (!token.startsWith(OPAQUE_PREFIX)) return undefined;
-    if (!isWellFormedOpaqueToken(token)) return inactive('malformed');
+  function introspectOpaque(tokenId: string, input: IntrospectInput): Awaitable<Introspection> {
     const local = store.localView?.();
-    if (local === undefined) return undefined;
-    const tokenId = opaqueTokenIdOf(token);
-    const record = local.getToken(tokenId);
-    if (record === undefined) return undefined;
+    const record = local?.getToken(tokenId);
+    if (local === undefined || record === undefined) return findOpaqueRecord(tokenId).then((found) => decide(found, input));
     if (record.format !== 'opaque' || !isAuthentic(record, tokenId)) return inactive('unknown', tokenId);
     const refused = judge(record, input);
     if (refused !== undefined) return refused;
@@ -424,10 +438,11 @@ export function createTokenService(options: TokenServiceOptions): TokenService {
     },
 
     introspect(input) {
-      // The hot path first: no promise when memory has the answer.
-      const now = introspectLocally(input);
-      if (now !== undefined) return now;
-      return findRecord(input.token).then((found) => ('active' in found ? found : decide(found, input)));
+      const opaque = screen(input.token);
+      // The hot path: an opaque token this process holds is answered with no promise.
+      if (typeof opaque === 'string') return introspectOpaque(opaque, input);
+      if (opaque !== JWT_SHAPED) return opaque;
+      return findJwtRecord(input.token).then((found) => decide(found, input));
     },
 
     async revoke(target, revokeOptions = {}) {

@@ -30,7 +30,7 @@ import type { CallLogger, CallRecord } from './call-log.js';
 import { toConnectError } from './errors.js';
 import type { Guard } from './guard.js';
 import type { PeerInfo } from './peer.js';
-import { runInCallSpan, type HeaderReader, type Tracing } from '../telemetry/tracing.js';
+import { carrierOf, runInCallSpan, type CallHeaders, type HeaderReader, type Tracing } from '../telemetry/tracing.js';
 
 export interface CallPipelineOptions {
   guard: Guard;
@@ -74,10 +74,8 @@ export interface Call {
 }
 
 export interface CallPipeline {
-  /** Whether calls are traced: transports make a trace-context carrier only then. */
-  readonly tracing: boolean;
   /** Steps 1 and 2; `headers` are the call's own (metadata or HTTP headers), where a trace context may be. */
-  begin(method: string, protocol: string, peer: PeerInfo, requestId: string | string[] | undefined, headers?: HeaderReader): Call;
+  begin(method: string, protocol: string, peer: PeerInfo, requestId: string | string[] | undefined, headers?: CallHeaders): Call;
   /**
    * Steps 3 to 5 for each RPC of a service, for transports that decode the
    * message first: the call (from the context, see callKey) authenticated
@@ -112,7 +110,7 @@ export function createCallPipeline(options: CallPipelineOptions): CallPipeline {
       readonly protocol: string,
       readonly peer: PeerInfo,
       requestId: string | undefined,
-      private readonly headers: HeaderReader | undefined,
+      private readonly headers: CallHeaders | undefined,
     ) {
       this.details = requestId === undefined ? { peer: peer.address } : { peer: peer.address, requestId };
     }
@@ -130,7 +128,7 @@ export function createCallPipeline(options: CallPipelineOptions): CallPipeline {
     startSpan(carrier?: HeaderReader): void {
       if (tracing === undefined || this.details.trace !== undefined) return;
       const carriers: HeaderReader[] = [];
-      if (this.headers !== undefined) carriers.push(this.headers);
+      if (this.headers !== undefined) carriers.push(carrierOf(this.headers));
       if (carrier !== undefined) carriers.push(carrier);
       this.details.trace = tracing.startCall({ method: this.method, protocol: this.protocol, carriers });
     }
@@ -152,7 +150,6 @@ export function createCallPipeline(options: CallPipelineOptions): CallPipeline {
   }
 
   return {
-    tracing: tracing !== undefined,
     begin(method, protocol, peer, requestId, headers) {
       return new PipelineCall(method, protocol, peer, requestIdOf(requestId), headers);
     },

@@ -9,7 +9,6 @@ import * as grpc from '@grpc/grpc-js';
 import { isGuardedCall } from '../../auth/authorize.js';
 import { toConnectError } from '../call/errors.js';
 import type { Call, CallPipeline } from '../call/pipeline.js';
-import { metadataCarrier } from '../telemetry/tracing.js';
 import { peerOfGrpcCall } from './call-peer.js';
 
 // Carried on the metadata object, which grpc-js hands unchanged from the
@@ -48,8 +47,7 @@ export function createGuardInterceptor(pipeline: CallPipeline): grpc.ServerInter
       onReceiveMetadata(metadata, next) {
         const peer = peerOfGrpcCall(call, metadata);
         const requestId = metadata.get('x-request-id')[0];
-        const headers = pipeline.tracing ? metadataCarrier(metadata) : undefined;
-        const tallyCall = pipeline.begin(name, 'grpc', peer, typeof requestId === 'string' ? requestId : undefined, headers);
+        const tallyCall = pipeline.begin(name, 'grpc', peer, typeof requestId === 'string' ? requestId : undefined, metadata);
         try {
           tallyCall.authenticate(peer.authorization);
         } catch (thrown) {

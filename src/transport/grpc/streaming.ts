@@ -23,7 +23,6 @@ import { Code, ConnectError, createContextValues, createHandlerContext, type Han
 import { createWritableIterable } from '@connectrpc/connect/protocol';
 import { toConnectError } from '../call/errors.js';
 import { callKey, type CallPipeline } from '../call/pipeline.js';
-import { metadataCarrier } from '../telemetry/tracing.js';
 import { peerOfGrpcCall } from './call-peer.js';
 import { callOfMetadata } from './guard-interceptor.js';
 import type { AdaptedService } from './unary-service.js';
@@ -73,7 +72,7 @@ function createStreamingCallHandler(
     // Begun (and authenticated) by the guard interceptor before a message was read; begun here otherwise (pipeline.ts).
     const tallyCall =
       callOfMetadata(call.metadata) ??
-      pipeline.begin(methodName, 'grpc', peerOfGrpcCall(call, call.metadata), call.metadata.get('x-request-id')[0] as string | undefined, pipeline.tracing ? metadataCarrier(call.metadata) : undefined);
+      pipeline.begin(methodName, 'grpc', peerOfGrpcCall(call, call.metadata), call.metadata.get('x-request-id')[0] as string | undefined, call.metadata);
     const deadline = call.getDeadline();
     const deadlineMs = deadline instanceof Date ? deadline.getTime() : deadline;
     const clientGone = new AbortController();

@@ -17,10 +17,10 @@ import {
   type MessageShape,
 } from '@bufbuild/protobuf';
 import { Code, ConnectError, type ContextKey, type ContextValues, type HandlerContext, type ServiceImpl } from '@connectrpc/connect';
+import { isPromise } from '../../core/awaitable.js';
 import { toConnectError } from '../call/errors.js';
 import { cancelAnsweredByTransportKey } from '../call/abort.js';
 import { callKey, type Call, type CallPipeline } from '../call/pipeline.js';
-import { metadataCarrier } from '../telemetry/tracing.js';
 import { peerOfGrpcCall } from './call-peer.js';
 import { callOfMetadata } from './guard-interceptor.js';
 
@@ -85,9 +85,6 @@ function encode(schema: DescMessage, answer: MessageInitShape<DescMessage>): Uin
   return bytes;
 }
 
-function isPromise<T>(value: T | Promise<T>): value is Promise<T> {
-  return typeof (value as { then?: unknown } | undefined)?.then === 'function';
-}
 
 function createUnaryCallHandler(
   service: DescService,
@@ -105,7 +102,7 @@ function createUnaryCallHandler(
         'grpc',
         peerOfGrpcCall(grpcCall, grpcCall.metadata),
         grpcCall.metadata.get('x-request-id')[0] as string | undefined,
-        options.pipeline.tracing ? metadataCarrier(grpcCall.metadata) : undefined,
+        grpcCall.metadata,
       );
     const deadline = deadlineOf(grpcCall.getDeadline());
     const context = new GrpcHandlerContextImpl(service, method, grpcCall.getPath(), deadline, grpcCall.metadata, new CallValues(call));

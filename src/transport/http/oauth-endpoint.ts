@@ -10,7 +10,6 @@ import type { Caller } from '../../auth/callers.js';
 import type { CallDetails } from '../call/call-details.js';
 import { codeOfHttpStatus, httpStatusOf, toConnectError } from '../call/errors.js';
 import type { Call, CallPipeline } from '../call/pipeline.js';
-import { headersCarrier } from '../telemetry/tracing.js';
 import type { Route } from './router.js';
 import { peerInfoOf } from './server.js';
 
@@ -31,7 +30,7 @@ export function pipelineRoute(method: Route['method'], path: string, pipeline: C
     method,
     path,
     handle: async (request, response) => {
-      const call = pipeline.begin(name, 'http', peerInfoOf(request), request.headers['x-request-id'], headersCarrier(request.headers));
+      const call = pipeline.begin(name, 'http', peerInfoOf(request), request.headers['x-request-id'], request.headers);
       const endpoint: EndpointCall = { call, details: call.details };
       response.once('close', () => {
         const status = response.statusCode;

@@ -11,7 +11,6 @@ import { TokenService } from '../../gen/tally/v1/token_service_pb.js';
 import type { Logger } from '../../log.js';
 import { codeOfHttpStatus, toConnectError } from '../call/errors.js';
 import { callKey, type Call, type CallPipeline } from '../call/pipeline.js';
-import { headersCarrier } from '../telemetry/tracing.js';
 import type { Readiness } from '../telemetry/readiness.js';
 import type { TokenServiceHandlers } from '../service.js';
 import { isLoopbackAddress, verifiedIdentities, type PeerInfo } from '../call/peer.js';
@@ -175,7 +174,7 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
       return;
     }
     const method = (request.url ?? '/').split('?', 1)[0]!.slice(1);
-    const call = options.pipeline.begin(method, protocolOf(request), peerInfoOf(request), request.headers['x-request-id'], headersCarrier(request.headers));
+    const call = options.pipeline.begin(method, protocolOf(request), peerInfoOf(request), request.headers['x-request-id'], request.headers);
     const outcome: CallOutcome = { handled: false };
     pending.set(request, { call, outcome });
     response.once('close', () => {

@@ -75,8 +75,16 @@ export function runInCallSpan<T>(details: CallDetails, handler: () => T): T {
   return details.trace === undefined ? handler() : details.trace.run(handler);
 }
 
+/** A call's own headers as its transport holds them: grpc-js Metadata, or Node.js request headers. */
+export type CallHeaders = { get(key: string): unknown[] } | IncomingHttpHeaders;
+
+/** A call's own headers as a carrier, made only when a span starts (so not at all with tracing off). */
+export function carrierOf(headers: CallHeaders): HeaderReader {
+  return typeof headers.get === 'function' ? metadataCarrier(headers as { get(key: string): unknown[] }) : headersCarrier(headers as IncomingHttpHeaders);
+}
+
 /** A grpc-js Metadata as a carrier: repeated text entries joined as HTTP joins repeated headers. */
-export function metadataCarrier(metadata: { get(key: string): unknown[] }): HeaderReader {
+function metadataCarrier(metadata: { get(key: string): unknown[] }): HeaderReader {
   return (name) => {
     const values = metadata.get(name).filter((value): value is string => typeof value === 'string');
     return values.length === 0 ? undefined : values.join(',');
@@ -84,7 +92,7 @@ export function metadataCarrier(metadata: { get(key: string): unknown[] }): Head
 }
 
 /** Node.js request headers as a carrier. */
-export function headersCarrier(headers: IncomingHttpHeaders): HeaderReader {
+function headersCarrier(headers: IncomingHttpHeaders): HeaderReader {
   return (name) => {
     const value = headers[name];
     return Array.isArray(value) ? value.join(',') : value;
